@@ -1,0 +1,37 @@
+/* Kernel parameter structs: the single declaration shared by CUDA, the host (emulator) build and
+ * Rust. src/ffi/params.rs is generated from this file by bindgen and committed; the drift test
+ * (`cargo test --features regen-bindings`) fails when the two disagree.
+ *
+ * Rules that keep the mirror exact on every side:
+ *  - C only (no C++), fixed-width integer types, no bitfields, no enums with implicit sizes;
+ *  - pointers are plain C pointers: device addresses on the GPU, host addresses in the emulator;
+ *  - each kernel takes exactly one of these structs by value.
+ */
+#ifndef PA_PARAMS_H
+#define PA_PARAMS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Block-list entry encoding shared by the plan (Rust) and the kernels: tile index in the upper
+ * bits, PARTIAL flag in bit 0 (0 = FULL: no per-element mask needed). */
+#define PA_TILE_PARTIAL_BIT 1
+#define PA_TILE_INDEX_SHIFT 1
+
+/* pa_fill_u32: out[i] = value for i in [0, count). Used to poison outputs before a test launch
+ * so that an element a kernel failed to write is detected. */
+typedef struct PaFillParams {
+    uint32_t *out;
+    int64_t count;
+    uint32_t value;
+    uint32_t _pad0;
+} PaFillParams;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PA_PARAMS_H */

@@ -1,0 +1,19 @@
+//! prefix-attn: hand-written CUDA attention kernels for training on rows whose sequences share
+//! prefixes (DPO pairs, GRPO groups, branching trees) and on packed documents.
+//!
+//! A trainer puts each prompt once and its completions after it in one row; one int32 per key,
+//! `vis_end[j]`, says who may see it (query `i` sees key `j` iff `j <= i && i < vis_end[j]`), and
+//! the kernels skip every tile that rule leaves fully masked. See the README for the picture.
+//!
+//! - [`mask`]: the rule, batches of rows ([`mask::VisEnd`]) and their block lists
+//!   ([`mask::BlockMask`]).
+//! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
+//! - [`cuda`]: the embedded kernels and their launch on a device.
+
+pub mod cuda;
+pub mod error;
+pub mod ffi;
+pub mod launch;
+pub mod mask;
+
+pub use error::{Error, Result};
