@@ -15,5 +15,7 @@ pub mod error;
 pub mod ffi;
 pub mod launch;
 pub mod mask;
+pub mod shape;
 
 pub use error::{Error, Result};
+pub use shape::AttnShape;
