@@ -30,6 +30,55 @@ typedef struct PaFillParams {
     uint32_t _pad0;
 } PaFillParams;
 
+/* Forward attention tiles (csrc/attn/traits.cuh): one CTA of PA_FWD_THREADS threads (4 warps,
+ * 16 query rows each) per PA_FWD_BLOCK_Q queries, walking k tiles of PA_FWD_BLOCK_K keys. The
+ * plan's BlockMask for the forward is built with exactly this tile shape. */
+#define PA_FWD_BLOCK_Q 64
+#define PA_FWD_BLOCK_K 64
+#define PA_FWD_THREADS 128
+
+/* Element strides of one [rows, n, heads, head_dim] tensor view whose last dimension is
+ * contiguous (stride 1). Strided views let a trainer pass slices of one fused QKV buffer. */
+typedef struct PaStrides {
+    int64_t row;
+    int64_t token;
+    int64_t head;
+} PaStrides;
+
+/* pa_attn_fwd_{bf16,f16}_d{64,128}: O and LSE of masked attention for every (row, q head,
+ * token). Grid: x = rank * q_heads + head over rows * q_tiles * q_heads CTAs, where rank indexes
+ * heaviest_first (slot = row * q_tiles + q tile, heaviest first); block PA_FWD_THREADS. Dynamic
+ * shared memory: (PA_FWD_BLOCK_Q + 4 * PA_FWD_BLOCK_K) * head_dim * 2 bytes (Q, then K and V
+ * double-buffered). q/k/v/o point at element 0 of their views, in the kernel's dtype. */
+typedef struct PaAttnFwdParams {
+    const void *q;
+    const void *k;
+    const void *v;
+    void *o;
+    /* [rows, q_heads, n], natural log; -inf for a query that sees no key. */
+    float *lse;
+    /* [rows, n] */
+    const int32_t *vis_end;
+    /* q-major block lists of the plan (tile PA_FWD_BLOCK_Q x PA_FWD_BLOCK_K). */
+    const int32_t *q_offsets;
+    const int32_t *q_entries;
+    const int32_t *heaviest_first;
+    PaStrides q_stride;
+    PaStrides k_stride;
+    PaStrides v_stride;
+    PaStrides o_stride;
+    int32_t rows;
+    int32_t n;
+    int32_t q_heads;
+    /* q_heads / kv_heads: query head h reads kv head h / kv_group. */
+    int32_t kv_group;
+    int32_t q_tiles;
+    /* softmax scale (scores are scale * q.k) and scale * log2(e), for exp2. */
+    float scale;
+    float scale_log2;
+    uint32_t _pad0;
+} PaAttnFwdParams;
+
 #ifdef __cplusplus
 }
 #endif
