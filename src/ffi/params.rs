@@ -2,6 +2,9 @@
 
 pub const PA_TILE_PARTIAL_BIT: u32 = 1;
 pub const PA_TILE_INDEX_SHIFT: u32 = 1;
+pub const PA_FWD_BLOCK_Q: u32 = 64;
+pub const PA_FWD_BLOCK_K: u32 = 64;
+pub const PA_FWD_THREADS: u32 = 128;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct PaFillParams {
@@ -22,6 +25,97 @@ const _: () = {
         [::core::mem::offset_of!(PaFillParams, _pad0) - 20usize];
 };
 impl Default for PaFillParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct PaStrides {
+    pub row: i64,
+    pub token: i64,
+    pub head: i64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaStrides"][::core::mem::size_of::<PaStrides>() - 24usize];
+    ["Alignment of PaStrides"][::core::mem::align_of::<PaStrides>() - 8usize];
+    ["Offset of field: PaStrides::row"][::core::mem::offset_of!(PaStrides, row) - 0usize];
+    ["Offset of field: PaStrides::token"][::core::mem::offset_of!(PaStrides, token) - 8usize];
+    ["Offset of field: PaStrides::head"][::core::mem::offset_of!(PaStrides, head) - 16usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnFwdParams {
+    pub q: *const ::core::ffi::c_void,
+    pub k: *const ::core::ffi::c_void,
+    pub v: *const ::core::ffi::c_void,
+    pub o: *mut ::core::ffi::c_void,
+    pub lse: *mut f32,
+    pub vis_end: *const i32,
+    pub q_offsets: *const i32,
+    pub q_entries: *const i32,
+    pub heaviest_first: *const i32,
+    pub q_stride: PaStrides,
+    pub k_stride: PaStrides,
+    pub v_stride: PaStrides,
+    pub o_stride: PaStrides,
+    pub rows: i32,
+    pub n: i32,
+    pub q_heads: i32,
+    pub kv_group: i32,
+    pub q_tiles: i32,
+    pub scale: f32,
+    pub scale_log2: f32,
+    pub _pad0: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnFwdParams"][::core::mem::size_of::<PaAttnFwdParams>() - 200usize];
+    ["Alignment of PaAttnFwdParams"][::core::mem::align_of::<PaAttnFwdParams>() - 8usize];
+    ["Offset of field: PaAttnFwdParams::q"][::core::mem::offset_of!(PaAttnFwdParams, q) - 0usize];
+    ["Offset of field: PaAttnFwdParams::k"][::core::mem::offset_of!(PaAttnFwdParams, k) - 8usize];
+    ["Offset of field: PaAttnFwdParams::v"][::core::mem::offset_of!(PaAttnFwdParams, v) - 16usize];
+    ["Offset of field: PaAttnFwdParams::o"][::core::mem::offset_of!(PaAttnFwdParams, o) - 24usize];
+    ["Offset of field: PaAttnFwdParams::lse"]
+        [::core::mem::offset_of!(PaAttnFwdParams, lse) - 32usize];
+    ["Offset of field: PaAttnFwdParams::vis_end"]
+        [::core::mem::offset_of!(PaAttnFwdParams, vis_end) - 40usize];
+    ["Offset of field: PaAttnFwdParams::q_offsets"]
+        [::core::mem::offset_of!(PaAttnFwdParams, q_offsets) - 48usize];
+    ["Offset of field: PaAttnFwdParams::q_entries"]
+        [::core::mem::offset_of!(PaAttnFwdParams, q_entries) - 56usize];
+    ["Offset of field: PaAttnFwdParams::heaviest_first"]
+        [::core::mem::offset_of!(PaAttnFwdParams, heaviest_first) - 64usize];
+    ["Offset of field: PaAttnFwdParams::q_stride"]
+        [::core::mem::offset_of!(PaAttnFwdParams, q_stride) - 72usize];
+    ["Offset of field: PaAttnFwdParams::k_stride"]
+        [::core::mem::offset_of!(PaAttnFwdParams, k_stride) - 96usize];
+    ["Offset of field: PaAttnFwdParams::v_stride"]
+        [::core::mem::offset_of!(PaAttnFwdParams, v_stride) - 120usize];
+    ["Offset of field: PaAttnFwdParams::o_stride"]
+        [::core::mem::offset_of!(PaAttnFwdParams, o_stride) - 144usize];
+    ["Offset of field: PaAttnFwdParams::rows"]
+        [::core::mem::offset_of!(PaAttnFwdParams, rows) - 168usize];
+    ["Offset of field: PaAttnFwdParams::n"][::core::mem::offset_of!(PaAttnFwdParams, n) - 172usize];
+    ["Offset of field: PaAttnFwdParams::q_heads"]
+        [::core::mem::offset_of!(PaAttnFwdParams, q_heads) - 176usize];
+    ["Offset of field: PaAttnFwdParams::kv_group"]
+        [::core::mem::offset_of!(PaAttnFwdParams, kv_group) - 180usize];
+    ["Offset of field: PaAttnFwdParams::q_tiles"]
+        [::core::mem::offset_of!(PaAttnFwdParams, q_tiles) - 184usize];
+    ["Offset of field: PaAttnFwdParams::scale"]
+        [::core::mem::offset_of!(PaAttnFwdParams, scale) - 188usize];
+    ["Offset of field: PaAttnFwdParams::scale_log2"]
+        [::core::mem::offset_of!(PaAttnFwdParams, scale_log2) - 192usize];
+    ["Offset of field: PaAttnFwdParams::_pad0"]
+        [::core::mem::offset_of!(PaAttnFwdParams, _pad0) - 196usize];
+};
+impl Default for PaAttnFwdParams {
     fn default() -> Self {
         let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
         unsafe {
