@@ -15,6 +15,7 @@ pub mod error;
 pub mod ffi;
 pub mod launch;
 pub mod mask;
+pub mod reference;
 pub mod shape;
 
 pub use error::{Error, Result};
