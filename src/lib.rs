@@ -10,11 +10,13 @@
 //! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 
+pub mod attention;
 pub mod cuda;
 pub mod error;
 pub mod ffi;
 pub mod launch;
 pub mod mask;
+pub mod plan;
 pub mod reference;
 pub mod shape;
 

@@ -42,6 +42,33 @@ pub(crate) fn cuda_err(call: &'static str) -> impl Fn(cudarc::driver::DriverErro
     }
 }
 
+/// Launches `K` through `func` on `stream` with prepared dims and params (what [`Gpu::launch`]
+/// does, for callers that hold function handles but no [`Gpu`]). Asynchronous: no host sync.
+///
+/// # Safety
+/// As [`Gpu::launch`].
+pub unsafe fn launch_kernel<K: Kernel>(
+    func: &CudaFunction,
+    stream: &CudaStream,
+    dims: &LaunchDims,
+    params: &K::Params,
+) -> Result<()>
+where
+    K::Params: DeviceRepr,
+{
+    let cfg = LaunchConfig {
+        grid_dim: (dims.grid[0], dims.grid[1], dims.grid[2]),
+        block_dim: (dims.block[0], dims.block[1], dims.block[2]),
+        shared_mem_bytes: dims.smem_bytes,
+    };
+    let mut args = stream.launch_builder(func);
+    args.arg(params);
+    // SAFETY: forwarded to the caller.
+    unsafe { args.launch(cfg) }
+        .map(|_| ())
+        .map_err(cuda_err("cuLaunchKernel"))
+}
+
 /// One device with the kernels loaded.
 pub struct Gpu {
     ctx: Arc<CudaContext>,
@@ -92,6 +119,14 @@ impl Gpu {
             .map_err(cuda_err("cuModuleGetFunction"))
     }
 
+    /// A kernel function of the embedded module by its exported name (for kernels with several
+    /// instantiations behind one [`Kernel`]).
+    pub fn function_named(&self, name: &str) -> Result<CudaFunction> {
+        self.module
+            .load_function(name)
+            .map_err(cuda_err("cuModuleGetFunction"))
+    }
+
     /// Launches `K` on `stream` with prepared dims and params. Asynchronous: no host sync.
     ///
     /// # Safety
@@ -107,17 +142,8 @@ impl Gpu {
     where
         K::Params: DeviceRepr,
     {
-        let cfg = LaunchConfig {
-            grid_dim: (dims.grid[0], dims.grid[1], dims.grid[2]),
-            block_dim: (dims.block[0], dims.block[1], dims.block[2]),
-            shared_mem_bytes: dims.smem_bytes,
-        };
-        let mut args = stream.launch_builder(func);
-        args.arg(params);
         // SAFETY: forwarded to the caller.
-        unsafe { args.launch(cfg) }
-            .map(|_| ())
-            .map_err(cuda_err("cuLaunchKernel"))
+        unsafe { launch_kernel::<K>(func, stream, dims, params) }
     }
 
     /// Fills `buf` with `value` (a poison pattern, typically) on `stream`.

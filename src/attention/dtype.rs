@@ -1,0 +1,27 @@
+//! The element types the attention kernels take.
+
+use half::{bf16, f16};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for half::f16 {}
+}
+
+/// bf16 or f16: 2-byte elements fed to the tensor cores; O is written in the same type.
+pub trait AttnDtype: sealed::Sealed + Copy + Send + Sync + 'static {
+    /// Short name used in kernel names and errors.
+    const NAME: &'static str;
+    /// Whether this is bf16 (false: f16).
+    const IS_BF16: bool;
+}
+
+impl AttnDtype for bf16 {
+    const NAME: &'static str = "bf16";
+    const IS_BF16: bool = true;
+}
+
+impl AttnDtype for f16 {
+    const NAME: &'static str = "f16";
+    const IS_BF16: bool = false;
+}

@@ -1,0 +1,16 @@
+//! Attention under the `vis_end` rule on the embedded kernels.
+//!
+//! - [`Plan`](crate::plan::Plan): built once per batch, reused by every layer.
+//! - [`View`]: strided `[rows, n, heads, head_dim]` tensors (device or host).
+//! - [`Forward`]: the forward kernels on a device; [`forward_emulated`] runs the same kernels,
+//!   prepared by the same code, on the CPU emulator.
+
+mod dtype;
+mod forward;
+mod prepare;
+mod view;
+
+pub use dtype::AttnDtype;
+pub use forward::{DeviceTensors, Forward};
+pub use prepare::{forward_smem_bytes, ForwardKernel, ForwardLaunch, SUPPORTED_HEAD_DIMS};
+pub use view::{Strides, View};
