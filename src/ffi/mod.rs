@@ -2,6 +2,11 @@
 //! no libclang. `tools/regen-bindings` regenerates them; CI runs it with `--check` and fails on
 //! drift.
 
-#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code)]
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code
+)]
 #[allow(clippy::all)]
 pub mod params;
