@@ -21,4 +21,9 @@ pub mod reference;
 pub mod shape;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use shape::AttnShape;
