@@ -9,8 +9,10 @@
 //!   ([`mask::BlockMask`]).
 //! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
+//! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 
 pub mod cuda;
+pub mod emu;
 pub mod error;
 pub mod ffi;
 pub mod launch;
