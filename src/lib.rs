@@ -9,9 +9,11 @@
 //!   ([`mask::BlockMask`]).
 //! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
+//! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 
 pub mod attention;
 pub mod cuda;
+pub mod emu;
 pub mod error;
 pub mod ffi;
 pub mod launch;

@@ -1,12 +1,30 @@
 // Entry point of the intrinsics layer for kernel sources. A kernel source includes this header
 // and nothing else from CUDA: every hardware feature it uses is reached through `pa::` functions
-// declared here, each with a device path (nvcc, __CUDA_ARCH__) and a host path (the emulator).
+// declared here, each with a device path (nvcc, device.cuh) and a host path (the SIMT emulator,
+// host.cuh, compiled by g++ and run by csrc/emu/). Both paths define exactly the same names.
+//
+// The contract (docs/testing-without-gpu.md has the long form):
+//   PA_KERNEL(name, Params) / PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks)
+//   PA_DEVICE, PA_UNROLL
+//   pa::thread_idx_x/_y/_z, block_idx_x/_y/_z, block_dim_x/_y/_z, grid_dim_x/_y/_z,
+//   lane_id, warp_id, dyn_smem<T>(), sync_threads()
+//   shfl_xor, shfl_idx (float, uint32_t), ldmatrix_x1/_x2/_x4[_trans],
+//   mma_m16n8k16_bf16 / _f16, MmaOp<T>::run
+//   cp_async_16, cp_async_16_zfill, cp_async_commit, cp_async_wait<N>
+//   atomic_add_f32, exp2_fast
+//   bf16, f16, to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2, pack2<T>
+// Additions beyond the original contract (usable by kernels on both paths):
+//   thread_idx_y/_z, block_dim_y/_z (3-D blocks), pa::u32x4 (16-byte vector, 16-byte aligned),
+//   pa::min / pa::max (constexpr, any arithmetic type), bf16_bits / f16_bits (raw 16-bit views).
 #pragma once
 
 #include "../pa_params.h"
+#include "../pa_test_params.h"
 
 #if defined(__CUDACC__)
 #include "device.cuh"
 #else
 #include "host.cuh"
 #endif
+
+#include "common.cuh"

@@ -8,11 +8,27 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// (header under csrc/, mirror under src/, allowlist regex for types, for functions, for vars).
-const MIRRORS: &[(&str, &str, &str, &str, &str)] =
-    &[("pa_params.h", "ffi/params.rs", "Pa.*", "", "PA_.*")];
+const MIRRORS: &[(&str, &str, &str, &str, &str)] = &[
+    ("pa_params.h", "ffi/params.rs", "Pa.*", "", "PA_.*"),
+    // The emulator ABI; the library params it mentions come from params.rs (blocklisted here).
+    (
+        "pa_emu.h",
+        "ffi/emu.rs",
+        "PaEmu.*|PaProbe.*",
+        ".*_emu",
+        "PA_EMU_.*",
+    ),
+];
 
 fn generate(root: &Path, header: &str, types: &str, funcs: &str, vars: &str) -> String {
-    let mut b = bindgen::Builder::default()
+    let mut b = bindgen::Builder::default();
+    if header != "pa_params.h" {
+        b = b
+            .blocklist_file(".*pa_params\\.h")
+            .raw_line("#[allow(unused_imports)]")
+            .raw_line("use super::params::*;");
+    }
+    let mut b = b
         .header(root.join("csrc").join(header).to_str().expect("utf-8 path"))
         .clang_arg(format!("-I{}", root.join("csrc").display()))
         .derive_default(true)

@@ -1,0 +1,120 @@
+// Internal state of one emulated launch (see scheduler.cpp for how it runs, warp_ops.cpp for the
+// PTX semantics of the collectives).
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+#include "../pa/host.cuh"
+#include "fiber.h"
+
+namespace pa {
+namespace emu {
+
+enum class State : uint8_t { Runnable, AtBarrier, AtCollective, Done, Failed };
+
+// The collectives a warp can be gathered at.
+enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma };
+
+const char *op_name(Op op, int variant);
+
+// A cp.async queued by one thread: performed when a wait_group completes its group.
+struct PendingCopy {
+    unsigned char *dst;
+    const unsigned char *src;
+    uint32_t group;
+    bool valid;
+};
+
+struct Thread {
+    ThreadView view{};
+    FiberContext ctx{};
+    Stack stack{};
+    State state = State::Runnable;
+    Site site{nullptr, 0};  // the sync point it waits at
+    std::vector<PendingCopy> copies;
+    uint32_t committed_groups = 0;
+};
+
+// Staging area of one warp's collective: every lane deposits its operands, the last one to arrive
+// triggers the computation, and each lane picks its result up when it resumes.
+struct Warp {
+    uint32_t lanes = 0;    // threads in this warp (32 unless the block size is not a multiple)
+    uint32_t arrived = 0;  // lanes waiting at the current collective
+    Op op = Op::None;
+    int variant = 0;  // shfl mode / ldmatrix count (+8 if .trans) / mma kind
+    Site site{nullptr, 0};
+    uint32_t first_lane = 0;
+    // operands
+    uint32_t value[32];
+    int32_t b[32];
+    const unsigned char *addr[32];
+    uint32_t a_frag[32][4];
+    uint32_t b_frag[32][2];
+    float c_frag[32][4];
+    // results
+    uint32_t out[32][4];
+    float d_frag[32][4];
+};
+
+struct Launch {
+    const char *kernel = "";
+    const void *params = nullptr;
+    void (*entry)(const void *) = nullptr;
+    uint32_t schedule = 0;
+    uint64_t rng = 0;
+
+    uint32_t block[3] = {1, 1, 1};
+    uint32_t grid[3] = {1, 1, 1};
+    uint32_t nthreads = 0;
+    uint32_t cta[3] = {0, 0, 0};
+
+    std::vector<Thread> *threads = nullptr;
+    std::vector<Warp> *warps = nullptr;
+    Thread *current = nullptr;
+    FiberContext scheduler{};
+
+    unsigned char *smem = nullptr;  // the CTA's dynamic shared memory
+    uint32_t smem_bytes = 0;
+
+    // barrier bookkeeping of the current CTA
+    uint32_t barrier_arrived = 0;
+    Site barrier_site{nullptr, 0};
+    uint32_t barrier_first = 0;
+    uint32_t done = 0;
+
+    bool failed = false;
+    std::string error;
+
+    uint64_t barriers = 0;
+    uint64_t collectives = 0;
+    uint64_t switches = 0;
+};
+
+// The launch running on this OS thread.
+extern __thread Launch *tl_launch;
+
+// Records the first error of the launch (later ones are consequences).
+void record_error(Launch *L, const std::string &msg);
+// From a fiber: records the error and leaves the fiber for good.
+[[noreturn]] void fail_thread(const std::string &msg);
+// From a fiber: gives control back to the scheduler until it resumes this thread.
+void yield_to_scheduler(Thread *t);
+
+std::string where(const Launch *L, const Thread *t);
+std::string site_str(Site s);
+bool same_site(Site x, Site y);
+
+// Computes the warp's collective into its result arrays (warp_ops.cpp). Returns an empty string
+// or the description of a rule the operands broke (e.g. an address outside shared memory).
+std::string compute_collective(Launch *L, Warp *w);
+
+// Performs (and drops) a thread's queued copies of groups below `limit`.
+void complete_copies(Thread *t, uint32_t limit);
+
+uint64_t next_random(uint64_t *state);
+
+}  // namespace emu
+}  // namespace pa

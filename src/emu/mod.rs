@@ -1,0 +1,144 @@
+//! The SIMT emulator: every kernel of csrc/ also compiled, unchanged, by the host C++ compiler
+//! (csrc/pa/host.cuh) and run on the CPU by the runtime in csrc/emu/, so that `cargo test` runs
+//! every kernel entry point without a GPU. docs/testing-without-gpu.md tells the whole story.
+//!
+//! - [`launch`]: one launch, from the same [`LaunchDims`] and parameter struct as the GPU
+//!   executor, under one [`Schedule`].
+//! - [`GuardedBuf`]: host buffers with guard bytes on both sides, for kernel inputs and outputs.
+//! - [`check_schedules`]: runs a launch under every schedule, checks the guards after each and
+//!   compares the outputs: a difference is a race, reported with the buffer and the index.
+//! - [`probes`]: the test and probe kernels of csrc/kernels/emu_*.cu and probe_*.cu.
+
+mod buffer;
+pub mod probes;
+mod schedules;
+
+pub use buffer::{Element, GuardedBuf};
+pub use schedules::{check_schedules, watch, Watch};
+
+use crate::error::{Error, Result};
+use crate::ffi::emu::{
+    PaEmuLaunch, PaEmuReport, PA_EMU_OK, PA_EMU_SCHEDULE_ASCENDING, PA_EMU_SCHEDULE_DESCENDING,
+    PA_EMU_SCHEDULE_RANDOM,
+};
+use crate::launch::{Kernel, LaunchDims};
+
+/// The order in which the emulator runs the threads of a CTA between two sync points (barriers,
+/// warp collectives), and the CTAs of the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Thread 0 first, CTA 0 first.
+    Ascending,
+    /// Last thread first, last CTA first.
+    Descending,
+    /// A fresh seeded shuffle of the threads at every round (and of the CTAs once).
+    Random { seed: u64 },
+}
+
+impl Schedule {
+    /// The three schedules a race check runs.
+    pub fn all(seed: u64) -> [Schedule; 3] {
+        [
+            Schedule::Ascending,
+            Schedule::Descending,
+            Schedule::Random { seed },
+        ]
+    }
+
+    fn code(self) -> (u32, u64) {
+        match self {
+            Schedule::Ascending => (PA_EMU_SCHEDULE_ASCENDING, 0),
+            Schedule::Descending => (PA_EMU_SCHEDULE_DESCENDING, 0),
+            Schedule::Random { seed } => (PA_EMU_SCHEDULE_RANDOM, seed),
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Ascending => write!(f, "ascending"),
+            Schedule::Descending => write!(f, "descending"),
+            Schedule::Random { seed } => write!(f, "random(seed {seed:#x})"),
+        }
+    }
+}
+
+/// Options of one emulated launch beyond its dims and params.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub schedule: Schedule,
+    /// Stack of each emulated thread; 0 = the runtime's default (256 KiB).
+    pub stack_bytes: u32,
+}
+
+impl From<Schedule> for Options {
+    fn from(schedule: Schedule) -> Self {
+        Options {
+            schedule,
+            stack_bytes: 0,
+        }
+    }
+}
+
+/// What the emulator counted during a launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub ctas: u64,
+    pub barriers: u64,
+    pub collectives: u64,
+    pub fiber_switches: u64,
+}
+
+/// Runs kernel `K` on the CPU with the same dims and params the GPU executor takes.
+///
+/// Errors: [`Error::Emulator`] naming the kernel when the launch is invalid (dims, shared memory)
+/// or the kernel broke a rule the emulator checks (divergent collective, barrier not reached by
+/// every thread, ldmatrix/cp.async address outside shared memory or misaligned, stack overflow).
+///
+/// # Safety
+/// `params` must hold host pointers valid for everything the kernel reads and writes (as
+/// [`crate::cuda::Gpu::launch`] needs device pointers). Out-of-bounds writes into a
+/// [`GuardedBuf`]'s guards are detected afterwards; elsewhere they are undefined behaviour.
+pub unsafe fn launch<K: Kernel>(
+    dims: &LaunchDims,
+    params: &K::Params,
+    options: impl Into<Options>,
+) -> Result<Stats> {
+    let options = options.into();
+    let (schedule, seed) = options.schedule.code();
+    let cfg = PaEmuLaunch {
+        grid: dims.grid,
+        block: dims.block,
+        smem_bytes: dims.smem_bytes,
+        schedule,
+        seed,
+        stack_bytes: options.stack_bytes,
+        _pad0: 0,
+    };
+    let mut report = PaEmuReport::default();
+    // SAFETY: cfg and report are valid for the call; params' pointers are the caller's promise.
+    let rc = unsafe { (K::EMU)(&cfg, params, &mut report) };
+    if rc != PA_EMU_OK as i32 {
+        let bytes: Vec<u8> = report
+            .detail
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        return Err(Error::Emulator {
+            kernel: K::NAME,
+            detail: format!(
+                "{} (schedule {})",
+                String::from_utf8_lossy(&bytes),
+                options.schedule
+            ),
+        });
+    }
+    Ok(Stats {
+        ctas: report.ctas,
+        barriers: report.barriers,
+        collectives: report.collectives,
+        fiber_switches: report.fiber_switches,
+    })
+}
