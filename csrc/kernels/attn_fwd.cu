@@ -90,9 +90,6 @@ PA_DEVICE void write_outputs(const PaAttnFwdParams& p, const FwdBlockInfo& b, ty
         }
     }
     sync_threads();
-    struct alignas(16) Chunk {
-        uint32_t w[4];
-    };
     T* o = static_cast<T*>(p.o) + (int64_t)b.row * p.o_stride.row + (int64_t)b.head * p.o_stride.head;
     constexpr int kPerThread = Tr::kBlockQ * Tr::kChunks / Tr::kThreads;
     PA_UNROLL
@@ -102,8 +99,8 @@ PA_DEVICE void write_outputs(const PaAttnFwdParams& p, const FwdBlockInfo& b, ty
         const int chunk = c % Tr::kChunks;
         const int i = b.q0 + r;
         if (i < p.n) {
-            *reinterpret_cast<Chunk*>(o + (int64_t)i * p.o_stride.token + chunk * 8) =
-                *reinterpret_cast<const Chunk*>(sO + swizzled<Tr::kChunks>(r, chunk));
+            *reinterpret_cast<u32x4*>(o + (int64_t)i * p.o_stride.token + chunk * 8) =
+                *reinterpret_cast<const u32x4*>(sO + swizzled<Tr::kChunks>(r, chunk));
         }
     }
 }

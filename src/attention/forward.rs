@@ -12,26 +12,17 @@ use cudarc::driver::{
 use crate::cuda::{cuda_err, launch_kernel, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::PaAttnFwdParams;
-use crate::launch::Kernel;
 use crate::plan::Plan;
 use crate::shape::AttnShape;
 
 use super::dtype::AttnDtype;
+use super::kernels::with_forward_kernel;
 use super::prepare::{forward_smem_bytes, prepare_forward, ForwardCall, ForwardKernel, PlanAddrs};
 use super::view::{RawView, View};
 
 // SAFETY: a plain C struct of pointers, integers and floats laid out as in csrc/pa_params.h
 // (bindgen layout tests check it), passed to the kernel by value.
 unsafe impl DeviceRepr for PaAttnFwdParams {}
-
-/// The forward kernels as one [`Kernel`]: they share the parameter struct; the function handle
-/// passed at launch picks the instantiation.
-pub(crate) struct AttnFwd;
-
-impl Kernel for AttnFwd {
-    type Params = PaAttnFwdParams;
-    const NAME: &'static str = "pa_attn_fwd_*";
-}
 
 /// Inputs and outputs of one forward call on a device.
 ///
@@ -137,6 +128,8 @@ impl Forward {
         // SAFETY: prepare_forward checked that every view lies inside its buffer and that O
         // does not overlap itself; the plan arrays are the ones its lists index (built from the
         // same VisEnd); all buffers outlive the enqueue and the guards order them on `stream`.
-        unsafe { launch_kernel::<AttnFwd>(func, stream, &launch.dims, &launch.params) }
+        with_forward_kernel!(launch.kernel, K => unsafe {
+            launch_kernel::<K>(func, stream, &launch.dims, &launch.params)
+        })
     }
 }

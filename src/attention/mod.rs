@@ -6,11 +6,14 @@
 //!   prepared by the same code, on the CPU emulator.
 
 mod dtype;
+mod emulated;
 mod forward;
+pub(crate) mod kernels;
 mod prepare;
 mod view;
 
 pub use dtype::AttnDtype;
+pub use emulated::{forward_emulated, HostTensors};
 pub use forward::{DeviceTensors, Forward};
 pub use prepare::{forward_smem_bytes, ForwardKernel, ForwardLaunch, SUPPORTED_HEAD_DIMS};
 pub use view::{Strides, View};

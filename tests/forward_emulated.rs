@@ -1,0 +1,415 @@
+//! The forward kernels on the CPU emulator against the f64 reference: the covering matrix of
+//! mask layouts, ragged lengths, GQA ratios, dtypes and head dims; identical bits under every
+//! emulator schedule; poisoned, guarded outputs (every element written, nothing outside);
+//! strided views; typed errors for bad calls.
+
+mod common;
+
+use half::{bf16, f16};
+use prefix_attn::attention::{forward_emulated, HostTensors, Strides, View};
+use prefix_attn::emu::{GuardedBuf, Schedule};
+use prefix_attn::plan::Plan;
+use prefix_attn::{AttnShape, Error};
+
+use common::cases::{matrix, Case, Dtype};
+use common::check::{check, inputs, Inputs, KernelElem, POISON_F32};
+
+/// Output buffers with guards, poisoned.
+struct Outputs<T: KernelElem + prefix_attn::emu::Element> {
+    o: GuardedBuf<T>,
+    lse: GuardedBuf<f32>,
+}
+
+fn run<T: KernelElem + prefix_attn::emu::Element>(
+    inp: &Inputs<T>,
+    schedule: Schedule,
+) -> Outputs<T> {
+    let sh = &inp.shape;
+    let plan = Plan::new(inp.vis_end.clone()).unwrap();
+    let mut out = Outputs {
+        o: GuardedBuf::filled(sh.q_len(), T::poison()),
+        lse: GuardedBuf::filled(sh.lse_len(), POISON_F32),
+    };
+    forward_emulated(
+        &plan,
+        sh,
+        HostTensors {
+            q: View::dense(&inp.q[..], sh, sh.q_heads),
+            k: View::dense(&inp.k[..], sh, sh.kv_heads),
+            v: View::dense(&inp.v[..], sh, sh.kv_heads),
+            o: View::dense(out.o.as_mut_slice(), sh, sh.q_heads),
+            lse: out.lse.as_mut_slice(),
+        },
+        inp.scale,
+        schedule,
+    )
+    .unwrap();
+    out.o.check_guards("o").unwrap();
+    out.lse.check_guards("lse").unwrap();
+    out
+}
+
+fn run_case<T: KernelElem + prefix_attn::emu::Element>(case: &Case) -> Result<(), String> {
+    let inp = inputs::<T>(case);
+    let out = run(&inp, Schedule::Ascending);
+    check(
+        case.name,
+        case.dtype,
+        &inp,
+        out.o.as_slice(),
+        out.lse.as_slice(),
+    )
+}
+
+fn run_matrix_part(part: usize, parts: usize) {
+    let failures: Vec<String> = matrix()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % parts == part)
+        .filter_map(|(_, case)| {
+            match case.dtype {
+                Dtype::Bf16 => run_case::<bf16>(case),
+                Dtype::F16 => run_case::<f16>(case),
+            }
+            .err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// The matrix in two halves so the test harness can run them on both CI cores.
+#[test]
+fn matrix_matches_reference_part_0() {
+    run_matrix_part(0, 2);
+}
+
+#[test]
+fn matrix_matches_reference_part_1() {
+    run_matrix_part(1, 2);
+}
+
+/// No races: the same bits under ascending, descending and random thread/CTA orders.
+#[test]
+fn identical_bits_under_every_schedule() {
+    let all = matrix();
+    // A d128 multi-row case with padding and a d64 GQA-8 case.
+    for case in [&all[2], &all[5]] {
+        let inp = inputs::<bf16>(case);
+        let base = run(&inp, Schedule::Ascending);
+        for schedule in [Schedule::Descending, Schedule::Random { seed: 0x5eed }] {
+            let other = run(&inp, schedule);
+            let same_o = base
+                .o
+                .as_slice()
+                .iter()
+                .zip(other.o.as_slice())
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(same_o, None, "{}: O differs under {schedule}", case.name);
+            let same_lse = base
+                .lse
+                .as_slice()
+                .iter()
+                .zip(other.lse.as_slice())
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(
+                same_lse, None,
+                "{}: LSE differs under {schedule}",
+                case.name
+            );
+        }
+    }
+}
+
+/// Q, K, V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer and O inside a
+/// wider buffer: same bits as the dense call, and the gaps of O keep their poison.
+#[test]
+fn strided_views_match_dense() {
+    let case = &matrix()[3]; // GQA 4, two rows, f16, d64
+    let inp = inputs::<f16>(case);
+    let sh = inp.shape;
+    let d = sh.head_dim;
+    let width = sh.q_heads + 2 * sh.kv_heads;
+    let mut fused = Vec::with_capacity(sh.rows * sh.n * width * d);
+    for t in 0..sh.rows * sh.n {
+        fused.extend_from_slice(&inp.q[t * sh.q_heads * d..(t + 1) * sh.q_heads * d]);
+        fused.extend_from_slice(&inp.k[t * sh.kv_heads * d..(t + 1) * sh.kv_heads * d]);
+        fused.extend_from_slice(&inp.v[t * sh.kv_heads * d..(t + 1) * sh.kv_heads * d]);
+    }
+    let fused = GuardedBuf::from_slice(&fused);
+    let token = width * d;
+    let strides = Strides {
+        row: sh.n * token,
+        token,
+        head: d,
+    };
+    let o_token = (sh.q_heads + 1) * d; // one unused head slot per token
+    let o_strides = Strides {
+        row: sh.n * o_token,
+        token: o_token,
+        head: d,
+    };
+    let poison = f16::poison();
+    let mut o = GuardedBuf::filled(sh.rows * sh.n * o_token, poison);
+    let mut lse = GuardedBuf::filled(sh.lse_len(), POISON_F32);
+    let plan = Plan::new(inp.vis_end.clone()).unwrap();
+    let buf = fused.as_slice();
+    forward_emulated(
+        &plan,
+        &sh,
+        HostTensors {
+            q: View::new(buf, strides),
+            k: View::new(&buf[sh.q_heads * d..], strides),
+            v: View::new(&buf[(sh.q_heads + sh.kv_heads) * d..], strides),
+            o: View::new(o.as_mut_slice(), o_strides),
+            lse: lse.as_mut_slice(),
+        },
+        inp.scale,
+        Schedule::Random { seed: 7 },
+    )
+    .unwrap();
+    o.check_guards("o").unwrap();
+    lse.check_guards("lse").unwrap();
+    let dense = run(&inp, Schedule::Ascending);
+    let dense_o = dense.o.as_slice();
+    for (t, row) in o.as_slice().chunks(o_token).enumerate() {
+        let (got, gap) = row.split_at(sh.q_heads * d);
+        let want = &dense_o[t * sh.q_heads * d..(t + 1) * sh.q_heads * d];
+        assert!(
+            got.iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "token {t}: strided O differs from dense"
+        );
+        assert!(
+            gap.iter().all(|x| x.to_bits() == poison.to_bits()),
+            "token {t}: the gap between heads was written"
+        );
+    }
+    assert!(lse
+        .as_slice()
+        .iter()
+        .zip(dense.lse.as_slice())
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+/// A valid small call whose pieces each test breaks in one way.
+struct Call {
+    shape: AttnShape,
+    plan: Plan,
+    q: Vec<bf16>,
+    kv: Vec<bf16>,
+    o: Vec<bf16>,
+    lse: Vec<f32>,
+}
+
+fn call(q_heads: usize, kv_heads: usize, head_dim: usize) -> Call {
+    let shape = AttnShape {
+        rows: 1,
+        n: 40,
+        q_heads,
+        kv_heads,
+        head_dim,
+    };
+    let plan = Plan::new(prefix_attn::mask::VisEnd::from_rows(&[vec![40; 40]]).unwrap()).unwrap();
+    let one = bf16::from_f32(0.5);
+    Call {
+        q: vec![one; shape.rows * shape.n * q_heads * head_dim],
+        kv: vec![one; shape.rows * shape.n * kv_heads.max(1) * head_dim],
+        o: vec![one; shape.rows * shape.n * q_heads * head_dim],
+        lse: vec![0.0; shape.rows * shape.n * q_heads],
+        shape,
+        plan,
+    }
+}
+
+impl Call {
+    fn run(&mut self) -> Result<(), Error> {
+        self.run_with(|_| {})
+    }
+
+    /// Runs with dense views, after `edit` changed the shape the views are computed from.
+    fn run_with(&mut self, edit: impl FnOnce(&mut AttnShape)) -> Result<(), Error> {
+        let mut sh = self.shape;
+        let view_shape = sh;
+        edit(&mut sh);
+        forward_emulated(
+            &self.plan,
+            &sh,
+            HostTensors {
+                q: View::dense(&self.q[..], &view_shape, view_shape.q_heads),
+                k: View::dense(&self.kv[..], &view_shape, view_shape.kv_heads),
+                v: View::dense(&self.kv[..], &view_shape, view_shape.kv_heads),
+                o: View::dense(&mut self.o[..], &view_shape, view_shape.q_heads),
+                lse: &mut self.lse[..],
+            },
+            0.125,
+            Schedule::Ascending,
+        )
+        .map(|_| ())
+    }
+}
+
+#[test]
+fn a_valid_small_call_runs() {
+    call(2, 1, 64).run().unwrap();
+}
+
+#[test]
+fn unsupported_head_dims_are_rejected() {
+    for d in [32, 96, 256] {
+        assert_eq!(
+            call(2, 2, d).run().unwrap_err(),
+            Error::UnsupportedHeadDim { head_dim: d }
+        );
+    }
+}
+
+#[test]
+fn head_counts_that_do_not_divide_are_rejected() {
+    assert_eq!(
+        call(3, 2, 64).run().unwrap_err(),
+        Error::HeadCountMismatch {
+            q_heads: 3,
+            kv_heads: 2
+        }
+    );
+}
+
+#[test]
+fn a_plan_for_another_batch_is_rejected() {
+    let mut c = call(2, 2, 64);
+    let err = c.run_with(|sh| sh.n = 32).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LengthMismatch {
+                expected: 40,
+                got: 32,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = c.run_with(|sh| sh.rows = 2).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LengthMismatch {
+                expected: 1,
+                got: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_scales_are_rejected() {
+    let mut c = call(2, 2, 64);
+    let sh = c.shape;
+    for scale in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let err = forward_emulated(
+            &c.plan,
+            &sh,
+            HostTensors {
+                q: View::dense(&c.q[..], &sh, 2),
+                k: View::dense(&c.kv[..], &sh, 2),
+                v: View::dense(&c.kv[..], &sh, 2),
+                o: View::dense(&mut c.o[..], &sh, 2),
+                lse: &mut c.lse[..],
+            },
+            scale,
+            Schedule::Ascending,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidArgument {
+                    what: "softmax scale",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_views_are_rejected_with_their_name() {
+    let mut c = call(2, 2, 64);
+    let sh = c.shape;
+    let dense = Strides::dense(sh.n, 2, 64);
+    // Misaligned: element 0 one element (2 bytes) into an aligned buffer.
+    let aligned = GuardedBuf::from_slice(&c.q);
+    let cases: Vec<(&str, Strides, usize, usize)> = vec![
+        ("q", dense, 1, sh.q_len() - 1), // misaligned base
+        (
+            "q",
+            Strides {
+                token: 2 * 64 + 4,
+                ..dense
+            },
+            0,
+            0,
+        ), // stride not 16-byte multiple
+        ("q", dense, 0, sh.q_len() - 8), // buffer too short
+    ];
+    for (what, strides, offset, len) in cases {
+        let q =
+            &aligned.as_slice()[offset..offset + if len == 0 { sh.q_len() - offset } else { len }];
+        let err = forward_emulated(
+            &c.plan,
+            &sh,
+            HostTensors {
+                q: View::new(q, strides),
+                k: View::dense(&c.kv[..], &sh, 2),
+                v: View::dense(&c.kv[..], &sh, 2),
+                o: View::dense(&mut c.o[..], &sh, 2),
+                lse: &mut c.lse[..],
+            },
+            0.125,
+            Schedule::Ascending,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidView { what: w, .. } if w == what),
+            "{err}"
+        );
+    }
+    // O whose heads overlap.
+    let overlap = Strides { head: 32, ..dense };
+    let err = forward_emulated(
+        &c.plan,
+        &sh,
+        HostTensors {
+            q: View::dense(&c.q[..], &sh, 2),
+            k: View::dense(&c.kv[..], &sh, 2),
+            v: View::dense(&c.kv[..], &sh, 2),
+            o: View::new(&mut c.o[..], overlap),
+            lse: &mut c.lse[..],
+        },
+        0.125,
+        Schedule::Ascending,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidView { what: "o", .. }), "{err}");
+    // LSE of the wrong length.
+    let mut short = vec![0f32; sh.lse_len() - 1];
+    let err = forward_emulated(
+        &c.plan,
+        &sh,
+        HostTensors {
+            q: View::dense(&c.q[..], &sh, 2),
+            k: View::dense(&c.kv[..], &sh, 2),
+            v: View::dense(&c.kv[..], &sh, 2),
+            o: View::dense(&mut c.o[..], &sh, 2),
+            lse: &mut short[..],
+        },
+        0.125,
+        Schedule::Ascending,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
+}
