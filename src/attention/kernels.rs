@@ -58,7 +58,6 @@ pub(crate) use with_forward_kernel;
 #[cfg(test)]
 mod tests {
     use super::super::ForwardKernel;
-    use crate::launch::Kernel;
 
     #[test]
     fn markers_and_runtime_names_agree() {
