@@ -295,3 +295,16 @@ fn gpu_strided_views_match_dense() {
         .all(|(a, b)| a.to_bits() == b.to_bits()));
     let _ = &dev.gpu;
 }
+
+/// Two small cases (a fully padded row, a ragged d128 row with prefix sharing) for
+/// compute-sanitizer memcheck and racecheck in scripts/gpucheck/run.sh.
+#[test]
+fn gpu_sanitizer_case() {
+    let Some(dev) = device("gpu_sanitizer_case") else {
+        return;
+    };
+    let all = matrix();
+    for case in [&all[7], &all[4]] {
+        run_case::<f16>(&dev, case).unwrap();
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds HERE (no GPU needed) everything scripts/gpucheck/run.sh needs on a GPU machine, which has
+# no Rust toolchain: the release GPU test binaries, the emulator-fidelity test binary when the
+# crate has one, the forward bench, and the scripts, into the git-ignored folder gpucheck/
+# (kept under 60 MiB). Then, on the GPU machine: `bash gpucheck/run.sh` (results under $OUT).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+DEST="$ROOT/gpucheck"
+: "${NVCC:=$HOME/.cache/prefix-attn/cuda-13.0/nvidia/cu13/bin/nvcc}"
+export NVCC PREFIX_ATTN_REQUIRE_NVCC=1
+export CARGO_TERM_COLOR=never
+
+rm -rf "$DEST"
+mkdir -p "$DEST/bin"
+
+# Test targets that need a device, plus any emulator-fidelity test (emulator vs GPU bits).
+tests=(forward_gpu gpu_fill)
+for f in tests/*fidelity*.rs; do
+    [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
+done
+args=()
+for t in "${tests[@]}"; do
+    [ -e "tests/$t.rs" ] && args+=(--test "$t")
+done
+
+# Copies every executable cargo reports in its JSON messages to $DEST/bin/<target name>.
+collect() {
+    python3 -c '
+import json, shutil, sys
+dest = sys.argv[1]
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        name = m["target"]["name"]
+        shutil.copy2(m["executable"], f"{dest}/{name}")
+        print(f"  {name} <- {m[\"executable\"]}")
+' "$DEST/bin"
+}
+
+echo "== building GPU test binaries: ${tests[*]}"
+cargo test --release --no-run "${args[@]}" --message-format=json-render-diagnostics | collect
+echo "== building the forward bench"
+cargo build --release --example forward_bench --message-format=json-render-diagnostics | collect
+
+if command -v strip >/dev/null; then
+    strip --strip-debug "$DEST"/bin/* || true
+fi
+cp scripts/gpucheck/run.sh scripts/gpucheck/peers.py "$DEST/"
+chmod +x "$DEST/run.sh" "$DEST"/bin/*
+{
+    echo "commit $(git rev-parse HEAD)$(git diff --quiet HEAD || echo ' (+ uncommitted changes)')"
+    echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    "$NVCC" --version | tail -n 1
+} > "$DEST/BUILD_INFO"
+
+size_kib=$(du -sk "$DEST" | cut -f1)
+echo "== gpucheck/: $((size_kib / 1024)) MiB"
+ls -la "$DEST" "$DEST/bin"
+if [ "$size_kib" -ge $((60 * 1024)) ]; then
+    echo "gpucheck/ is over 60 MiB" >&2
+    exit 1
+fi
