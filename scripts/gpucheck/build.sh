@@ -36,8 +36,9 @@ for line in sys.stdin:
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable"):
         name = m["target"]["name"]
-        shutil.copy2(m["executable"], f"{dest}/{name}")
-        print(f"  {name} <- {m[\"executable\"]}")
+        exe = m["executable"]
+        shutil.copy2(exe, dest + "/" + name)
+        print("  " + name + " <- " + exe)
 ' "$DEST/bin"
 }
 

@@ -17,3 +17,8 @@ pub use emulated::{forward_emulated, HostTensors};
 pub use forward::{DeviceTensors, Forward};
 pub use prepare::{forward_smem_bytes, ForwardKernel, ForwardLaunch, SUPPORTED_HEAD_DIMS};
 pub use view::{Strides, View};
+
+/// docs/forward.md, compiled and run as doc tests (the GPU example is compile-only).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/forward.md")]
+pub struct ForwardGuide;
