@@ -84,6 +84,10 @@ fn main() {
         Ok(g) => g,
         Err(e) => {
             println!("forward_bench: skipped, no device: {e}");
+            // scripts/gpucheck/run.sh sets this: there, no device is a failure.
+            if std::env::var("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Ok("1") {
+                std::process::exit(1);
+            }
             return;
         }
     };

@@ -1,6 +1,7 @@
 //! The forward kernels on a real device against the f64 reference: the emulator matrix, large
 //! shapes (8k tokens, 32 query heads over 8 kv heads) and strided views. Every test skips with a
-//! printed reason when there is no device (or the crate was built without nvcc).
+//! printed reason when there is no device (or the crate was built without nvcc), unless
+//! `PREFIX_ATTN_REQUIRE_GPU=1` (set by scripts/gpucheck/run.sh), which turns a skip into a failure.
 
 mod common;
 
@@ -29,6 +30,9 @@ fn device(test: &str) -> Option<Device> {
     let gpu = match Gpu::new(0) {
         Ok(g) => g,
         Err(e) => {
+            if std::env::var("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("{test}: PREFIX_ATTN_REQUIRE_GPU=1 but {e}");
+            }
             eprintln!("skipping {test}: {e}");
             return None;
         }

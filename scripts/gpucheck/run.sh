@@ -8,6 +8,8 @@
 # Usage: OUT=/some/dir bash gpucheck/run.sh    (OUT defaults to gpucheck/out)
 set -u
 export PYTHONUNBUFFERED=1
+# Tests and the bench fail (instead of skipping) when they find no device.
+export PREFIX_ATTN_REQUIRE_GPU=1
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/out}"
 mkdir -p "$OUT"
