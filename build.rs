@@ -263,7 +263,7 @@ fn regen_bindings(csrc: &Path, out_dir: &Path) {
     let bindings = bindgen::Builder::default()
         .header(header.to_str().expect("utf-8 path"))
         .allowlist_type("PaEmu.*|PaProbe.*")
-        .allowlist_var("PA_EMU_.*")
+        .allowlist_var("PA_EMU_.*|PA_PROBE_.*")
         .allowlist_function(".*_emu")
         .blocklist_file(".*pa_params\\.h")
         .raw_line("#[allow(unused_imports)]")

@@ -65,6 +65,13 @@ typedef struct PaEmuReport {
 PA_EMU_DECLARE(pa_fill_u32, PaFillParams)
 
 /* ---- test and probe kernels (csrc/pa_test_params.h) ---- */
+PA_EMU_DECLARE(emu_gemm_tile, PaEmuGemmTileParams)
+PA_EMU_DECLARE(emu_planted, PaEmuPlantedParams)
+PA_EMU_DECLARE(probe_shfl, PaProbeShflParams)
+PA_EMU_DECLARE(probe_ldmatrix, PaProbeLdmatrixParams)
+PA_EMU_DECLARE(probe_mma, PaProbeMmaParams)
+PA_EMU_DECLARE(probe_cp_async, PaProbeCpAsyncParams)
+PA_EMU_DECLARE(probe_convert, PaProbeConvertParams)
 
 #ifdef __cplusplus
 }
