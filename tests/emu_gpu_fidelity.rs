@@ -359,6 +359,74 @@ fn convert(dev: &Device) {
     assert_eq!(dev.down(&dsum), hsum.to_vec(), "atomic sums");
 }
 
+/// The sample tile kernel: c after four mma k-steps within 4x the per-mma bound (S summed over
+/// all 64 k), p within 2e-5 (exp2_fast's 2^-21 relative error plus the c difference through
+/// the softmax, whose logits are scaled by 1/8).
+fn gemm_tile(dev: &Device) {
+    let a = spread_bf16(64 * 64, 42, false);
+    let b = spread_bf16(64 * 64, 43, false);
+    let dims = EmuGemmTile::dims();
+    for (a_kmajor, b_kmajor) in [(0u32, 0u32), (1, 1)] {
+        let (da, db) = (dev.up(&a), dev.up(&b));
+        let (dc, dpr) = (dev.up(&vec![f32::NAN; 4096]), dev.up(&vec![f32::NAN; 4096]));
+        let p = PaEmuGemmTileParams {
+            a: dev.ptr(&da) as *const u16,
+            b: dev.ptr(&db) as *const u16,
+            c: dev.ptr(&dc) as *mut f32,
+            p: dev.ptr(&dpr) as *mut f32,
+            scale: 0.125,
+            a_kmajor,
+            b_kmajor,
+            _pad0: 0,
+        };
+        dev.run::<EmuGemmTile>(&dims, &p);
+        let (ha, hb) = (GuardedBuf::from_slice(&a), GuardedBuf::from_slice(&b));
+        let (hc, hp) = (
+            GuardedBuf::<f32>::filled(4096, f32::NAN),
+            GuardedBuf::<f32>::filled(4096, f32::NAN),
+        );
+        let q = PaEmuGemmTileParams {
+            a: ha.as_ptr(),
+            b: hb.as_ptr(),
+            c: hc.as_mut_ptr(),
+            p: hp.as_mut_ptr(),
+            ..p
+        };
+        emulate::<EmuGemmTile>(&dims, &q);
+        let (gc, gp) = (dev.down(&dc), dev.down(&dpr));
+        // |A| |B| with the operands read in their stored layouts.
+        let at = |m: usize, k: usize| {
+            bf16_to_f64(if a_kmajor == 1 {
+                a[k * 64 + m]
+            } else {
+                a[m * 64 + k]
+            })
+            .abs()
+        };
+        let bt = |k: usize, n: usize| {
+            bf16_to_f64(if b_kmajor == 1 {
+                b[k * 64 + n]
+            } else {
+                b[n * 64 + k]
+            })
+            .abs()
+        };
+        for m in 0..64 {
+            for n in 0..64 {
+                let s: f64 = (0..64).map(|k| at(m, k) * bt(k, n)).sum();
+                let bound = 4.0 * 18.0 * 2f64.powi(-23) * s;
+                let (g, e) = (gc[m * 64 + n], hc.as_slice()[m * 64 + n]);
+                assert!(((g - e) as f64).abs() <= bound, "layouts ({a_kmajor},{b_kmajor}) c[{m}][{n}]: gpu {g}, emulator {e}, bound {bound:e}");
+                let (g, e) = (gp[m * 64 + n], hp.as_slice()[m * 64 + n]);
+                assert!(
+                    (g - e).abs() <= 2e-5,
+                    "layouts ({a_kmajor},{b_kmajor}) p[{m}][{n}]: gpu {g}, emulator {e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn probes_agree_with_the_gpu() {
     let Some(dev) = Device::open() else {
@@ -372,4 +440,5 @@ fn probes_agree_with_the_gpu() {
         mma(&dev, f16, false);
     }
     convert(&dev);
+    gemm_tile(&dev);
 }

@@ -168,3 +168,37 @@ fn a_block_with_a_partial_warp_cannot_use_collectives() {
         unsafe { emu::launch::<EmuPlanted>(&dims, &s.params, Schedule::Descending) }.unwrap_err();
     assert!(e.to_string().contains("only 16 threads"), "{e}");
 }
+
+#[test]
+fn launch_bounds_are_enforced_like_on_the_gpu() {
+    use prefix_attn::emu::probes::EmuGemmTile;
+    let s = setup(PA_EMU_PLANTED_CORRECT);
+    // emu_gemm_tile is PA_KERNEL_BOUNDS(..., 128, 1): 256 threads must be refused before it runs
+    // (its params are never read).
+    let mut dims = EmuGemmTile::dims();
+    dims.block = [256, 1, 1];
+    let params = PaEmuGemmTileParams {
+        a: s.input.as_ptr() as *const u16,
+        b: s.input.as_ptr() as *const u16,
+        c: std::ptr::null_mut(),
+        p: std::ptr::null_mut(),
+        scale: 1.0,
+        a_kmajor: 0,
+        b_kmajor: 0,
+        _pad0: 0,
+    };
+    let e = unsafe { emu::launch::<EmuGemmTile>(&dims, &params, Schedule::Ascending) }.unwrap_err();
+    assert!(e.to_string().contains("launch bounds (128)"), "{e}");
+}
+
+#[test]
+fn a_smaller_fiber_stack_can_be_asked_for() {
+    let s = setup(PA_EMU_PLANTED_CORRECT);
+    let dims = EmuPlanted::dims(THREADS);
+    let options = emu::Options {
+        schedule: Schedule::Random { seed: 5 },
+        stack_bytes: 64 * 1024,
+    };
+    let stats = unsafe { emu::launch::<EmuPlanted>(&dims, &s.params, options) }.unwrap();
+    assert_eq!((stats.ctas, stats.barriers), (1, 1));
+}
