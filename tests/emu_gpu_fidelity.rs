@@ -17,11 +17,11 @@
 //!
 //! Skipped, with the reason printed, without a device (or without nvcc at build time).
 
-mod common;
+mod emu_support;
 
 use std::sync::Arc;
 
-use common::*;
+use emu_support::*;
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
 use prefix_attn::cuda::Gpu;
 use prefix_attn::emu::probes::*;

@@ -1,9 +1,9 @@
 //! The nets a GPU does not give: each planted bug of csrc/kernels/emu_planted.cu must be caught,
 //! with a message that says what and where; the bug-free control must pass.
 
-mod common;
+mod emu_support;
 
-use common::*;
+use emu_support::*;
 use prefix_attn::emu::probes::EmuPlanted;
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf, Schedule};
 use prefix_attn::ffi::emu::*;

@@ -2,9 +2,9 @@
 //! (PTX ISA for shfl, ldmatrix, mma, cp.async; IEEE round-to-nearest-even for conversions),
 //! through the probe kernels, under all three schedules.
 
-mod common;
+mod emu_support;
 
-use common::*;
+use emu_support::*;
 use prefix_attn::emu::probes::{ProbeConvert, ProbeCpAsync, ProbeLdmatrix, ProbeMma, ProbeShfl};
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf};
 use prefix_attn::ffi::emu::*;

@@ -2,9 +2,9 @@
 //! and .trans, mma, quad-shuffle softmax) on the emulator: identical under all three schedules,
 //! and equal to an f64 reference within bounds derived from its arithmetic.
 
-mod common;
+mod emu_support;
 
-use common::*;
+use emu_support::*;
 use prefix_attn::emu::probes::EmuGemmTile;
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf};
 use prefix_attn::ffi::emu::PaEmuGemmTileParams;
