@@ -7,7 +7,7 @@
 //!
 //! - [`mask`]: the rule, batches of rows ([`mask::VisEnd`]) and their block lists
 //!   ([`mask::BlockMask`]).
-//! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
+//! - [`reference`](mod@reference): the f64 oracle (forward and backward) every kernel is tested against.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 
 pub mod cuda;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod ffi;
 pub mod launch;
 pub mod mask;
+pub mod reference;
 pub mod shape;
 
 pub use error::{Error, Result};
