@@ -7,6 +7,8 @@
 //!
 //! - [`mask`]: the rule, batches of rows ([`mask::VisEnd`]) and their block lists
 //!   ([`mask::BlockMask`]).
+//! - [`layout`]: row builders (documents, prompts with completions, trees, padding) and their
+//!   unshared equivalents.
 //! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 
@@ -14,6 +16,7 @@ pub mod cuda;
 pub mod error;
 pub mod ffi;
 pub mod launch;
+pub mod layout;
 pub mod mask;
 pub mod shape;
 
