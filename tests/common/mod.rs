@@ -28,9 +28,9 @@ pub fn random_prefix_k(rng: &mut StdRng, max_k: usize, max_seg: usize) -> (usize
     )
 }
 
-/// A random row of about `target` tokens: documents, prefix + k samples, trees and padding
-/// appended in random order, then padded by 0..=`extra_pad` more tokens.
-pub fn random_row(rng: &mut StdRng, target: usize, max_seg: usize, extra_pad: usize) -> Row {
+/// A builder holding about `target` tokens: documents, prefix + k samples, trees and padding
+/// appended in random order.
+pub fn random_builder(rng: &mut StdRng, target: usize, max_seg: usize) -> RowBuilder {
     let mut b = RowBuilder::new();
     while b.len() < target {
         match rng.random_range(0..10) {
@@ -48,6 +48,31 @@ pub fn random_row(rng: &mut StdRng, target: usize, max_seg: usize, extra_pad: us
             _ => b.padding(rng.random_range(1..=max_seg)).unwrap(),
         }
     }
+    b
+}
+
+/// A random row of about `target` tokens (see [`random_builder`]), padded by 0..=`extra_pad`
+/// more tokens.
+pub fn random_row(rng: &mut StdRng, target: usize, max_seg: usize, extra_pad: usize) -> Row {
+    let b = random_builder(rng, target, max_seg);
     let n = b.len() + rng.random_range(0..=extra_pad);
     b.finish(n).unwrap()
+}
+
+/// `rows` random rows sharing one length (the longest content plus 0..=`extra_pad`).
+pub fn random_batch(
+    rng: &mut StdRng,
+    rows: usize,
+    target: usize,
+    max_seg: usize,
+    extra_pad: usize,
+) -> Vec<Row> {
+    let builders: Vec<RowBuilder> = (0..rows)
+        .map(|_| {
+            let t = rng.random_range(1..=target);
+            random_builder(rng, t, max_seg)
+        })
+        .collect();
+    let n = builders.iter().map(RowBuilder::len).max().unwrap() + rng.random_range(0..=extra_pad);
+    builders.into_iter().map(|b| b.finish(n).unwrap()).collect()
 }
