@@ -18,6 +18,7 @@ pub mod ffi;
 pub mod launch;
 pub mod layout;
 pub mod mask;
+pub mod reference;
 pub mod shape;
 
 pub use error::{Error, Result};
