@@ -10,8 +10,10 @@
 //! - [`layout`]: row builders (documents, prompts with completions, trees, padding) and their
 //!   unshared equivalents.
 //! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
+//! - [`batch`]: the batch builder for trainers (samples to rows, logits back to log-probs).
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 
+pub mod batch;
 pub mod cuda;
 pub mod error;
 pub mod ffi;
