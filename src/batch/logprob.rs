@@ -72,7 +72,9 @@ impl LogProbMap {
     }
 
     /// Log-probs from logits `[rows, n, vocab]` (row-major, any [`Element`]), through a
-    /// log-softmax in f64 at each needed position.
+    /// log-softmax in f64 at each needed position. A target not below `vocab` is
+    /// `TokenOutOfVocab` naming the sample, with `position` = the index of that scored token in
+    /// its completion's list.
     pub fn gather<T: Element>(&self, logits: &[T], vocab: usize) -> Result<LogProbs> {
         self.check(logits.len(), vocab)?;
         let per_token: Vec<f64> = (0..self.targets.len())
