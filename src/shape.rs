@@ -19,7 +19,7 @@ pub struct AttnShape {
 
 impl AttnShape {
     /// Checks what every caller needs: non-zero sizes, GQA divisibility, and element counts that
-    /// fit the int32 indexing kernels use per tensor dimension and the i64 used for offsets.
+    /// fit the int32 token indexing of plans and kernels and the 64-bit element offsets.
     pub fn validate(&self) -> Result<()> {
         if self.rows == 0 || self.n == 0 {
             return Err(Error::EmptyRow { row: 0 });
@@ -46,10 +46,16 @@ impl AttnShape {
                 });
             }
         }
-        let q = (self.rows as u128)
-            * (self.n as u128)
-            * (self.q_heads as u128)
-            * (self.head_dim as u128);
+        // Token indices (row * n + i) are int32 in the plan and the kernels; element offsets are
+        // 64-bit.
+        let tokens = (self.rows as u128) * (self.n as u128);
+        if tokens > i32::MAX as u128 {
+            return Err(Error::IndexOverflow {
+                what: "rows * n",
+                value: tokens,
+            });
+        }
+        let q = tokens * (self.q_heads as u128) * (self.head_dim as u128);
         if q > i64::MAX as u128 {
             return Err(Error::IndexOverflow {
                 what: "rows * n * q_heads * head_dim",
