@@ -69,6 +69,13 @@ PA_EMU_DECLARE(pa_attn_fwd_f16_d64, PaAttnFwdParams)
 PA_EMU_DECLARE(pa_attn_fwd_f16_d128, PaAttnFwdParams)
 
 /* ---- test and probe kernels (csrc/pa_test_params.h) ---- */
+PA_EMU_DECLARE(emu_gemm_tile, PaEmuGemmTileParams)
+PA_EMU_DECLARE(emu_planted, PaEmuPlantedParams)
+PA_EMU_DECLARE(probe_shfl, PaProbeShflParams)
+PA_EMU_DECLARE(probe_ldmatrix, PaProbeLdmatrixParams)
+PA_EMU_DECLARE(probe_mma, PaProbeMmaParams)
+PA_EMU_DECLARE(probe_cp_async, PaProbeCpAsyncParams)
+PA_EMU_DECLARE(probe_convert, PaProbeConvertParams)
 
 #ifdef __cplusplus
 }

@@ -7,25 +7,34 @@
 //!
 //! - [`mask`]: the rule, batches of rows ([`mask::VisEnd`]) and their block lists
 //!   ([`mask::BlockMask`]).
-//! - [`reference`]: the f64 oracle (forward and backward) every kernel is tested against.
+//! - [`layout`]: row builders (documents, prompts with completions, trees, padding) and their
+//!   unshared equivalents.
+//! - [`reference`](mod@reference): the f64 oracle (forward and backward) every kernel is tested
+//!   against.
+//! - [`batch`]: the batch builder for trainers (samples to rows, logits back to log-probs).
+//! - [`plan`]: a batch's plan (vis_end + block lists, uploaded once), reused by every layer.
+//! - [`attention`]: the forward kernels on a device ([`attention::Forward`]) or on the emulator
+//!   ([`attention::forward_emulated`]); docs/forward.md.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 
 pub mod attention;
+pub mod batch;
 pub mod cuda;
 pub mod emu;
 pub mod error;
 pub mod ffi;
 pub mod launch;
+pub mod layout;
 pub mod mask;
 pub mod plan;
 pub mod reference;
 pub mod shape;
 
 pub use error::{Error, Result};
+pub use shape::AttnShape;
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-pub use shape::AttnShape;

@@ -3,7 +3,7 @@
 //! emulator schedule; poisoned, guarded outputs (every element written, nothing outside);
 //! strided views; typed errors for bad calls.
 
-mod common;
+mod forward_support;
 
 use half::{bf16, f16};
 use prefix_attn::attention::{forward_emulated, HostTensors, Strides, View};
@@ -11,8 +11,8 @@ use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::plan::Plan;
 use prefix_attn::{AttnShape, Error};
 
-use common::cases::{matrix, Case, Dtype};
-use common::check::{check, inputs, Inputs, KernelElem, POISON_F32};
+use forward_support::cases::{matrix, Case, Dtype};
+use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
 
 /// Output buffers with guards, poisoned.
 struct Outputs<T: KernelElem + prefix_attn::emu::Element> {

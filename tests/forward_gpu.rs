@@ -3,7 +3,7 @@
 //! printed reason when there is no device (or the crate was built without nvcc), unless
 //! `PREFIX_ATTN_REQUIRE_GPU=1` (set by scripts/gpucheck/run.sh), which turns a skip into a failure.
 
-mod common;
+mod forward_support;
 
 use std::sync::Arc;
 
@@ -16,9 +16,9 @@ use prefix_attn::plan::Plan;
 use prefix_attn::reference::Element;
 use prefix_attn::AttnShape;
 
-use common::cases::{matrix, Case, Dtype};
-use common::check::{check, inputs, Inputs, KernelElem, POISON_F32};
-use common::masks::{causal, prefix_groups};
+use forward_support::cases::{matrix, Case, Dtype};
+use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
+use forward_support::masks::{causal, prefix_groups};
 
 struct Device {
     gpu: Gpu,

@@ -147,6 +147,10 @@ PA_DEVICE float exp2_fast(float x) {
     return y;
 }
 
+// ---- bit views ----
+PA_DEVICE uint32_t f32_as_u32(float x) { return __float_as_uint(x); }
+PA_DEVICE float u32_as_f32(uint32_t x) { return __uint_as_float(x); }
+
 // ---- 16-bit conversions (round to nearest even; NaN becomes the canonical NaN) ----
 PA_DEVICE float to_float(bf16 x) { return __uint_as_float(static_cast<uint32_t>(x.bits) << 16); }
 PA_DEVICE float to_float(f16 x) {

@@ -207,6 +207,10 @@ inline void atomic_add_f32(float *addr, float v) { *addr += v; }
 // ex2.approx.ftz.f32 on the device (about 2 ulp, flushes subnormals); exp2f here.
 inline float exp2_fast(float x) { return exp2f(x); }
 
+// ---- bit views ----
+inline uint32_t f32_as_u32(float x) { return emu::f32_bits(x); }
+inline float u32_as_f32(uint32_t x) { return emu::bits_f32(x); }
+
 // ---- 16-bit conversions: round to nearest even, NaN -> canonical NaN 0x7fff, as cvt.rn ----
 inline float to_float(bf16 x) { return emu::bits_f32(static_cast<uint32_t>(x.bits) << 16); }
 

@@ -15,7 +15,8 @@
 //   bf16, f16, to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2, pack2<T>
 // Additions beyond the original contract (usable by kernels on both paths):
 //   thread_idx_y/_z, block_dim_y/_z (3-D blocks), pa::u32x4 (16-byte vector, 16-byte aligned),
-//   pa::min / pa::max (constexpr, any arithmetic type), bf16_bits / f16_bits (raw 16-bit views).
+//   pa::min / pa::max (constexpr), f32_as_u32 / u32_as_f32 (bit casts), thread_linear,
+//   from_float<T>, PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site, see host.cuh).
 #pragma once
 
 #include "../pa_params.h"

@@ -1,3 +1,132 @@
 //! The test and probe kernels of csrc/kernels/ (emu_*.cu, probe_*.cu): kernels that exist to test
-//! the emulator and the intrinsics layer. Their parameter structs come from
-//! csrc/pa_test_params.h through [`crate::ffi::emu`].
+//! the emulator and the intrinsics layer, in the fatbin and in the emulator like every kernel.
+//! Their parameter structs come from csrc/pa_test_params.h through [`crate::ffi::emu`]; each
+//! kernel's launch shape is fixed by its header comment and given here as `dims`.
+
+use cudarc::driver::DeviceRepr;
+
+use crate::ffi::emu::*;
+use crate::launch::{EmuEntry, Kernel, LaunchDims};
+
+macro_rules! kernel {
+    ($(#[$doc:meta])* $ty:ident, $params:ty, $name:literal, $entry:path) => {
+        $(#[$doc])*
+        pub struct $ty;
+        impl Kernel for $ty {
+            type Params = $params;
+            const NAME: &'static str = $name;
+            const EMU: EmuEntry<Self::Params> = $entry;
+        }
+        // SAFETY: plain C struct of integers and pointers (bindgen layout tests check it),
+        // passed to the kernel by value.
+        unsafe impl DeviceRepr for $params {}
+    };
+}
+
+kernel!(
+    /// `emu_gemm_tile`: a 64x64x64 bf16 tile GEMM via cp.async, ldmatrix and mma, then a row
+    /// softmax via shuffles.
+    EmuGemmTile,
+    PaEmuGemmTileParams,
+    "emu_gemm_tile",
+    emu_gemm_tile_emu
+);
+kernel!(
+    /// `emu_planted`: one deliberate bug per `PA_EMU_PLANTED_*` mode.
+    EmuPlanted,
+    PaEmuPlantedParams,
+    "emu_planted",
+    emu_planted_emu
+);
+kernel!(
+    /// `probe_shfl`: every shuffle case per thread.
+    ProbeShfl,
+    PaProbeShflParams,
+    "probe_shfl",
+    probe_shfl_emu
+);
+kernel!(
+    /// `probe_ldmatrix`: all six ldmatrix forms over per-lane row addresses.
+    ProbeLdmatrix,
+    PaProbeLdmatrixParams,
+    "probe_ldmatrix",
+    probe_ldmatrix_emu
+);
+kernel!(
+    /// `probe_mma`: one m16n8k16 per warp, fragments gathered from global by the PTX layout.
+    ProbeMma,
+    PaProbeMmaParams,
+    "probe_mma",
+    probe_mma_emu
+);
+kernel!(
+    /// `probe_cp_async`: three commit groups per thread, completed one wait_group at a time.
+    ProbeCpAsync,
+    PaProbeCpAsyncParams,
+    "probe_cp_async",
+    probe_cp_async_emu
+);
+kernel!(
+    /// `probe_convert`: 16-bit conversions, packing, exp2_fast, float atomics.
+    ProbeConvert,
+    PaProbeConvertParams,
+    "probe_convert",
+    probe_convert_emu
+);
+
+fn dims(grid: u32, block: u32, smem_bytes: u32) -> LaunchDims {
+    LaunchDims {
+        grid: [grid, 1, 1],
+        block: [block, 1, 1],
+        smem_bytes,
+    }
+}
+
+impl EmuGemmTile {
+    /// One CTA of 128 threads, both 64x64 bf16 operand tiles in shared memory.
+    pub fn dims() -> LaunchDims {
+        dims(1, 128, 2 * 64 * 64 * 2)
+    }
+}
+
+impl EmuPlanted {
+    /// One CTA of `count` threads (a multiple of 32), one smem word each.
+    pub fn dims(count: u32) -> LaunchDims {
+        dims(1, count, count * 4)
+    }
+}
+
+impl ProbeShfl {
+    /// `ctas` CTAs of `threads` threads (whole warps).
+    pub fn dims(ctas: u32, threads: u32) -> LaunchDims {
+        dims(ctas, threads, 0)
+    }
+}
+
+impl ProbeLdmatrix {
+    /// One CTA of two warps and the probe's rows of shared memory.
+    pub fn dims() -> LaunchDims {
+        dims(1, 64, PA_PROBE_LDMATRIX_ROWS * 16)
+    }
+}
+
+impl ProbeMma {
+    /// Two warps (tiles) per CTA, enough CTAs for `tiles`.
+    pub fn dims(tiles: u32) -> LaunchDims {
+        dims(tiles.div_ceil(2), 64, 0)
+    }
+}
+
+impl ProbeCpAsync {
+    /// One CTA of 128 threads, three stages of 128 16-byte chunks.
+    pub fn dims() -> LaunchDims {
+        dims(1, 128, 3 * 128 * 16)
+    }
+}
+
+impl ProbeConvert {
+    /// A small grid that strides over the elements.
+    pub fn dims(count: usize) -> LaunchDims {
+        dims((count.div_ceil(128)).clamp(1, 8) as u32, 128, 0)
+    }
+}

@@ -156,3 +156,38 @@ where
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn exact_comparison_finds_the_first_differing_element() {
+        let buf = GuardedBuf::<f32>::filled(4, 0.0);
+        let w = watch("x", &buf);
+        let a = bytes(&[1.0, 2.0, 3.0, 4.0]);
+        let b = bytes(&[1.0, 2.0, f32::from_bits(3f32.to_bits() + 1), 5.0]);
+        let (i, va, vb) = first_difference(&w, &a, &b).unwrap();
+        assert_eq!(i, 2);
+        assert_eq!(va, "0x40400000");
+        assert_eq!(vb, "0x40400001");
+        assert!(first_difference(&w, &a, &a).is_none());
+    }
+
+    #[test]
+    fn atomic_comparison_allows_rounding_differences_only() {
+        let buf = GuardedBuf::<f32>::filled(3, 0.0);
+        let w = watch("x", &buf).atomic_f32(0.0, 1e-6);
+        let a = bytes(&[1.0, 2.0, 3.0]);
+        let close = bytes(&[1.0, 2.000_001, 3.0]);
+        assert!(first_difference(&w, &a, &close).is_none());
+        let far = bytes(&[1.0, 2.0, 3.01]);
+        assert_eq!(first_difference(&w, &a, &far).unwrap().0, 2);
+        let nan = bytes(&[f32::NAN, 2.0, 3.0]);
+        assert_eq!(first_difference(&w, &a, &nan).unwrap().0, 0);
+    }
+}

@@ -4,6 +4,20 @@
 #[allow(unused_imports)]
 use super::params::*;
 
+pub const PA_EMU_PLANTED_CORRECT: u32 = 0;
+pub const PA_EMU_PLANTED_RACE: u32 = 1;
+pub const PA_EMU_PLANTED_OOB_WRITE: u32 = 2;
+pub const PA_EMU_PLANTED_DIVERGENT_SHFL: u32 = 3;
+pub const PA_EMU_PLANTED_EXIT_BEFORE_BARRIER: u32 = 4;
+pub const PA_EMU_PLANTED_SPLIT_BARRIER: u32 = 5;
+pub const PA_EMU_PLANTED_LDMATRIX_OUTSIDE: u32 = 6;
+pub const PA_EMU_PLANTED_READ_BEFORE_WAIT: u32 = 7;
+pub const PA_EMU_PLANTED_SMEM_OVERRUN: u32 = 8;
+pub const PA_EMU_PLANTED_MODES: u32 = 9;
+pub const PA_PROBE_SHFL_CASES: u32 = 16;
+pub const PA_PROBE_LDMATRIX_ROWS: u32 = 128;
+pub const PA_PROBE_LDMATRIX_REGS: u32 = 14;
+pub const PA_PROBE_ATOMIC_SLOTS: u32 = 16;
 pub const PA_EMU_SCHEDULE_ASCENDING: u32 = 0;
 pub const PA_EMU_SCHEDULE_DESCENDING: u32 = 1;
 pub const PA_EMU_SCHEDULE_RANDOM: u32 = 2;
@@ -11,6 +25,245 @@ pub const PA_EMU_OK: u32 = 0;
 pub const PA_EMU_KERNEL_ERROR: u32 = 1;
 pub const PA_EMU_LAUNCH_ERROR: u32 = 2;
 pub const PA_EMU_DETAIL_BYTES: u32 = 1024;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaEmuGemmTileParams {
+    pub a: *const u16,
+    pub b: *const u16,
+    pub c: *mut f32,
+    pub p: *mut f32,
+    pub scale: f32,
+    pub a_kmajor: u32,
+    pub b_kmajor: u32,
+    pub _pad0: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaEmuGemmTileParams"][::core::mem::size_of::<PaEmuGemmTileParams>() - 48usize];
+    ["Alignment of PaEmuGemmTileParams"][::core::mem::align_of::<PaEmuGemmTileParams>() - 8usize];
+    ["Offset of field: PaEmuGemmTileParams::a"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, a) - 0usize];
+    ["Offset of field: PaEmuGemmTileParams::b"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, b) - 8usize];
+    ["Offset of field: PaEmuGemmTileParams::c"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, c) - 16usize];
+    ["Offset of field: PaEmuGemmTileParams::p"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, p) - 24usize];
+    ["Offset of field: PaEmuGemmTileParams::scale"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, scale) - 32usize];
+    ["Offset of field: PaEmuGemmTileParams::a_kmajor"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, a_kmajor) - 36usize];
+    ["Offset of field: PaEmuGemmTileParams::b_kmajor"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, b_kmajor) - 40usize];
+    ["Offset of field: PaEmuGemmTileParams::_pad0"]
+        [::core::mem::offset_of!(PaEmuGemmTileParams, _pad0) - 44usize];
+};
+impl Default for PaEmuGemmTileParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaEmuPlantedParams {
+    pub in_: *const u32,
+    pub out: *mut u32,
+    pub count: i32,
+    pub mode: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaEmuPlantedParams"][::core::mem::size_of::<PaEmuPlantedParams>() - 24usize];
+    ["Alignment of PaEmuPlantedParams"][::core::mem::align_of::<PaEmuPlantedParams>() - 8usize];
+    ["Offset of field: PaEmuPlantedParams::in_"]
+        [::core::mem::offset_of!(PaEmuPlantedParams, in_) - 0usize];
+    ["Offset of field: PaEmuPlantedParams::out"]
+        [::core::mem::offset_of!(PaEmuPlantedParams, out) - 8usize];
+    ["Offset of field: PaEmuPlantedParams::count"]
+        [::core::mem::offset_of!(PaEmuPlantedParams, count) - 16usize];
+    ["Offset of field: PaEmuPlantedParams::mode"]
+        [::core::mem::offset_of!(PaEmuPlantedParams, mode) - 20usize];
+};
+impl Default for PaEmuPlantedParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeShflParams {
+    pub values: *const u32,
+    pub src_lanes: *const i32,
+    pub out: *mut u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeShflParams"][::core::mem::size_of::<PaProbeShflParams>() - 24usize];
+    ["Alignment of PaProbeShflParams"][::core::mem::align_of::<PaProbeShflParams>() - 8usize];
+    ["Offset of field: PaProbeShflParams::values"]
+        [::core::mem::offset_of!(PaProbeShflParams, values) - 0usize];
+    ["Offset of field: PaProbeShflParams::src_lanes"]
+        [::core::mem::offset_of!(PaProbeShflParams, src_lanes) - 8usize];
+    ["Offset of field: PaProbeShflParams::out"]
+        [::core::mem::offset_of!(PaProbeShflParams, out) - 16usize];
+};
+impl Default for PaProbeShflParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeLdmatrixParams {
+    pub rows: *const u16,
+    pub row_of_lane: *const i32,
+    pub out: *mut u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeLdmatrixParams"][::core::mem::size_of::<PaProbeLdmatrixParams>() - 24usize];
+    ["Alignment of PaProbeLdmatrixParams"]
+        [::core::mem::align_of::<PaProbeLdmatrixParams>() - 8usize];
+    ["Offset of field: PaProbeLdmatrixParams::rows"]
+        [::core::mem::offset_of!(PaProbeLdmatrixParams, rows) - 0usize];
+    ["Offset of field: PaProbeLdmatrixParams::row_of_lane"]
+        [::core::mem::offset_of!(PaProbeLdmatrixParams, row_of_lane) - 8usize];
+    ["Offset of field: PaProbeLdmatrixParams::out"]
+        [::core::mem::offset_of!(PaProbeLdmatrixParams, out) - 16usize];
+};
+impl Default for PaProbeLdmatrixParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeMmaParams {
+    pub a: *const u16,
+    pub b: *const u16,
+    pub c: *const f32,
+    pub d: *mut f32,
+    pub f16: u32,
+    pub tiles: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeMmaParams"][::core::mem::size_of::<PaProbeMmaParams>() - 40usize];
+    ["Alignment of PaProbeMmaParams"][::core::mem::align_of::<PaProbeMmaParams>() - 8usize];
+    ["Offset of field: PaProbeMmaParams::a"][::core::mem::offset_of!(PaProbeMmaParams, a) - 0usize];
+    ["Offset of field: PaProbeMmaParams::b"][::core::mem::offset_of!(PaProbeMmaParams, b) - 8usize];
+    ["Offset of field: PaProbeMmaParams::c"]
+        [::core::mem::offset_of!(PaProbeMmaParams, c) - 16usize];
+    ["Offset of field: PaProbeMmaParams::d"]
+        [::core::mem::offset_of!(PaProbeMmaParams, d) - 24usize];
+    ["Offset of field: PaProbeMmaParams::f16"]
+        [::core::mem::offset_of!(PaProbeMmaParams, f16) - 32usize];
+    ["Offset of field: PaProbeMmaParams::tiles"]
+        [::core::mem::offset_of!(PaProbeMmaParams, tiles) - 36usize];
+};
+impl Default for PaProbeMmaParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeCpAsyncParams {
+    pub src: *const u32,
+    pub valid: *const u32,
+    pub out: *mut u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeCpAsyncParams"][::core::mem::size_of::<PaProbeCpAsyncParams>() - 24usize];
+    ["Alignment of PaProbeCpAsyncParams"][::core::mem::align_of::<PaProbeCpAsyncParams>() - 8usize];
+    ["Offset of field: PaProbeCpAsyncParams::src"]
+        [::core::mem::offset_of!(PaProbeCpAsyncParams, src) - 0usize];
+    ["Offset of field: PaProbeCpAsyncParams::valid"]
+        [::core::mem::offset_of!(PaProbeCpAsyncParams, valid) - 8usize];
+    ["Offset of field: PaProbeCpAsyncParams::out"]
+        [::core::mem::offset_of!(PaProbeCpAsyncParams, out) - 16usize];
+};
+impl Default for PaProbeCpAsyncParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeConvertParams {
+    pub in_: *const f32,
+    pub bits16: *const u16,
+    pub to_bf16: *mut u16,
+    pub to_f16: *mut u16,
+    pub bf16_to_float: *mut f32,
+    pub f16_to_float: *mut f32,
+    pub pack_bf16: *mut u32,
+    pub pack_f16: *mut u32,
+    pub exp2: *mut f32,
+    pub atomic_sums: *mut f32,
+    pub count: i64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeConvertParams"][::core::mem::size_of::<PaProbeConvertParams>() - 88usize];
+    ["Alignment of PaProbeConvertParams"][::core::mem::align_of::<PaProbeConvertParams>() - 8usize];
+    ["Offset of field: PaProbeConvertParams::in_"]
+        [::core::mem::offset_of!(PaProbeConvertParams, in_) - 0usize];
+    ["Offset of field: PaProbeConvertParams::bits16"]
+        [::core::mem::offset_of!(PaProbeConvertParams, bits16) - 8usize];
+    ["Offset of field: PaProbeConvertParams::to_bf16"]
+        [::core::mem::offset_of!(PaProbeConvertParams, to_bf16) - 16usize];
+    ["Offset of field: PaProbeConvertParams::to_f16"]
+        [::core::mem::offset_of!(PaProbeConvertParams, to_f16) - 24usize];
+    ["Offset of field: PaProbeConvertParams::bf16_to_float"]
+        [::core::mem::offset_of!(PaProbeConvertParams, bf16_to_float) - 32usize];
+    ["Offset of field: PaProbeConvertParams::f16_to_float"]
+        [::core::mem::offset_of!(PaProbeConvertParams, f16_to_float) - 40usize];
+    ["Offset of field: PaProbeConvertParams::pack_bf16"]
+        [::core::mem::offset_of!(PaProbeConvertParams, pack_bf16) - 48usize];
+    ["Offset of field: PaProbeConvertParams::pack_f16"]
+        [::core::mem::offset_of!(PaProbeConvertParams, pack_f16) - 56usize];
+    ["Offset of field: PaProbeConvertParams::exp2"]
+        [::core::mem::offset_of!(PaProbeConvertParams, exp2) - 64usize];
+    ["Offset of field: PaProbeConvertParams::atomic_sums"]
+        [::core::mem::offset_of!(PaProbeConvertParams, atomic_sums) - 72usize];
+    ["Offset of field: PaProbeConvertParams::count"]
+        [::core::mem::offset_of!(PaProbeConvertParams, count) - 80usize];
+};
+impl Default for PaProbeConvertParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct PaEmuLaunch {
@@ -100,6 +353,55 @@ unsafe extern "C" {
     pub fn pa_attn_fwd_f16_d128_emu(
         launch: *const PaEmuLaunch,
         params: *const PaAttnFwdParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn emu_gemm_tile_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaEmuGemmTileParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn emu_planted_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaEmuPlantedParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn probe_shfl_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaProbeShflParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn probe_ldmatrix_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaProbeLdmatrixParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn probe_mma_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaProbeMmaParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn probe_cp_async_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaProbeCpAsyncParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn probe_convert_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaProbeConvertParams,
         report: *mut PaEmuReport,
     ) -> ::core::ffi::c_int;
 }

@@ -118,11 +118,10 @@ pub(crate) fn softmax_row(
     scale: f64,
     p: &mut Vec<f64>,
 ) -> Option<f64> {
+    p.clear();
     if keys.is_empty() {
-        p.clear();
         return None;
     }
-    p.clear();
     p.extend(
         keys.iter()
             .map(|&j| scale * dot(q_i, &k[j as usize * d..(j as usize + 1) * d])),

@@ -9,6 +9,11 @@
 //!
 //! A query that sees no key has `O = 0`, LSE `-inf`, `dQ = 0`, and adds nothing to `dK`/`dV`.
 //!
+//! Results are deterministic. Per query, sums run over its keys in ascending order, so a query
+//! that sees the same key values in the same order in two calls (a completion in a shared row
+//! and alone in its own row) gets bit-identical `O`, LSE and `dQ`. `dK`/`dV` sum over the
+//! queries of a row, so comparing them across different row layouts needs a tolerance.
+//!
 //! [`rel_l2_error`] and [`max_abs_error`] compare a result with the reference; see [`compare`]
 //! for how they treat NaN and infinities.
 
@@ -25,4 +30,3 @@ pub use backward::{backward, BackwardOut};
 pub use compare::{max_abs_error, rel_l2_error};
 pub use element::Element;
 pub use forward::{forward, ForwardOut};
-pub use visible::VisibleKeys;

@@ -7,7 +7,7 @@ use crate::mask::rule::visible;
 
 /// For one row: query `i` sees exactly `keys(i)`, in ascending key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VisibleKeys {
+pub(crate) struct VisibleKeys {
     offsets: Vec<usize>,
     keys: Vec<u32>,
 }
@@ -15,7 +15,7 @@ pub struct VisibleKeys {
 impl VisibleKeys {
     /// Lists for one row whose `vis_end` is already validated (`j <= vis_end[j] <= n`, which
     /// [`crate::mask::VisEnd`] guarantees).
-    pub fn build(vis_end: &[i32]) -> Self {
+    pub(crate) fn build(vis_end: &[i32]) -> Self {
         let n = vis_end.len();
         // Key j is seen by the queries j .. vis_end[j]: count per query with a difference array.
         let mut starts = vec![0isize; n + 1];
@@ -47,19 +47,14 @@ impl VisibleKeys {
     }
 
     /// Number of queries (the row length).
-    pub fn n(&self) -> usize {
+    pub(crate) fn n(&self) -> usize {
         self.offsets.len() - 1
     }
 
     /// The keys query `i` sees, ascending. Panics if `i >= n` (an internal index, never user
     /// input).
-    pub fn keys(&self, i: usize) -> &[u32] {
+    pub(crate) fn keys(&self, i: usize) -> &[u32] {
         &self.keys[self.offsets[i]..self.offsets[i + 1]]
-    }
-
-    /// Visible (query, key) pairs in the row.
-    pub fn pairs(&self) -> usize {
-        self.keys.len()
     }
 }
 
@@ -83,7 +78,11 @@ mod tests {
             assert_eq!(lists.keys(i), want.as_slice(), "query {i}");
             total += want.len();
         }
-        assert_eq!(lists.pairs(), total);
+        assert_eq!(
+            total as u64,
+            crate::mask::rule::visible_pairs_in_row(&vis_end)
+        );
+        assert_eq!(lists.keys.len(), total);
         assert!(lists.keys(7).is_empty(), "the padding query sees nothing");
         assert_eq!(lists.keys(4), &[0, 1, 4]);
     }

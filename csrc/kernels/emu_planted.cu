@@ -1,0 +1,73 @@
+// emu_planted: one deliberate bug per mode (PA_EMU_PLANTED_* in pa_test_params.h), so the tests
+// can prove that each net of the emulator catches its kind of bug: schedule comparison (races,
+// reads before cp.async completes), buffer guards (out-of-bounds writes), collective and barrier
+// checks (divergence, exited threads), address checks (ldmatrix outside shared memory) and the
+// shared-memory guards. Mode PA_EMU_PLANTED_CORRECT is the bug-free control.
+#include "../pa/kernel.cuh"
+
+PA_KERNEL(emu_planted, PaEmuPlantedParams) {
+    const uint32_t t = pa::thread_idx_x();
+    const uint32_t n = (uint32_t)p.count;
+    uint32_t* smem = pa::dyn_smem<uint32_t>();  // n words
+    switch (p.mode) {
+        case PA_EMU_PLANTED_CORRECT:
+        case PA_EMU_PLANTED_RACE:
+            // each thread publishes a word and reads its neighbour's
+            smem[t] = p.in[t] * 3u + 1u;
+            if (p.mode == PA_EMU_PLANTED_CORRECT) pa::sync_threads();
+            p.out[t] = smem[(t + 1) % n];
+            break;
+        case PA_EMU_PLANTED_OOB_WRITE:
+            p.out[t] = p.in[t];
+            if (t == n - 1) p.out[n] = 0xbadu;  // one past the end
+            break;
+        case PA_EMU_PLANTED_DIVERGENT_SHFL: {
+            uint32_t v = p.in[t];
+            if (pa::lane_id() < 16)
+                v = pa::shfl_xor(v, 1);
+            else
+                v = pa::shfl_xor(v, 2);
+            p.out[t] = v;
+            break;
+        }
+        case PA_EMU_PLANTED_EXIT_BEFORE_BARRIER:
+            if (t == 5) return;
+            pa::sync_threads();
+            p.out[t] = p.in[t];
+            break;
+        case PA_EMU_PLANTED_SPLIT_BARRIER:
+            if (pa::warp_id() % 2 == 0)
+                pa::sync_threads();
+            else
+                pa::sync_threads();
+            p.out[t] = p.in[t];
+            break;
+        case PA_EMU_PLANTED_LDMATRIX_OUTSIDE: {
+            smem[t] = p.in[t];
+            pa::sync_threads();
+            const uint16_t* base = pa::dyn_smem<uint16_t>();
+            const uint32_t lane = pa::lane_id();
+            const uint16_t* row = base + 8 * (lane % 8);
+            if (lane == 3) row = base + 2 * n;  // the first byte past shared memory
+            uint32_t r;
+            pa::ldmatrix_x1(r, row);
+            p.out[t] = r;
+            break;
+        }
+        case PA_EMU_PLANTED_READ_BEFORE_WAIT:
+            if (t % 4 == 0) pa::cp_async_16(smem + t, p.in + t);
+            pa::cp_async_commit();
+            p.out[t] = smem[t];  // the bug: the copy may not have landed yet
+            pa::cp_async_wait<0>();
+            pa::sync_threads();
+            break;
+        case PA_EMU_PLANTED_SMEM_OVERRUN:
+            smem[t] = p.in[t];
+            if (t == 0) smem[n] = 1u;  // one word past the dynamic shared memory
+            pa::sync_threads();
+            p.out[t] = smem[(t + 1) % n];
+            break;
+        default:
+            break;
+    }
+}

@@ -1,0 +1,316 @@
+//! Building one row: items (documents, prompts with completions, trees, padding) appended left
+//! to right, then padded to the row length. Every item is a [`Tree`] underneath; its tokens get
+//! `vis_end` = the end of their segment's subtree and position ids that continue from the parent
+//! segment, exactly as if each root-to-leaf path were its own sequence.
+
+use crate::error::{Error, Result};
+use crate::layout::paired::PairedSeq;
+use crate::layout::tree::{Placement, Tree};
+use crate::mask::rule::validate_row;
+
+/// What an item of a row is; decides the [`Role`] of its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// A causal document (a tree of one node).
+    Document,
+    /// A prompt (node 0) and k completions (node `c + 1` is completion `c`).
+    PrefixCompletions,
+    /// A general tree of segments.
+    Tree,
+}
+
+/// The part of an item a token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Padding: visible to nobody (`vis_end[j] = j`), position 0, belongs to no item.
+    Padding,
+    /// A token of a causal document.
+    Document,
+    /// A prompt token of a prefix + k item.
+    Prompt,
+    /// A token of completion `c` of a prefix + k item.
+    Completion(usize),
+    /// A token of tree node `node`.
+    Node(usize),
+}
+
+impl Role {
+    /// The tree node (of the item's [`Tree`]) this role stands for; `None` for padding.
+    pub fn node(&self) -> Option<usize> {
+        match *self {
+            Role::Padding => None,
+            Role::Document | Role::Prompt => Some(0),
+            Role::Completion(c) => Some(c + 1),
+            Role::Node(v) => Some(v),
+        }
+    }
+}
+
+/// Per-token bookkeeping: which item of the row, and which part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenInfo {
+    /// Index of the item in the row (in append order); `None` for padding.
+    pub item: Option<usize>,
+    pub role: Role,
+}
+
+/// One item placed in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    kind: ItemKind,
+    index: usize,
+    tree: Tree,
+    placement: Placement,
+}
+
+impl Item {
+    pub fn kind(&self) -> ItemKind {
+        self.kind
+    }
+
+    /// The item's index in its row.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// First token of the item in the row.
+    pub fn start(&self) -> usize {
+        self.placement.seg_start[0]
+    }
+
+    /// Tokens of the item in the row.
+    pub fn len(&self) -> usize {
+        self.tree.total_len()
+    }
+
+    /// Always false: items have at least one token.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The item's segments.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Where each segment of the item sits in the row.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The role of the tokens of `node`.
+    pub fn role_of(&self, node: usize) -> Role {
+        match self.kind {
+            ItemKind::Document => Role::Document,
+            ItemKind::PrefixCompletions if node == 0 => Role::Prompt,
+            ItemKind::PrefixCompletions => Role::Completion(node - 1),
+            ItemKind::Tree => Role::Node(node),
+        }
+    }
+
+    /// The unshared ("paired") equivalent: one causal sequence per root-to-leaf path, leaves in
+    /// layout order (for prefix + k: completion 0, 1, ...), each with the row index of every one
+    /// of its tokens.
+    pub fn paired(&self) -> Vec<PairedSeq> {
+        self.tree
+            .leaves()
+            .into_iter()
+            .map(|leaf| {
+                let shared = self
+                    .tree
+                    .path_to(leaf)
+                    .into_iter()
+                    .flat_map(|v| {
+                        let s = self.placement.seg_start[v];
+                        s..s + self.tree.segment_len(v)
+                    })
+                    .collect();
+                PairedSeq {
+                    item: self.index,
+                    leaf,
+                    shared,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Appends items to a row; [`RowBuilder::finish`] pads it and checks the result against the rule.
+#[derive(Debug, Clone, Default)]
+pub struct RowBuilder {
+    vis_end: Vec<i32>,
+    positions: Vec<i32>,
+    tokens: Vec<TokenInfo>,
+    items: Vec<Item>,
+}
+
+impl RowBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tokens so far.
+    pub fn len(&self) -> usize {
+        self.vis_end.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vis_end.is_empty()
+    }
+
+    /// Items so far.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// A causal document of `len` tokens (packing: append several). Returns the item index.
+    pub fn document(&mut self, len: usize) -> Result<usize> {
+        if len == 0 {
+            return Err(Error::InvalidSegment {
+                what: "document",
+                index: self.items.len(),
+                detail: "the document has no tokens".into(),
+            });
+        }
+        self.push(ItemKind::Document, Tree::new(len)?)
+    }
+
+    /// A prompt of `prompt_len` tokens followed by its completions, laid out
+    /// `[prompt | c0 | c1 | ...]`. Errors name the item index as the sample.
+    pub fn prefix_completions(
+        &mut self,
+        prompt_len: usize,
+        completion_lens: &[usize],
+    ) -> Result<usize> {
+        let tree = Tree::prefix_completions(self.items.len(), prompt_len, completion_lens)?;
+        self.push(ItemKind::PrefixCompletions, tree)
+    }
+
+    /// A tree of segments in DFS preorder.
+    pub fn tree(&mut self, tree: Tree) -> Result<usize> {
+        self.push(ItemKind::Tree, tree)
+    }
+
+    /// `len` padding tokens (none for 0): `vis_end[j] = j`, position 0, seen by nobody.
+    pub fn padding(&mut self, len: usize) -> Result<()> {
+        let end = self.checked_end(len)?;
+        for j in self.len()..end {
+            self.vis_end.push(j as i32);
+            self.positions.push(0);
+            self.tokens.push(TokenInfo {
+                item: None,
+                role: Role::Padding,
+            });
+        }
+        Ok(())
+    }
+
+    /// Pads to `n` tokens and checks the row against the rule.
+    pub fn finish(mut self, n: usize) -> Result<Row> {
+        if self.len() > n {
+            return Err(Error::LengthMismatch {
+                what: "row content (at most the row length n)",
+                expected: n,
+                got: self.len(),
+            });
+        }
+        self.padding(n - self.len())?;
+        validate_row(0, &self.vis_end)?;
+        Ok(Row {
+            vis_end: self.vis_end,
+            positions: self.positions,
+            tokens: self.tokens,
+            items: self.items,
+        })
+    }
+
+    fn checked_end(&self, len: usize) -> Result<usize> {
+        match self.len().checked_add(len) {
+            Some(end) if end <= i32::MAX as usize => Ok(end),
+            _ => Err(Error::IndexOverflow {
+                what: "row length",
+                value: self.len() as u128 + len as u128,
+            }),
+        }
+    }
+
+    fn push(&mut self, kind: ItemKind, tree: Tree) -> Result<usize> {
+        self.checked_end(tree.total_len())?;
+        let index = self.items.len();
+        let placement = tree.place(self.len());
+        let item = Item {
+            kind,
+            index,
+            tree,
+            placement,
+        };
+        for v in item.tree.preorder() {
+            let vis = item.placement.subtree_end[v] as i32;
+            let pos0 = item.placement.depth_offset[v];
+            let role = item.role_of(v);
+            for t in 0..item.tree.segment_len(v) {
+                self.vis_end.push(vis);
+                self.positions.push((pos0 + t) as i32);
+                self.tokens.push(TokenInfo {
+                    item: Some(index),
+                    role,
+                });
+            }
+        }
+        self.items.push(item);
+        Ok(index)
+    }
+}
+
+/// A finished row: `vis_end` (valid under the rule), position ids, per-token info and its items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    vis_end: Vec<i32>,
+    positions: Vec<i32>,
+    tokens: Vec<TokenInfo>,
+    items: Vec<Item>,
+}
+
+impl Row {
+    /// Tokens in the row (padding included).
+    pub fn len(&self) -> usize {
+        self.vis_end.len()
+    }
+
+    /// Always false: a finished row has at least one token.
+    pub fn is_empty(&self) -> bool {
+        self.vis_end.is_empty()
+    }
+
+    pub fn vis_end(&self) -> &[i32] {
+        &self.vis_end
+    }
+
+    /// Position ids: index of each token in its unshared sequence; 0 for padding.
+    pub fn positions(&self) -> &[i32] {
+        &self.positions
+    }
+
+    pub fn tokens(&self) -> &[TokenInfo] {
+        &self.tokens
+    }
+
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Tokens that belong to an item (not padding).
+    pub fn real_tokens(&self) -> usize {
+        self.items.iter().map(Item::len).sum()
+    }
+
+    /// The unshared equivalent of every item, item after item.
+    pub fn paired(&self) -> Vec<PairedSeq> {
+        self.items.iter().flat_map(Item::paired).collect()
+    }
+
+    /// Gives back the `vis_end` and position ids.
+    pub fn into_parts(self) -> (Vec<i32>, Vec<i32>) {
+        (self.vis_end, self.positions)
+    }
+}

@@ -1,0 +1,7 @@
+//! Shared by the forward tests (emulator and GPU): the covering case matrix, seeded inputs and
+//! the comparison with the f64 reference, layouts from the crate's row builders.
+#![allow(dead_code)]
+
+pub mod cases;
+pub mod check;
+pub mod masks;
