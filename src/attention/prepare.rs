@@ -206,3 +206,63 @@ pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
         dims,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Strides;
+    use crate::mask::VisEnd;
+    use crate::plan::Plan;
+
+    #[test]
+    fn dims_and_params_follow_the_plan() {
+        let n = 130; // 3 q tiles of 64
+        let plan =
+            Plan::new(VisEnd::from_rows(&[vec![n as i32; n], vec![n as i32; n]]).unwrap()).unwrap();
+        let shape = AttnShape {
+            rows: 2,
+            n,
+            q_heads: 8,
+            kv_heads: 2,
+            head_dim: 128,
+        };
+        let view = |heads: usize, addr: u64| RawView {
+            len: shape.rows * n * heads * 128,
+            addr,
+            strides: Strides::dense(n, heads, 128),
+        };
+        let launch = prepare_forward(&ForwardCall {
+            mask: plan.forward_mask(),
+            plan: PlanAddrs {
+                vis_end: 0x1000,
+                q_offsets: 0x2000,
+                q_entries: 0x3000,
+                heaviest_first: 0x4000,
+            },
+            shape: &shape,
+            is_bf16: false,
+            q: view(8, 0x10000),
+            k: view(2, 0x20000),
+            v: view(2, 0x30000),
+            o: view(8, 0x40000),
+            lse_len: shape.lse_len(),
+            lse_addr: 0x50000,
+            scale: 0.5,
+        })
+        .unwrap();
+        assert_eq!(launch.kernel, ForwardKernel::F16D128);
+        assert_eq!(launch.dims.grid, [2 * 3 * 8, 1, 1]);
+        assert_eq!(launch.dims.block, [128, 1, 1]);
+        assert_eq!(launch.dims.smem_bytes, (64 + 4 * 64) * 128 * 2);
+        let p = launch.params;
+        assert_eq!(
+            (p.rows, p.n, p.q_heads, p.kv_group, p.q_tiles),
+            (2, 130, 8, 4, 3)
+        );
+        assert_eq!(p.q_stride.token, 8 * 128);
+        assert_eq!(p.k_stride.row, (130 * 2 * 128) as i64);
+        assert_eq!(p.scale, 0.5);
+        assert!((p.scale_log2 - 0.5 * std::f32::consts::LOG2_E).abs() < 1e-7);
+        assert_eq!(p.q_entries as usize, 0x3000);
+    }
+}
