@@ -6,6 +6,10 @@
 # exit code to $OUT/steps.tsv; a failing step does not stop the others; the summary comes last.
 #
 # Usage: OUT=/some/dir bash gpucheck/run.sh    (OUT defaults to gpucheck/out)
+#
+# Time: the step limits add up to about 6 minutes in the worst case (every step hitting its
+# limit); a healthy run takes well under 5. A lent device has 15 minutes for a whole session:
+# call it with a timeout_s that leaves room to run it once more.
 set -u
 export PYTHONUNBUFFERED=1
 # Tests and the bench fail (instead of skipping) when they find no device.
@@ -47,12 +51,12 @@ head -n 15 "$OUT/nvidia-smi.txt"
 
 # 1. GPU tests: the emulator matrix on the device, 8k x 32/8 heads, strided views, determinism.
 if [ -x "$HERE/bin/forward_gpu" ]; then
-    run_step forward_gpu 240 "$HERE/bin/forward_gpu" --test-threads=1 --nocapture
+    run_step forward_gpu 75 "$HERE/bin/forward_gpu" --test-threads=1 --nocapture
 else
     skip_step forward_gpu "bin/forward_gpu missing"
 fi
 if [ -x "$HERE/bin/gpu_fill" ]; then
-    run_step gpu_fill 60 "$HERE/bin/gpu_fill" --nocapture
+    run_step gpu_fill 20 "$HERE/bin/gpu_fill" --nocapture
 fi
 
 # 2. Emulator fidelity (emulator and GPU agree bit for bit), when the crate has such a test.
@@ -60,7 +64,7 @@ found_fidelity=0
 for b in "$HERE"/bin/*fidelity*; do
     [ -x "$b" ] || continue
     found_fidelity=1
-    run_step "$(basename "$b")" 240 "$b" --test-threads=1 --nocapture
+    run_step "$(basename "$b")" 45 "$b" --test-threads=1 --nocapture
 done
 [ "$found_fidelity" -eq 0 ] && skip_step emu_fidelity "no fidelity test binary bundled"
 
@@ -73,7 +77,7 @@ if [ -n "$SAN" ] && [ -x "$HERE/bin/forward_gpu" ]; then
     for tool in memcheck racecheck; do
         extra=()
         [ "$tool" = racecheck ] && extra=(--racecheck-report all)
-        run_step "sanitizer_$tool" 240 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} --error-exitcode 9 \
+        run_step "sanitizer_$tool" 45 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} --error-exitcode 9 \
             "$HERE/bin/forward_gpu" gpu_sanitizer_case --exact --test-threads=1 --nocapture
     done
 else
@@ -83,12 +87,12 @@ fi
 # 4. Forward throughput: ours (CUDA events), then the PyTorch peers on the same problems.
 mkdir -p "$OUT/bench"
 if [ -x "$HERE/bin/forward_bench" ]; then
-    run_step forward_bench 180 "$HERE/bin/forward_bench" "$OUT/bench"
+    run_step forward_bench 45 "$HERE/bin/forward_bench" "$OUT/bench"
 else
     skip_step forward_bench "bin/forward_bench missing"
 fi
 if [ -s "$OUT/bench/cases.json" ]; then
-    run_step peers 360 python3 "$HERE/peers.py" "$OUT/bench/cases.json" "$OUT/bench"
+    run_step peers 90 python3 "$HERE/peers.py" "$OUT/bench/cases.json" "$OUT/bench"
 else
     skip_step peers "no cases.json from forward_bench"
 fi
