@@ -63,6 +63,10 @@ typedef struct PaEmuReport {
 
 /* ---- library kernels (csrc/pa_params.h) ---- */
 PA_EMU_DECLARE(pa_fill_u32, PaFillParams)
+PA_EMU_DECLARE(pa_logprob_gather_bf16, PaLogProbGatherParams)
+PA_EMU_DECLARE(pa_logprob_gather_f16, PaLogProbGatherParams)
+PA_EMU_DECLARE(pa_logprob_gather_f32, PaLogProbGatherParams)
+PA_EMU_DECLARE(pa_segment_sum_f32, PaSegmentSumParams)
 
 /* ---- test and probe kernels (csrc/pa_test_params.h) ---- */
 PA_EMU_DECLARE(emu_gemm_tile, PaEmuGemmTileParams)
