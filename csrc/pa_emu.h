@@ -67,6 +67,10 @@ PA_EMU_DECLARE(pa_attn_fwd_bf16_d64, PaAttnFwdParams)
 PA_EMU_DECLARE(pa_attn_fwd_bf16_d128, PaAttnFwdParams)
 PA_EMU_DECLARE(pa_attn_fwd_f16_d64, PaAttnFwdParams)
 PA_EMU_DECLARE(pa_attn_fwd_f16_d128, PaAttnFwdParams)
+PA_EMU_DECLARE(pa_logprob_gather_bf16, PaLogProbGatherParams)
+PA_EMU_DECLARE(pa_logprob_gather_f16, PaLogProbGatherParams)
+PA_EMU_DECLARE(pa_logprob_gather_f32, PaLogProbGatherParams)
+PA_EMU_DECLARE(pa_segment_sum_f32, PaSegmentSumParams)
 
 /* ---- test and probe kernels (csrc/pa_test_params.h) ---- */
 PA_EMU_DECLARE(emu_gemm_tile, PaEmuGemmTileParams)

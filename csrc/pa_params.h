@@ -79,6 +79,32 @@ typedef struct PaAttnFwdParams {
     uint32_t _pad0;
 } PaAttnFwdParams;
 
+/* pa_logprob_gather_{bf16,f16,f32}: per map entry e (one CTA each),
+ *   per_token[e] = log_softmax(logits[logit_rows[e], 0..vocab])[targets[e]]
+ *               = logit[target] - logsumexp(row),
+ * with an fp32 online max/sum over the vocab. `logits` points at elements of the kernel's dtype
+ * (bf16, f16 or f32); row r starts at element r * row_stride (row_stride >= vocab, padded vocabs
+ * allowed). The host checks every target < vocab and every logit row inside the buffer. */
+typedef struct PaLogProbGatherParams {
+    const void *logits;
+    const int32_t *logit_rows; /* [entries] */
+    const uint32_t *targets;   /* [entries] */
+    float *per_token;          /* [entries] */
+    int64_t row_stride;
+    int32_t vocab;
+    int32_t entries;
+} PaLogProbGatherParams;
+
+/* pa_segment_sum_f32: sums[s] = sum of values[offsets[s] .. offsets[s + 1]] (one warp per
+ * segment, fixed-order reduction: the result does not depend on the schedule). */
+typedef struct PaSegmentSumParams {
+    const float *values;    /* [offsets[segments]] */
+    const int32_t *offsets; /* [segments + 1], non-decreasing */
+    float *sums;            /* [segments] */
+    int32_t segments;
+    int32_t _pad0;
+} PaSegmentSumParams;
+
 #ifdef __cplusplus
 }
 #endif

@@ -206,6 +206,8 @@ inline void cp_async_wait(PA_SITE_DEFAULTS) {
 inline void atomic_add_f32(float *addr, float v) { *addr += v; }
 // ex2.approx.ftz.f32 on the device (about 2 ulp, flushes subnormals); exp2f here.
 inline float exp2_fast(float x) { return exp2f(x); }
+// lg2.approx.ftz.f32 on the device (about 2^-22 absolute near 1, relative elsewhere); log2f here.
+inline float log2_fast(float x) { return log2f(x); }
 
 // ---- bit views ----
 inline uint32_t f32_as_u32(float x) { return emu::f32_bits(x); }

@@ -155,6 +155,12 @@ impl LogProbMap {
                 got: len,
             });
         }
+        self.check_targets(vocab)
+    }
+
+    /// Every target below `vocab`; else `TokenOutOfVocab` for the first one that is not (in
+    /// completion order), naming its sample and its index in the completion's list.
+    pub(crate) fn check_targets(&self, vocab: usize) -> Result<()> {
         for (c, w) in self.offsets.windows(2).enumerate() {
             if let Some(e) = (w[0]..w[1]).find(|&e| self.targets[e] as usize >= vocab) {
                 return Err(Error::TokenOutOfVocab {

@@ -10,12 +10,17 @@
 //! - [`LogProbMap`]: which logit row predicts which scored token of which completion;
 //!   [`LogProbMap::gather`] reads the log-probs on the CPU and [`LogProbMap::backward`] gives the
 //!   gradient with respect to the logits.
+//! - The same gather as CUDA kernels (csrc/kernels/logprob_gather.cu): [`DeviceLogProbMap`] on a
+//!   device, [`EmuLogProbGather`] on the CPU emulator, both prepared by [`LogProbGatherPlan`].
 //!
 //! Bad input (empty prompt or completion, k = 0, a sample longer than `max_len` without
 //! [`BatchOptions::truncate`], a token id beyond [`BatchOptions::vocab`]) is a typed
 //! [`crate::Error`] naming the sample index.
 
 mod logprob;
+mod logprob_emu;
+mod logprob_gpu;
+mod logprob_launch;
 mod options;
 mod pack;
 mod rows;
@@ -23,6 +28,12 @@ mod sample;
 mod truncate;
 
 pub use logprob::{CompletionRef, LogProbMap, LogProbs};
+pub use logprob_emu::EmuLogProbGather;
+pub use logprob_gpu::{DeviceLogProbMap, DeviceLogProbs};
+pub use logprob_launch::{
+    GatherElement, LogProbGatherBf16, LogProbGatherF16, LogProbGatherF32, LogProbGatherPlan,
+    LogitsLayout, SegmentSumF32,
+};
 pub use options::BatchOptions;
 pub use rows::{Batch, UnitPlacement};
 pub use sample::{Sample, TokenTree};

@@ -357,6 +357,34 @@ unsafe extern "C" {
     ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
+    pub fn pa_logprob_gather_bf16_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaLogProbGatherParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn pa_logprob_gather_f16_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaLogProbGatherParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn pa_logprob_gather_f32_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaLogProbGatherParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn pa_segment_sum_f32_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaSegmentSumParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
     pub fn emu_gemm_tile_emu(
         launch: *const PaEmuLaunch,
         params: *const PaEmuGemmTileParams,

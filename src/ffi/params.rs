@@ -125,3 +125,76 @@ impl Default for PaAttnFwdParams {
         }
     }
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaLogProbGatherParams {
+    pub logits: *const ::core::ffi::c_void,
+    pub logit_rows: *const i32,
+    pub targets: *const u32,
+    pub per_token: *mut f32,
+    pub row_stride: i64,
+    pub vocab: i32,
+    pub entries: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaLogProbGatherParams"][::core::mem::size_of::<PaLogProbGatherParams>() - 48usize];
+    ["Alignment of PaLogProbGatherParams"]
+        [::core::mem::align_of::<PaLogProbGatherParams>() - 8usize];
+    ["Offset of field: PaLogProbGatherParams::logits"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, logits) - 0usize];
+    ["Offset of field: PaLogProbGatherParams::logit_rows"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, logit_rows) - 8usize];
+    ["Offset of field: PaLogProbGatherParams::targets"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, targets) - 16usize];
+    ["Offset of field: PaLogProbGatherParams::per_token"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, per_token) - 24usize];
+    ["Offset of field: PaLogProbGatherParams::row_stride"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, row_stride) - 32usize];
+    ["Offset of field: PaLogProbGatherParams::vocab"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, vocab) - 40usize];
+    ["Offset of field: PaLogProbGatherParams::entries"]
+        [::core::mem::offset_of!(PaLogProbGatherParams, entries) - 44usize];
+};
+impl Default for PaLogProbGatherParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaSegmentSumParams {
+    pub values: *const f32,
+    pub offsets: *const i32,
+    pub sums: *mut f32,
+    pub segments: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaSegmentSumParams"][::core::mem::size_of::<PaSegmentSumParams>() - 32usize];
+    ["Alignment of PaSegmentSumParams"][::core::mem::align_of::<PaSegmentSumParams>() - 8usize];
+    ["Offset of field: PaSegmentSumParams::values"]
+        [::core::mem::offset_of!(PaSegmentSumParams, values) - 0usize];
+    ["Offset of field: PaSegmentSumParams::offsets"]
+        [::core::mem::offset_of!(PaSegmentSumParams, offsets) - 8usize];
+    ["Offset of field: PaSegmentSumParams::sums"]
+        [::core::mem::offset_of!(PaSegmentSumParams, sums) - 16usize];
+    ["Offset of field: PaSegmentSumParams::segments"]
+        [::core::mem::offset_of!(PaSegmentSumParams, segments) - 24usize];
+    ["Offset of field: PaSegmentSumParams::_pad0"]
+        [::core::mem::offset_of!(PaSegmentSumParams, _pad0) - 28usize];
+};
+impl Default for PaSegmentSumParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
