@@ -31,7 +31,9 @@ const TOKENS: usize = 16 * 1024;
 /// Forwards run and synchronised before criterion starts (first-launch costs).
 const WARMUP_LAUNCHES: usize = 3;
 
-/// Prefix/completion shapes: DPO pairs and GRPO groups at two prompt lengths.
+/// Prefix/completion shapes: DPO pairs and GRPO groups at prefix/completion ratios 2 and 6
+/// (DPO) and 2 and 4 (GRPO); ideal speedups (paired / shared visible pairs) 1.29, 1.58, 1.50
+/// and 1.92.
 const GROUPS: [PrefixGroup; 4] = [
     PrefixGroup {
         kind: "dpo",
@@ -41,9 +43,9 @@ const GROUPS: [PrefixGroup; 4] = [
     },
     PrefixGroup {
         kind: "dpo",
-        prefix: 2048,
+        prefix: 3072,
         k: 2,
-        completion: 1024,
+        completion: 512,
     },
     PrefixGroup {
         kind: "grpo",
