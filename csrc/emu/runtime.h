@@ -26,7 +26,8 @@ const char *op_name(Op op, int variant);
 // schedule-dependent results.
 enum class CopyTiming : uint8_t { AtWait, AtIssue, Coin };
 
-// A cp.async queued by one thread: performed when a wait_group completes its group.
+// A cp.async queued by one thread (CopyTiming::AtWait, or the coin said so): performed when a
+// wait_group completes its group.
 struct PendingCopy {
     unsigned char *dst;
     const unsigned char *src;
