@@ -36,7 +36,8 @@ typedef struct PaEmuGemmTileParams {
 #define PA_EMU_PLANTED_LDMATRIX_OUTSIDE 6  /* one lane's row address lies past shared memory */
 #define PA_EMU_PLANTED_READ_BEFORE_WAIT 7  /* reads cp.async data before cp.async.wait_group */
 #define PA_EMU_PLANTED_SMEM_OVERRUN 8      /* writes one word past the dynamic shared memory */
-#define PA_EMU_PLANTED_MODES 9
+#define PA_EMU_PLANTED_EARLY_OVERWRITE 9   /* cp.async refills a buffer the other warp still reads */
+#define PA_EMU_PLANTED_MODES 10
 /* Launch: one CTA of `count` threads (a multiple of 32), count * 4 bytes of dynamic smem. */
 typedef struct PaEmuPlantedParams {
     const uint32_t *in; /* count words */

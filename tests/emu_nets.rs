@@ -133,6 +133,17 @@ fn reading_before_cp_async_wait_shows_up_as_a_race() {
 }
 
 #[test]
+fn a_cp_async_into_a_buffer_another_warp_still_reads_is_caught() {
+    // Stage 2 is issued before the barrier that would end the other warp's reads of stage 1 and
+    // waited for after a collective. A GPU may land the copy any time in between; the
+    // descending schedule lands it at the issue and runs each warp ahead to its next barrier,
+    // so the other warp reads stage 2 where the ascending schedule (landing at the wait) gives
+    // stage 1.
+    let e = planted_error(PA_EMU_PLANTED_EARLY_OVERWRITE);
+    assert_contains(&e, &["race", "buffer `out`", "descending"]);
+}
+
+#[test]
 fn a_write_past_shared_memory_is_caught_by_its_guard() {
     let e = planted_error(PA_EMU_PLANTED_SMEM_OVERRUN);
     assert_contains(&e, &["past the end", "shared memory"]);
@@ -141,7 +152,7 @@ fn a_write_past_shared_memory_is_caught_by_its_guard() {
 #[test]
 fn every_planted_mode_is_tested() {
     // A new mode in pa_test_params.h must get its test here.
-    assert_eq!(PA_EMU_PLANTED_MODES, 9);
+    assert_eq!(PA_EMU_PLANTED_MODES, 10);
 }
 
 #[test]

@@ -20,7 +20,14 @@ enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma };
 
 const char *op_name(Op op, int variant);
 
-// A cp.async queued by one thread: performed when a wait_group completes its group.
+// When a cp.async lands. On a GPU, any time between its issue and the wait_group that completes
+// its group; the schedules take the two extremes (and a coin per copy), so a kernel that reads
+// the destination before its wait, or overwrites a buffer another thread still reads, gets
+// schedule-dependent results.
+enum class CopyTiming : uint8_t { AtWait, AtIssue, Coin };
+
+// A cp.async queued by one thread (CopyTiming::AtWait, or the coin said so): performed when a
+// wait_group completes its group.
 struct PendingCopy {
     unsigned char *dst;
     const unsigned char *src;
@@ -65,6 +72,7 @@ struct Launch {
     void (*entry)(const void *) = nullptr;
     uint32_t schedule = 0;
     uint64_t rng = 0;
+    CopyTiming copy_timing = CopyTiming::AtWait;
 
     uint32_t block[3] = {1, 1, 1};
     uint32_t grid[3] = {1, 1, 1};
@@ -111,6 +119,8 @@ bool same_site(Site x, Site y);
 // or the description of a rule the operands broke (e.g. an address outside shared memory).
 std::string compute_collective(Launch *L, Warp *w);
 
+// Lands one cp.async (16 bytes, or 16 zeros when its source is not valid).
+void perform_copy(const PendingCopy &c);
 // Performs (and drops) a thread's queued copies of groups below `limit`.
 void complete_copies(Thread *t, uint32_t limit);
 

@@ -1,11 +1,20 @@
 // The grid runner of the SIMT emulator.
 //
 // A launch runs its CTAs one after another (in the schedule's order). A CTA's threads are fibers
-// on reusable stacks; the scheduler resumes them in rounds: in each round every runnable thread,
-// in the schedule's order (ascending, descending or a fresh seeded shuffle per round), runs until
-// its next sync point (block barrier, warp collective) or its exit. Work between two sync points
-// is therefore atomic and its interleaving is the schedule's: a kernel whose output differs
-// between schedules has a race. Sync points and their checks are in sync.cpp.
+// on reusable stacks; a thread runs until its next sync point (block barrier, warp collective) or
+// its exit, so work between two sync points is atomic and its interleaving is the schedule's:
+//
+// - ascending and random: in rounds; in each round every runnable thread (in ascending order, or
+//   a fresh seeded shuffle per round) runs to its next sync point. The warps of a CTA thus move
+//   in lockstep from collective to collective.
+// - descending: warp by warp (last warp first, last lane first); a warp runs until none of its
+//   threads can (all at a barrier or exited) before the next warp starts, i.e. each warp runs as
+//   far ahead of the others as a GPU may let it. This exposes a write into shared memory that
+//   another warp still reads in an earlier phase, which lockstep rounds hide.
+//
+// cp.async copies land at their wait_group (ascending), at their issue (descending) or either,
+// by a seeded coin per copy (random); see CopyTiming. A kernel whose output differs between
+// schedules has a race. Sync points and their checks are in sync.cpp.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +110,19 @@ std::string describe_stuck(Launch *L) {
     return s;
 }
 
+// Runs thread t from where it stopped to its next sync point (or its exit).
+void run_thread(Launch *L, Thread *t) {
+    L->current = t;
+    tl_view = &t->view;
+    L->switches++;
+    fiber_switch(&L->scheduler, &t->ctx);
+    L->current = nullptr;
+    if (!stack_canary_intact(t->stack)) {
+        record_error(L, where(L, t) + " overflowed its " + std::to_string(t->stack.size) +
+                            "-byte stack (raise PaEmuLaunch::stack_bytes)");
+    }
+}
+
 void run_cta(Launch *L, std::vector<uint32_t> *order) {
     std::vector<Thread> &threads = *L->threads;
     std::vector<Warp> &warps = *L->warps;
@@ -139,24 +161,33 @@ void run_cta(Launch *L, std::vector<uint32_t> *order) {
     L->barrier_arrived = 0;
     L->done = 0;
 
+    const bool warp_by_warp = L->schedule == PA_EMU_SCHEDULE_DESCENDING;
+    const uint32_t nwarps = (L->nthreads + 31) / 32;
     while (L->done < L->nthreads && !L->failed) {
-        fill_order(L, order, L->nthreads);
         bool progressed = false;
-        for (uint32_t idx : *order) {
-            Thread &t = threads[idx];
-            if (t.state != State::Runnable) continue;
-            progressed = true;
-            L->current = &t;
-            tl_view = &t.view;
-            L->switches++;
-            fiber_switch(&L->scheduler, &t.ctx);
-            L->current = nullptr;
-            if (!stack_canary_intact(t.stack)) {
-                record_error(L, where(L, &t) + " overflowed its " +
-                                    std::to_string(t.stack.size) +
-                                    "-byte stack (raise PaEmuLaunch::stack_bytes)");
+        if (warp_by_warp) {
+            for (uint32_t w = nwarps; w-- > 0 && !L->failed;) {
+                const uint32_t first = w * 32;
+                const uint32_t end = std::min(first + 32, L->nthreads);
+                bool ran = true;
+                while (ran && !L->failed) {
+                    ran = false;
+                    for (uint32_t idx = end; idx-- > first;) {
+                        if (threads[idx].state != State::Runnable) continue;
+                        ran = progressed = true;
+                        run_thread(L, &threads[idx]);
+                        if (L->failed) break;
+                    }
+                }
             }
-            if (L->failed) break;
+        } else {
+            fill_order(L, order, L->nthreads);
+            for (uint32_t idx : *order) {
+                if (threads[idx].state != State::Runnable) continue;
+                progressed = true;
+                run_thread(L, &threads[idx]);
+                if (L->failed) break;
+            }
         }
         if (!progressed && !L->failed) record_error(L, describe_stuck(L));
     }
@@ -303,6 +334,9 @@ int run_grid(const char *kernel, const PaEmuLaunch *launch, const void *params,
     L.entry = entry;
     L.schedule = launch->schedule;
     L.rng = launch->seed ^ 0x5ca1ab1e0ddba11ull;
+    L.copy_timing = launch->schedule == PA_EMU_SCHEDULE_ASCENDING    ? CopyTiming::AtWait
+                    : launch->schedule == PA_EMU_SCHEDULE_DESCENDING ? CopyTiming::AtIssue
+                                                                     : CopyTiming::Coin;
     for (int d = 0; d < 3; d++) {
         L.block[d] = launch->block[d];
         L.grid[d] = launch->grid[d];

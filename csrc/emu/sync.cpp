@@ -182,9 +182,14 @@ void cp_async(void *smem_dst, const void *gmem_src, bool valid, Site site) {
         fail_thread(where(L, t) + ": cp_async_16 at " + site_str(site) +
                     " reads from shared memory; its source must be global memory");
     }
-    t->copies.push_back(PendingCopy{static_cast<unsigned char *>(smem_dst),
-                                    static_cast<const unsigned char *>(gmem_src),
-                                    t->committed_groups, valid});
+    const PendingCopy copy{static_cast<unsigned char *>(smem_dst),
+                           static_cast<const unsigned char *>(gmem_src), t->committed_groups, valid};
+    const bool now = L->copy_timing == CopyTiming::AtIssue ||
+                     (L->copy_timing == CopyTiming::Coin && (next_random(&L->rng) & 1u));
+    if (now)
+        perform_copy(copy);
+    else
+        t->copies.push_back(copy);
 }
 
 void cp_async_commit() { me()->committed_groups++; }
@@ -196,15 +201,19 @@ void cp_async_wait(int n, Site) {
     complete_copies(t, limit);
 }
 
+void perform_copy(const PendingCopy &c) {
+    if (c.valid)
+        memcpy(c.dst, c.src, 16);
+    else
+        memset(c.dst, 0, 16);
+}
+
 void complete_copies(Thread *t, uint32_t limit) {
     size_t kept = 0;
     for (size_t i = 0; i < t->copies.size(); i++) {
         const PendingCopy &c = t->copies[i];
         if (c.group < limit) {
-            if (c.valid)
-                memcpy(c.dst, c.src, 16);
-            else
-                memset(c.dst, 0, 16);
+            perform_copy(c);
         } else {
             t->copies[kept++] = c;
         }

@@ -1,8 +1,9 @@
 // emu_planted: one deliberate bug per mode (PA_EMU_PLANTED_* in pa_test_params.h), so the tests
 // can prove that each net of the emulator catches its kind of bug: schedule comparison (races,
 // reads before cp.async completes), buffer guards (out-of-bounds writes), collective and barrier
-// checks (divergence, exited threads), address checks (ldmatrix outside shared memory) and the
-// shared-memory guards. Mode PA_EMU_PLANTED_CORRECT is the bug-free control.
+// checks (divergence, exited threads), address checks (ldmatrix outside shared memory), the
+// shared-memory guards and cp.async timing (a copy landing at its issue, before a slower warp
+// has read the buffer it overwrites). Mode PA_EMU_PLANTED_CORRECT is the bug-free control.
 #include "../pa/kernel.cuh"
 
 PA_KERNEL(emu_planted, PaEmuPlantedParams) {
@@ -67,6 +68,26 @@ PA_KERNEL(emu_planted, PaEmuPlantedParams) {
             pa::sync_threads();
             p.out[t] = smem[(t + 1) % n];
             break;
+        case PA_EMU_PLANTED_EARLY_OVERWRITE: {
+            // A two-stage pipeline through one buffer, as in a double-buffered tile loop.
+            // Stage 1: threads t % 4 == 0 copy in[t, t + 4); every thread waits, then a barrier.
+            if (t % 4 == 0) pa::cp_async_16(smem + t, p.in + t);
+            pa::cp_async_commit();
+            pa::cp_async_wait<0>();
+            pa::sync_threads();
+            uint32_t v = pa::shfl_xor(p.in[t], 1);
+            v ^= smem[(t + 32) % n];  // stage 1, from the chunk of the other warp
+            // The bug: stage 2 is issued into the same buffer with no barrier after the reads
+            // above, so the other warp may still be reading stage 1 when the copy lands (on a
+            // GPU: any time between this issue and the wait below).
+            if (t % 4 == 0) pa::cp_async_16(smem + t, p.in + (n - 4 - t));
+            pa::cp_async_commit();
+            v = pa::shfl_xor(v, 2);  // work while the copy is in flight
+            pa::cp_async_wait<0>();
+            pa::sync_threads();
+            p.out[t] = v ^ smem[t];
+            break;
+        }
         default:
             break;
     }

@@ -185,7 +185,7 @@ inline void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2
     emu::mma(emu::MmaKind::F16, d, a, b, c, {pa_site_file, pa_site_line});
 }
 
-// ---- cp.async: queued per thread, performed at the wait_group that completes its group ----
+// ---- cp.async: lands at its issue or at the wait_group that completes its group (per schedule) ----
 inline void cp_async_16(void *smem_dst, const void *gmem_src, PA_SITE_DEFAULTS) {
     emu::cp_async(smem_dst, gmem_src, true, {pa_site_file, pa_site_line});
 }

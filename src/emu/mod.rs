@@ -24,14 +24,17 @@ use crate::ffi::emu::{
 use crate::launch::{Kernel, LaunchDims};
 
 /// The order in which the emulator runs the threads of a CTA between two sync points (barriers,
-/// warp collectives), and the CTAs of the grid.
+/// warp collectives), the CTAs of the grid, and when cp.async copies land (on a GPU: any time
+/// between the issue and the wait that completes them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
-    /// Thread 0 first, CTA 0 first.
+    /// Lockstep rounds, thread 0 first; CTA 0 first; copies land at their wait.
     Ascending,
-    /// Last thread first, last CTA first.
+    /// Warp by warp, last warp (and lane) first, each warp running ahead until it waits at a
+    /// barrier or exits; last CTA first; copies land at their issue.
     Descending,
-    /// A fresh seeded shuffle of the threads at every round (and of the CTAs once).
+    /// Lockstep rounds with a fresh seeded shuffle of the threads at every round (and of the
+    /// CTAs once); each copy lands at its issue or at its wait, by a seeded coin.
     Random { seed: u64 },
 }
 
