@@ -104,10 +104,11 @@ pub(crate) fn check_view(
     if written {
         // Sufficient condition for distinct addresses: ordered by stride, each dimension steps
         // past everything the smaller ones span.
-        let mut sorted: Vec<_> = dims.iter().filter(|d| d.0 > 1).copied().collect();
+        // (A fixed-size array: the check runs inside every forward call, which allocates nothing.)
+        let mut sorted = dims;
         sorted.sort_by_key(|d| d.1);
         let mut span = shape.head_dim as u128;
-        for (size, stride, name) in sorted {
+        for (size, stride, name) in sorted.into_iter().filter(|d| d.0 > 1) {
             if (stride as u128) < span {
                 return Err(bad(format!(
                     "{name} stride {stride} is smaller than the {span} elements the inner dimensions span: elements would overlap"
