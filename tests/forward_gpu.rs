@@ -1,5 +1,7 @@
-//! The forward kernels on a real device against the f64 reference: the emulator matrix, large
-//! shapes (8k tokens, 32 query heads over 8 kv heads) and strided views. Every test skips with a
+//! The forward kernels on a real device against the f64 reference: the emulator matrix, a subset
+//! of the emulator's edge cases (tests/forward_support/edge.rs: arbitrary `vis_end`, tile-boundary
+//! lengths, padding tiles, large scores, tiny scales, checkerboards, GQA 8:1, head-major views),
+//! large shapes (8k tokens, 32 query heads over 8 kv heads) and strided views. Every test skips with a
 //! printed reason when there is no device (or the crate was built without nvcc), unless
 //! `PREFIX_ATTN_REQUIRE_GPU=1` (set by scripts/gpucheck/run.sh), which turns a skip into a failure.
 
@@ -17,7 +19,8 @@ use prefix_attn::reference::Element;
 use prefix_attn::AttnShape;
 
 use forward_support::cases::{matrix, Case, Dtype};
-use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
+use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32, POISON_U16};
+use forward_support::edge::{self, from_layout, strides, to_layout, Edge, Layout};
 use forward_support::masks::{causal, prefix_groups};
 
 struct Device {
@@ -42,33 +45,74 @@ fn device(test: &str) -> Option<Device> {
     Some(Device { gpu, fwd, stream })
 }
 
-/// Runs the forward on dense copies of `inp` with poisoned outputs; returns O and LSE.
-fn run_dense<T: KernelElem + DeviceRepr>(dev: &Device, inp: &Inputs<T>) -> (Vec<T>, Vec<f32>) {
+/// Poisoned elements on each side of O and LSE on the device: a write outside a view lands there.
+const GUARD: usize = 64;
+
+/// Runs the forward with Q, K, V and O in `layout`'s memory order (the inputs are dense and
+/// converted), outputs poisoned and guarded; returns dense O and LSE, or what hit a guard.
+fn run_in_layout<T: KernelElem + DeviceRepr>(
+    dev: &Device,
+    layout: Layout,
+    inp: &Inputs<T>,
+) -> Result<(Vec<T>, Vec<f32>), String> {
     let s = &dev.stream;
     let sh = &inp.shape;
+    let (q_len, lse_len) = (sh.q_len(), sh.lse_len());
     let plan = Plan::on_device(inp.vis_end.clone(), s).unwrap();
-    let q = s.clone_htod(&inp.q).unwrap();
-    let k = s.clone_htod(&inp.k).unwrap();
-    let v = s.clone_htod(&inp.v).unwrap();
-    let mut o = s.clone_htod(&vec![T::poison(); sh.q_len()]).unwrap();
-    let mut lse = s.clone_htod(&vec![POISON_F32; sh.lse_len()]).unwrap();
+    let put =
+        |dense: &[T], heads: usize| s.clone_htod(&to_layout(layout, dense, sh, heads)).unwrap();
+    let (q, k, v) = (
+        put(&inp.q, sh.q_heads),
+        put(&inp.k, sh.kv_heads),
+        put(&inp.v, sh.kv_heads),
+    );
+    let mut o = s
+        .clone_htod(&vec![T::poison(); GUARD + q_len + GUARD])
+        .unwrap();
+    let mut lse = s
+        .clone_htod(&vec![POISON_F32; GUARD + lse_len + GUARD])
+        .unwrap();
     dev.fwd
         .run(
             s,
             &plan,
             sh,
             DeviceTensors {
-                q: View::dense(q.as_view(), sh, sh.q_heads),
-                k: View::dense(k.as_view(), sh, sh.kv_heads),
-                v: View::dense(v.as_view(), sh, sh.kv_heads),
-                o: View::dense(o.as_view_mut(), sh, sh.q_heads),
-                lse: lse.as_view_mut(),
+                q: View::new(q.as_view(), strides(layout, sh, sh.q_heads)),
+                k: View::new(k.as_view(), strides(layout, sh, sh.kv_heads)),
+                v: View::new(v.as_view(), strides(layout, sh, sh.kv_heads)),
+                o: View::new(
+                    o.slice_mut(GUARD..GUARD + q_len),
+                    strides(layout, sh, sh.q_heads),
+                ),
+                lse: lse.slice_mut(GUARD..GUARD + lse_len),
             },
             inp.scale,
         )
         .unwrap();
     s.synchronize().unwrap();
-    (s.clone_dtoh(&o).unwrap(), s.clone_dtoh(&lse).unwrap())
+    let o = s.clone_dtoh(&o).unwrap();
+    let lse = s.clone_dtoh(&lse).unwrap();
+    let (o_head, o_body) = o.split_at(GUARD);
+    let (o_body, o_tail) = o_body.split_at(q_len);
+    let (l_head, l_body) = lse.split_at(GUARD);
+    let (l_body, l_tail) = l_body.split_at(lse_len);
+    if !o_head.iter().chain(o_tail).all(|x| x.bits() == POISON_U16) {
+        return Err("a write outside the O view (guard changed)".into());
+    }
+    if !l_head
+        .iter()
+        .chain(l_tail)
+        .all(|x| x.to_bits() == POISON_F32.to_bits())
+    {
+        return Err("a write outside LSE (guard changed)".into());
+    }
+    Ok((from_layout(layout, o_body, sh, sh.q_heads), l_body.to_vec()))
+}
+
+/// Runs the forward on dense copies of `inp` with poisoned, guarded outputs; returns O and LSE.
+fn run_dense<T: KernelElem + DeviceRepr>(dev: &Device, inp: &Inputs<T>) -> (Vec<T>, Vec<f32>) {
+    run_in_layout(dev, Layout::Dense, inp).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run_case<T: KernelElem + DeviceRepr>(dev: &Device, case: &Case) -> Result<(), String> {
@@ -116,6 +160,70 @@ fn gpu_is_deterministic() {
             .iter()
             .zip(&again.1)
             .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+fn run_edge<T: KernelElem + DeviceRepr>(dev: &Device, e: &Edge) -> Result<(), String> {
+    let inp = e.inputs::<T>();
+    let (o, lse) =
+        run_in_layout(dev, e.layout, &inp).map_err(|err| format!("{}: {err}", e.name))?;
+    check(&e.name, e.dtype, &inp, &o, &lse)
+}
+
+/// The emulator's edge cases (tests/forward_edge_cases.rs runs all 26) on the device, 23 of them:
+/// every family, every case except three of the four extra padding-mix seeds (kept: the one
+/// with the most padding). Each is at most 4 rows of n <= 256, so the device time is launches
+/// and the f64 reference of these small shapes (well under a second in release).
+fn device_edge_cases() -> Vec<Edge> {
+    let mut cases = edge::random_vis_end_at_tile_boundaries();
+    cases.extend(edge::random_vis_end_padding_mixes(3..4));
+    cases.extend(edge::tiny_rows_and_padding_tiles());
+    cases.extend(edge::large_score_magnitudes());
+    cases.extend(edge::tiny_softmax_scales());
+    cases.extend(edge::class_checkerboards());
+    cases.extend(edge::gqa_8_to_1_and_odd_heads());
+    cases.push(edge::head_major_mixed_batch(Dtype::Bf16, 64, 61));
+    cases.push(edge::head_major_mixed_batch(Dtype::F16, 128, 62));
+    cases
+}
+
+/// The edge cases on the device against the f64 reference, with the matrix's tolerances and
+/// checks (every element, exact 0 / -inf for queries that see no key) and guarded outputs.
+#[test]
+fn gpu_edge_cases_match_reference() {
+    let Some(dev) = device("gpu_edge_cases_match_reference") else {
+        return;
+    };
+    edge::run_all(
+        &device_edge_cases(),
+        |e| run_edge::<bf16>(&dev, e),
+        |e| run_edge::<f16>(&dev, e),
+    );
+}
+
+/// Head-major views, mixed rows and large scores (the emulator's race probe) give bit-identical
+/// results over repeated launches, and match the reference.
+#[test]
+fn gpu_edge_head_major_is_deterministic() {
+    let Some(dev) = device("gpu_edge_head_major_is_deterministic") else {
+        return;
+    };
+    let e = edge::head_major_large_scores(71);
+    let inp = e.inputs::<f16>();
+    let (o, lse) = run_in_layout(&dev, e.layout, &inp).unwrap();
+    check(&e.name, e.dtype, &inp, &o, &lse).unwrap();
+    for launch in 1..4 {
+        let (again_o, again_lse) = run_in_layout(&dev, e.layout, &inp).unwrap();
+        let o_diff = o
+            .iter()
+            .zip(&again_o)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(o_diff, None, "O differs at launch {launch}");
+        let lse_diff = lse
+            .iter()
+            .zip(&again_lse)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(lse_diff, None, "LSE differs at launch {launch}");
     }
 }
 

@@ -35,20 +35,28 @@ pub fn o_tolerance(dtype: Dtype) -> f64 {
     }
 }
 
-/// The element types the kernels take, with their poison value.
+/// The element types the kernels take, with their poison value and bit pattern (guards compare
+/// bits: a NaN the kernel wrote is not the poison).
 pub trait KernelElem: Element + prefix_attn::attention::AttnDtype {
     fn poison() -> Self;
+    fn bits(self) -> u16;
 }
 
 impl KernelElem for bf16 {
     fn poison() -> Self {
         bf16::from_bits(POISON_U16)
     }
+    fn bits(self) -> u16 {
+        self.to_bits()
+    }
 }
 
 impl KernelElem for f16 {
     fn poison() -> Self {
         f16::from_bits(POISON_U16)
+    }
+    fn bits(self) -> u16 {
+        self.to_bits()
     }
 }
 

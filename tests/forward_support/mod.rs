@@ -1,7 +1,9 @@
 //! Shared by the forward tests (emulator and GPU): the covering case matrix, seeded inputs and
-//! the comparison with the f64 reference, layouts from the crate's row builders.
+//! the comparison with the f64 reference, layouts from the crate's row builders, and the edge
+//! cases beyond the matrix.
 #![allow(dead_code)]
 
 pub mod cases;
 pub mod check;
+pub mod edge;
 pub mod masks;
