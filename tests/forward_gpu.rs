@@ -265,40 +265,77 @@ fn sub_heads<T: Element + Copy>(inp: &Inputs<T>, heads: &[usize]) -> (Inputs<T>,
     )
 }
 
-fn large_case<T: KernelElem + DeviceRepr>(
-    dev: &Device,
-    name: &'static str,
-    rows: Vec<Vec<i32>>,
-    dtype: Dtype,
-    d: usize,
-) {
-    let case = Case {
+/// Query heads of a large case that are checked against the reference (first, middle, last).
+const LARGE_CHECKED_HEADS: [usize; 3] = [0, 13, 31];
+/// Tokens per row of the large cases.
+const LARGE_N: usize = 8192;
+
+/// The large shapes the device runs: 8k tokens, 32 q / 8 kv heads. Built on the host by
+/// `large_cases_build_and_fit` in every `cargo test`, so a layout that does not fit its row
+/// fails there, not on the device.
+fn large_cases() -> Vec<Case> {
+    let n = LARGE_N;
+    // 8 groups of 480 + 524 tokens = 8032, then 160 padding tokens (the layout must fit n).
+    let groups: Vec<(usize, &[usize])> = (0..8)
+        .map(|_| (480usize, &[128usize, 96, 160, 140][..]))
+        .collect();
+    let case = |name, rows, dtype, head_dim| Case {
         name,
         rows,
         q_heads: 32,
         kv_heads: 8,
-        head_dim: d,
+        head_dim,
         dtype,
         seed: 99,
     };
-    let inp = inputs::<T>(&case);
-    let (o, lse) = run_dense(dev, &inp);
-    let sh = inp.shape;
-    let (sub, heads) = sub_heads(&inp, &[0, 13, 31]);
-    let mut so = Vec::with_capacity(sub.shape.q_len());
-    let mut sl = Vec::with_capacity(sub.shape.lse_len());
+    vec![
+        case(
+            "causal 8k, 32/8 heads, d128, bf16",
+            vec![causal(n, n)],
+            Dtype::Bf16,
+            128,
+        ),
+        case(
+            "prefix + 4 completions x 8 groups in 8k, 32/8 heads, d64, f16",
+            vec![prefix_groups(&groups, n)],
+            Dtype::F16,
+            64,
+        ),
+    ]
+}
+
+/// Dense O `[rows, n, heads.len(), d]` and LSE `[rows, heads.len(), n]` of the query heads
+/// `heads` of a full dense O and LSE of shape `sh`: the layout of the [`sub_heads`] problem.
+fn pick_heads<T: Copy, L: Copy>(
+    sh: &AttnShape,
+    o: &[T],
+    lse: &[L],
+    heads: &[usize],
+) -> (Vec<T>, Vec<L>) {
+    let d = sh.head_dim;
+    let mut so = Vec::with_capacity(sh.rows * sh.n * heads.len() * d);
+    let mut sl = Vec::with_capacity(sh.rows * heads.len() * sh.n);
     for r in 0..sh.rows {
         for i in 0..sh.n {
-            for &h in &heads {
+            for &h in heads {
                 let a = ((r * sh.n + i) * sh.q_heads + h) * d;
                 so.extend_from_slice(&o[a..a + d]);
             }
         }
-        for &h in &heads {
+        for &h in heads {
             let a = (r * sh.q_heads + h) * sh.n;
             sl.extend_from_slice(&lse[a..a + sh.n]);
         }
     }
+    (so, sl)
+}
+
+fn large_case<T: KernelElem + DeviceRepr>(dev: &Device, case: &Case) {
+    let name = case.name;
+    let inp = inputs::<T>(case);
+    let (o, lse) = run_dense(dev, &inp);
+    let (sub, heads) = sub_heads(&inp, &LARGE_CHECKED_HEADS);
+    let (so, sl) = pick_heads(&inp.shape, &o, &lse, &heads);
     // Every element of the full outputs was written.
     assert!(
         o.iter().all(|x| x.to_f64().is_finite()),
@@ -308,7 +345,7 @@ fn large_case<T: KernelElem + DeviceRepr>(
         lse.iter().all(|x| !x.is_nan()),
         "{name}: an LSE element was not written"
     );
-    check(name, dtype, &sub, &so, &sl).unwrap();
+    check(name, case.dtype, &sub, &so, &sl).unwrap();
 }
 
 #[test]
@@ -316,25 +353,102 @@ fn gpu_large_shapes_match_reference() {
     let Some(dev) = device("gpu_large_shapes_match_reference") else {
         return;
     };
-    let n = 8192;
-    large_case::<bf16>(
-        &dev,
-        "causal 8k, 32/8 heads, d128, bf16",
-        vec![causal(n, n)],
-        Dtype::Bf16,
-        128,
-    );
-    // 8 groups of 480 + 524 tokens = 8032, then 160 padding tokens (the layout must fit n).
-    let groups: Vec<(usize, &[usize])> = (0..8)
-        .map(|_| (480usize, &[128usize, 96, 160, 140][..]))
-        .collect();
-    large_case::<f16>(
-        &dev,
-        "prefix + 4 completions x 8 groups in 8k, 32/8 heads, d64, f16",
-        vec![prefix_groups(&groups, n)],
-        Dtype::F16,
-        64,
-    );
+    for case in large_cases() {
+        match case.dtype {
+            Dtype::Bf16 => large_case::<bf16>(&dev, &case),
+            Dtype::F16 => large_case::<f16>(&dev, &case),
+        }
+    }
+}
+
+/// Host side of `gpu_large_shapes_match_reference`, in every `cargo test`: each large case's
+/// rows are valid at n = 8k (the row builders refuse a layout longer than its row), the shape
+/// validates, the plan builds and the checked heads exist. Inputs and the reference (seconds at
+/// 8k) are left to the device run.
+#[test]
+fn large_cases_build_and_fit() {
+    let cases = large_cases();
+    assert_eq!(cases.len(), 2);
+    for case in &cases {
+        assert!(
+            case.rows.iter().all(|r| r.len() == LARGE_N),
+            "{}",
+            case.name
+        );
+        let vis_end = VisEnd::from_rows(&case.rows).expect("valid large case");
+        let shape = AttnShape {
+            rows: case.rows.len(),
+            n: case.n(),
+            q_heads: case.q_heads,
+            kv_heads: case.kv_heads,
+            head_dim: case.head_dim,
+        };
+        shape.validate().expect("valid large shape");
+        let plan = Plan::new(vis_end).expect("plan of a large case");
+        assert_eq!(plan.forward_mask().n(), LARGE_N);
+        assert!(LARGE_CHECKED_HEADS.iter().all(|&h| h < shape.q_heads));
+    }
+}
+
+/// [`sub_heads`] + [`pick_heads`] (how the large cases are checked) on a small GQA case: the
+/// reference of the sub-problem equals the full reference at the picked heads.
+#[test]
+fn sub_heads_reference_equals_the_full_reference() {
+    let case = &matrix()[1]; // gqa 4, d128, ragged n = 200
+    let inp = inputs::<f16>(case);
+    let sh = inp.shape;
+    let full = prefix_attn::reference::forward(
+        &sh,
+        &inp.vis_end,
+        &inp.q,
+        &inp.k,
+        &inp.v,
+        f64::from(inp.scale),
+    )
+    .unwrap();
+    let heads = [0, 2, 3];
+    let (sub, picked) = sub_heads(&inp, &heads);
+    let part = prefix_attn::reference::forward(
+        &sub.shape,
+        &sub.vis_end,
+        &sub.q,
+        &sub.k,
+        &sub.v,
+        f64::from(sub.scale),
+    )
+    .unwrap();
+    let (want_o, want_lse) = pick_heads(&sh, &full.o, &full.lse, &picked);
+    assert_eq!(part.o.len(), want_o.len());
+    for (i, (a, b)) in part.o.iter().zip(&want_o).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+            "O[{i}]: {a} vs {b}"
+        );
+    }
+    assert_eq!(part.lse.len(), want_lse.len());
+    for (i, (a, b)) in part.lse.iter().zip(&want_lse).enumerate() {
+        assert!(
+            a == b || (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+            "LSE[{i}]: {a} vs {b}"
+        );
+    }
+}
+
+/// The device subset of the edge cases builds on the host (rows, plans, inputs: small shapes),
+/// and is the 23 cases the docs promise.
+#[test]
+fn device_edge_cases_build() {
+    let cases = device_edge_cases();
+    assert_eq!(cases.len(), 23);
+    for e in &cases {
+        let shape = e.shape();
+        shape
+            .validate()
+            .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        let inp = e.inputs::<f16>();
+        assert_eq!(inp.q.len(), shape.q_len(), "{}", e.name);
+        Plan::new(inp.vis_end).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+    }
 }
 
 /// Q, K and V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer, O inside a
