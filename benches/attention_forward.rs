@@ -26,6 +26,8 @@ mod cases;
 mod cpu;
 #[path = "attention_forward/gpu.rs"]
 mod gpu;
+#[path = "attention_forward/gpu_cases.rs"]
+mod gpu_cases;
 #[path = "attention_forward/summary.rs"]
 mod summary;
 

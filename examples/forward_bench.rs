@@ -16,66 +16,18 @@ use cudarc::driver::sys::CUevent_flags;
 use half::bf16;
 use prefix_attn::attention::{DeviceTensors, Forward, View};
 use prefix_attn::cuda::Gpu;
-use prefix_attn::mask::VisEnd;
 use prefix_attn::plan::Plan;
 use prefix_attn::AttnShape;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Tokens per launch across rows (rows = TOKENS / n).
-const TOKENS: usize = 16384;
-const Q_HEADS: usize = 32;
-const KV_HEADS: usize = 8;
+#[path = "forward_bench/cases.rs"]
+mod cases;
+
+use cases::{benches, KV_HEADS, Q_HEADS};
+
 const WARMUP: usize = 3;
 const ITERS: usize = 20;
-
-struct Bench {
-    kind: &'static str,
-    n: usize,
-    head_dim: usize,
-    /// prefix-shared rows: prompt length and completion lengths of the one group per row.
-    prompt: usize,
-    completions: Vec<usize>,
-}
-
-impl Bench {
-    fn row(&self) -> Vec<i32> {
-        if self.kind == "causal" {
-            return vec![self.n as i32; self.n];
-        }
-        let mut v = vec![self.n as i32; self.prompt];
-        for &c in &self.completions {
-            let end = (v.len() + c) as i32;
-            v.extend(std::iter::repeat_n(end, c));
-        }
-        assert_eq!(v.len(), self.n);
-        v
-    }
-}
-
-fn benches() -> Vec<Bench> {
-    let mut out = Vec::new();
-    for &n in &[2048usize, 4096, 8192] {
-        for &d in &[64usize, 128] {
-            out.push(Bench {
-                kind: "causal",
-                n,
-                head_dim: d,
-                prompt: 0,
-                completions: vec![],
-            });
-            // GRPO-like: half the row is the prompt, 4 completions share it.
-            out.push(Bench {
-                kind: "prefix4",
-                n,
-                head_dim: d,
-                prompt: n / 2,
-                completions: vec![n / 8; 4],
-            });
-        }
-    }
-    out
-}
 
 fn main() {
     let out_dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
@@ -99,9 +51,8 @@ fn main() {
     let mut cases = String::from("[\n");
     let mut rng = StdRng::seed_from_u64(1);
     for (bi, b) in benches().iter().enumerate() {
-        let rows = TOKENS / b.n;
-        let row = b.row();
-        let vis = VisEnd::from_rows(&vec![row.clone(); rows]).unwrap();
+        let rows = b.rows();
+        let vis = b.vis_end();
         let shape = AttnShape {
             rows,
             n: b.n,

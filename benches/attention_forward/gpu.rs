@@ -16,50 +16,12 @@ use prefix_attn::plan::Plan;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::cases::{causal, Case, Dims, PrefixGroup};
+use super::cases::Case;
+use super::gpu_cases::{causal_cases, prefix_cases, DIMS};
 use super::summary::Summary;
 
-/// Mistral-7B attention, the seed paper's model: 32 query heads, 8 kv heads, head dim 128, bf16.
-pub const DIMS: Dims = Dims {
-    q_heads: 32,
-    kv_heads: 8,
-    head_dim: 128,
-};
-
-/// Tokens per launch (rows * n), as in the FlashAttention benchmarks (batch * seqlen = 16k).
-const TOKENS: usize = 16 * 1024;
 /// Forwards run and synchronised before criterion starts (first-launch costs).
 const WARMUP_LAUNCHES: usize = 3;
-
-/// Prefix/completion shapes: DPO pairs and GRPO groups at prefix/completion ratios 2 and 6
-/// (DPO) and 2 and 4 (GRPO); ideal speedups (paired / shared visible pairs) 1.29, 1.58, 1.50
-/// and 1.92.
-const GROUPS: [PrefixGroup; 4] = [
-    PrefixGroup {
-        kind: "dpo",
-        prefix: 1024,
-        k: 2,
-        completion: 512,
-    },
-    PrefixGroup {
-        kind: "dpo",
-        prefix: 3072,
-        k: 2,
-        completion: 512,
-    },
-    PrefixGroup {
-        kind: "grpo",
-        prefix: 512,
-        k: 4,
-        completion: 256,
-    },
-    PrefixGroup {
-        kind: "grpo",
-        prefix: 2048,
-        k: 4,
-        completion: 512,
-    },
-];
 
 /// A device with the forward kernels loaded.
 pub struct Device {
@@ -80,8 +42,7 @@ pub fn run(c: &mut Criterion, dev: &Device, summary: &Summary) {
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let mut g =
         c.benchmark_group("gpu_fwd_causal_bf16_d128_q32kv8__elements_are_visible_pair_FLOPs");
-    for n in [2048, 4096, 8192] {
-        let case = causal(n, TOKENS);
+    for case in causal_cases() {
         let id = BenchmarkId::new("causal", &case.name);
         bench_case(&mut g, id, dev, &case, summary, &mut rng);
     }
@@ -89,8 +50,7 @@ pub fn run(c: &mut Criterion, dev: &Device, summary: &Summary) {
 
     let mut g =
         c.benchmark_group("gpu_fwd_prefix_bf16_d128_q32kv8__elements_are_visible_pair_FLOPs");
-    for group in GROUPS {
-        let (shared, paired) = group.shared_and_paired(TOKENS);
+    for (shared, paired) in prefix_cases() {
         for case in [&shared, &paired] {
             let id = BenchmarkId::new(case.format.name(), &case.name);
             bench_case(&mut g, id, dev, case, summary, &mut rng);
