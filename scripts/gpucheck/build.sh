@@ -14,8 +14,9 @@ export CARGO_TERM_COLOR=never
 rm -rf "$DEST"
 mkdir -p "$DEST/bin"
 
-# Test targets that need a device, plus any emulator-fidelity test (emulator vs GPU bits).
-tests=(forward_gpu gpu_fill)
+# Test targets that need a device (logprob_gather_emu holds the GPU gather test; run.sh runs only
+# that test of it), plus any emulator-fidelity test (emulator vs GPU bits).
+tests=(forward_gpu gpu_fill logprob_gather_emu)
 for f in tests/*fidelity*.rs; do
     [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
 done

@@ -7,7 +7,7 @@
 #
 # Usage: OUT=/some/dir bash gpucheck/run.sh    (OUT defaults to gpucheck/out)
 #
-# Time: the step limits add up to about 6 minutes in the worst case (every step hitting its
+# Time: the step limits add up to about 7 minutes in the worst case (every step hitting its
 # limit); a healthy run takes well under 5. A lent device has 15 minutes for a whole session:
 # call it with a timeout_s that leaves room to run it once more.
 set -u
@@ -60,6 +60,15 @@ else
 fi
 if [ -x "$HERE/bin/gpu_fill" ]; then
     run_step gpu_fill 20 "$HERE/bin/gpu_fill" --nocapture
+fi
+# The log-prob gather kernels on the device against the CPU gather (only the GPU test of that
+# binary; its emulator tests already ran in cargo test). Seconds: three small batches, one with
+# a 152k vocabulary.
+if [ -x "$HERE/bin/logprob_gather_emu" ]; then
+    run_step logprob_gpu 30 "$HERE/bin/logprob_gather_emu" gpu_gather_matches_the_cpu_gather \
+        --exact --test-threads=1 --nocapture
+else
+    skip_step logprob_gpu "bin/logprob_gather_emu missing"
 fi
 
 # 2. Emulator fidelity (emulator and GPU agree bit for bit), when the crate has such a test.
