@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream};
 
-use crate::cuda::cuda_err;
+use crate::cuda::upload_for_kernel;
 use crate::error::Result;
 use crate::ffi::params::{PA_FWD_BLOCK_K, PA_FWD_BLOCK_Q};
 use crate::mask::{BlockMask, TileShape, VisEnd};
@@ -65,7 +65,8 @@ impl Plan {
 
     /// Uploads (or re-uploads) the arrays the kernels read on `stream`.
     pub fn upload(&mut self, stream: &Arc<CudaStream>) -> Result<()> {
-        let up = |what: &'static str, data: &[i32]| stream.clone_htod(data).map_err(cuda_err(what));
+        // At least one element each: an all-padding batch has no block-list entries.
+        let up = |what: &'static str, data: &[i32]| upload_for_kernel(stream, data, what);
         self.device = Some(DevicePlan {
             vis_end: up("upload vis_end", self.vis_end.as_slice())?,
             fwd_q_offsets: up("upload forward q_offsets", self.forward.q_offsets())?,

@@ -49,6 +49,11 @@ impl Forward {
     /// needs (over the 48 KiB default at head dim 128).
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let mut funcs = Vec::with_capacity(ForwardKernel::ALL.len());
+        // cudarc's set_attribute does not make the context current (its other calls do): bind
+        // it, so that Forward::new works on any thread, not only the one that opened the Gpu.
+        gpu.context()
+            .bind_to_thread()
+            .map_err(cuda_err("cuCtxSetCurrent"))?;
         for kernel in ForwardKernel::ALL {
             let func = gpu.function_named(kernel.name())?;
             func.set_attribute(

@@ -12,7 +12,7 @@ use super::logprob_launch::{
     offsets_i32, GatherElement, LogProbGatherBf16, LogProbGatherF16, LogProbGatherF32,
     LogProbGatherPlan, LogitsLayout, MapSummary, SegmentSumF32,
 };
-use crate::cuda::{cuda_err, Gpu};
+use crate::cuda::{cuda_err, upload_for_kernel, Gpu};
 use crate::error::Result;
 
 /// A [`LogProbMap`] resident on a device, with the gather kernels looked up.
@@ -43,15 +43,11 @@ impl DeviceLogProbMap {
         Ok(Self {
             host: map.clone(),
             summary,
-            logit_rows: stream
-                .clone_htod(map.logit_rows())
-                .map_err(cuda_err("cuMemcpyHtoD (logit rows)"))?,
-            targets: stream
-                .clone_htod(map.targets())
-                .map_err(cuda_err("cuMemcpyHtoD (targets)"))?,
-            offsets: stream
-                .clone_htod(&offsets)
-                .map_err(cuda_err("cuMemcpyHtoD (offsets)"))?,
+            // At least one element each: a map can have no scored token (the gather is then
+            // not launched, see LogProbGatherPlan::gather_dims).
+            logit_rows: upload_for_kernel(stream, map.logit_rows(), "cuMemcpyHtoD (logit rows)")?,
+            targets: upload_for_kernel(stream, map.targets(), "cuMemcpyHtoD (targets)")?,
+            offsets: upload_for_kernel(stream, &offsets, "cuMemcpyHtoD (offsets)")?,
             gather: [
                 gpu.function::<LogProbGatherBf16>()?,
                 gpu.function::<LogProbGatherF16>()?,

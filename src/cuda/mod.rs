@@ -42,6 +42,21 @@ pub(crate) fn cuda_err(call: &'static str) -> impl Fn(cudarc::driver::DriverErro
     }
 }
 
+/// Uploads `data` on `stream` for a kernel to read, as at least one element: a zero-byte device
+/// allocation is an error on some drivers (cuMemAlloc documents CUDA_ERROR_INVALID_VALUE), while
+/// an empty list is valid input (a batch whose tiles are all EMPTY has no block-list entries).
+/// The extra element is `T::default()` and no kernel indexes it: the lengths that bound every
+/// read come from other arrays (offsets, counts), not from this slice's length.
+pub(crate) fn upload_for_kernel<T: DeviceRepr + Default>(
+    stream: &Arc<CudaStream>,
+    data: &[T],
+    what: &'static str,
+) -> Result<CudaSlice<T>> {
+    let one = [T::default()];
+    let src = if data.is_empty() { &one[..] } else { data };
+    stream.clone_htod(src).map_err(cuda_err(what))
+}
+
 /// Launches `K` through `func` on `stream` with prepared dims and params (what [`Gpu::launch`]
 /// does, for callers that hold function handles but no [`Gpu`]). Asynchronous: no host sync.
 ///
