@@ -13,6 +13,7 @@ use prefix_attn::{AttnShape, Error};
 
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
+use forward_support::fused::Fused;
 
 /// Output buffers with guards, poisoned.
 struct Outputs<T: KernelElem + prefix_attn::emu::Element> {
@@ -128,28 +129,11 @@ fn strided_views_match_dense() {
     let inp = inputs::<f16>(case);
     let sh = inp.shape;
     let d = sh.head_dim;
-    let width = sh.q_heads + 2 * sh.kv_heads;
-    let mut fused = Vec::with_capacity(sh.rows * sh.n * width * d);
-    for t in 0..sh.rows * sh.n {
-        fused.extend_from_slice(&inp.q[t * sh.q_heads * d..(t + 1) * sh.q_heads * d]);
-        fused.extend_from_slice(&inp.k[t * sh.kv_heads * d..(t + 1) * sh.kv_heads * d]);
-        fused.extend_from_slice(&inp.v[t * sh.kv_heads * d..(t + 1) * sh.kv_heads * d]);
-    }
-    let fused = GuardedBuf::from_slice(&fused);
-    let token = width * d;
-    let strides = Strides {
-        row: sh.n * token,
-        token,
-        head: d,
-    };
-    let o_token = (sh.q_heads + 1) * d; // one unused head slot per token
-    let o_strides = Strides {
-        row: sh.n * o_token,
-        token: o_token,
-        head: d,
-    };
+    let fz = Fused::new(&inp);
+    let fused = GuardedBuf::from_slice(&fz.data);
+    let (strides, o_token, o_strides) = (fz.strides, fz.o_token, fz.o_strides);
     let poison = f16::poison();
-    let mut o = GuardedBuf::filled(sh.rows * sh.n * o_token, poison);
+    let mut o = GuardedBuf::filled(fz.o_len(&inp), poison);
     let mut lse = GuardedBuf::filled(sh.lse_len(), POISON_F32);
     let plan = Plan::new(inp.vis_end.clone()).unwrap();
     let buf = fused.as_slice();
@@ -157,9 +141,9 @@ fn strided_views_match_dense() {
         &plan,
         &sh,
         HostTensors {
-            q: View::new(buf, strides),
-            k: View::new(&buf[sh.q_heads * d..], strides),
-            v: View::new(&buf[(sh.q_heads + sh.kv_heads) * d..], strides),
+            q: View::new(&buf[fz.q_at..], strides),
+            k: View::new(&buf[fz.k_at..], strides),
+            v: View::new(&buf[fz.v_at..], strides),
             o: View::new(o.as_mut_slice(), o_strides),
             lse: lse.as_mut_slice(),
         },

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaStream, DeviceRepr};
 use half::{bf16, f16};
-use prefix_attn::attention::{DeviceTensors, Forward, Strides, View};
+use prefix_attn::attention::{DeviceTensors, Forward, View};
 use prefix_attn::cuda::Gpu;
 use prefix_attn::mask::VisEnd;
 use prefix_attn::plan::Plan;
@@ -21,6 +21,7 @@ use prefix_attn::AttnShape;
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32, POISON_U16};
 use forward_support::edge::{self, from_layout, strides, to_layout, Edge, Layout};
+use forward_support::fused::Fused;
 use forward_support::masks::{causal, prefix_groups};
 
 struct Device {
@@ -462,30 +463,13 @@ fn gpu_strided_views_match_dense() {
     let inp = inputs::<f16>(case);
     let sh = inp.shape;
     let d = sh.head_dim;
-    let width = sh.q_heads + 2 * sh.kv_heads;
-    let mut fused = Vec::with_capacity(sh.rows * sh.n * width * d);
-    for t in 0..sh.rows * sh.n {
-        fused.extend_from_slice(&inp.q[t * sh.q_heads * d..(t + 1) * sh.q_heads * d]);
-        fused.extend_from_slice(&inp.k[t * sh.kv_heads * d..(t + 1) * sh.kv_heads * d]);
-        fused.extend_from_slice(&inp.v[t * sh.kv_heads * d..(t + 1) * sh.kv_heads * d]);
-    }
+    let fz = Fused::new(&inp);
     let s = &dev.stream;
     let plan = Plan::on_device(VisEnd::from_rows(&case.rows).unwrap(), s).unwrap();
-    let buf = s.clone_htod(&fused).unwrap();
-    let token = width * d;
-    let strides = Strides {
-        row: sh.n * token,
-        token,
-        head: d,
-    };
-    let o_token = (sh.q_heads + 1) * d; // one unused head slot per token
-    let o_strides = Strides {
-        row: sh.n * o_token,
-        token: o_token,
-        head: d,
-    };
+    let buf = s.clone_htod(&fz.data).unwrap();
+    let (strides, o_token, o_strides) = (fz.strides, fz.o_token, fz.o_strides);
     let mut o = s
-        .clone_htod(&vec![f16::from_bits(0x7fff); sh.rows * sh.n * o_token])
+        .clone_htod(&vec![f16::from_bits(0x7fff); fz.o_len(&inp)])
         .unwrap();
     let mut lse = s.clone_htod(&vec![POISON_F32; sh.lse_len()]).unwrap();
     dev.fwd
@@ -494,9 +478,9 @@ fn gpu_strided_views_match_dense() {
             &plan,
             &sh,
             DeviceTensors {
-                q: View::new(buf.slice(0..), strides),
-                k: View::new(buf.slice(sh.q_heads * d..), strides),
-                v: View::new(buf.slice((sh.q_heads + sh.kv_heads) * d..), strides),
+                q: View::new(buf.slice(fz.q_at..), strides),
+                k: View::new(buf.slice(fz.k_at..), strides),
+                v: View::new(buf.slice(fz.v_at..), strides),
                 o: View::new(o.as_view_mut(), o_strides),
                 lse: lse.as_view_mut(),
             },

@@ -6,4 +6,5 @@
 pub mod cases;
 pub mod check;
 pub mod edge;
+pub mod fused;
 pub mod masks;
