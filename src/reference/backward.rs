@@ -10,7 +10,7 @@ use crate::mask::VisEnd;
 use crate::reference::element::Element;
 use crate::reference::forward::{attend_head, dot, softmax_row};
 use crate::reference::inputs::{add_head, validate_call, Dense};
-use crate::reference::parallel::par_map;
+use crate::reference::parallel::map_heads;
 use crate::reference::visible::VisibleKeys;
 use crate::shape::AttnShape;
 
@@ -45,14 +45,9 @@ pub fn backward<T: Element>(
     let v = Dense::new("v", v, shape, shape.kv_heads)?;
     let d_o = Dense::new("d_o", d_o, shape, shape.q_heads)?;
 
-    let lists: Vec<VisibleKeys> = (0..shape.rows)
-        .map(|r| VisibleKeys::build(vis_end.row(r)))
-        .collect();
-    let heads = par_map(shape.rows * shape.q_heads, |unit| {
-        let (r, h) = (unit / shape.q_heads, unit % shape.q_heads);
-        let g = h / shape.group();
+    let heads = map_heads(shape, vis_end, |keys, r, h, g| {
         backward_head(
-            &lists[r],
+            keys,
             &HeadInputs {
                 q: &q.head(r, h),
                 k: &k.head(r, g),

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::mask::VisEnd;
 use crate::reference::element::Element;
 use crate::reference::inputs::{add_head, validate_call, Dense};
-use crate::reference::parallel::par_map;
+use crate::reference::parallel::map_heads;
 use crate::reference::visible::VisibleKeys;
 use crate::shape::AttnShape;
 
@@ -43,14 +43,9 @@ pub fn forward<T: Element>(
     let k = Dense::new("k", k, shape, shape.kv_heads)?;
     let v = Dense::new("v", v, shape, shape.kv_heads)?;
 
-    let lists: Vec<VisibleKeys> = (0..shape.rows)
-        .map(|r| VisibleKeys::build(vis_end.row(r)))
-        .collect();
-    let heads = par_map(shape.rows * shape.q_heads, |unit| {
-        let (r, h) = (unit / shape.q_heads, unit % shape.q_heads);
-        let g = h / shape.group();
+    let heads = map_heads(shape, vis_end, |keys, r, h, g| {
         attend_head(
-            &lists[r],
+            keys,
             &q.head(r, h),
             &k.head(r, g),
             &v.head(r, g),

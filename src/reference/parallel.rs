@@ -1,5 +1,26 @@
 //! Deterministic fan-out of independent work units over the machine's threads.
 
+use crate::mask::VisEnd;
+use crate::reference::visible::VisibleKeys;
+use crate::shape::AttnShape;
+
+/// `f(keys, row, q_head, kv_head)` for every (row, query head), in ascending (row, head) order,
+/// with each row's visible-key lists built once and shared by its heads. What forward and
+/// backward both fan out over.
+pub(crate) fn map_heads<R, F>(shape: &AttnShape, vis_end: &VisEnd, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(&VisibleKeys, usize, usize, usize) -> R + Sync,
+{
+    let lists: Vec<VisibleKeys> = (0..shape.rows)
+        .map(|r| VisibleKeys::build(vis_end.row(r)))
+        .collect();
+    par_map(shape.rows * shape.q_heads, |unit| {
+        let (r, h) = (unit / shape.q_heads, unit % shape.q_heads);
+        f(&lists[r], r, h, h / shape.group())
+    })
+}
+
 /// `(0..units).map(f).collect()`, computed on up to `available_parallelism` scoped threads.
 ///
 /// Each unit is computed by exactly one thread and results come back in unit order, so the
