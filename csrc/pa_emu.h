@@ -1,11 +1,7 @@
 /* The SIMT emulator's C ABI: how Rust launches a kernel's host build (csrc/emu/ runs it on the
- * CPU). src/ffi/emu.rs is generated from this file by bindgen and committed, like
- * src/ffi/params.rs; the drift test (`cargo test --features regen-bindings`) fails when they
- * disagree.
- *
- * Every kernel of csrc/kernels/ is declared here with PA_EMU_DECLARE(name, Params): its host
- * build (emitted by PA_KERNEL in csrc/pa/host.cuh) is the C function `name_emu`. build.rs fails
- * when a kernel has no declaration, so `cargo test` can reach every kernel entry point.
+ * CPU). Each kernel's entry is reached through the registry (csrc/pa_registry.h), never declared
+ * by name. src/ffi/emu.rs is generated from this file by bindgen (tools/regen-bindings) and
+ * committed, like src/ffi/params.rs; CI runs the generator with --check.
  */
 #ifndef PA_EMU_H
 #define PA_EMU_H
@@ -25,7 +21,7 @@ extern "C" {
 #define PA_EMU_SCHEDULE_DESCENDING 1
 #define PA_EMU_SCHEDULE_RANDOM 2
 
-/* Return codes of a `name_emu` entry. */
+/* Return codes of an emulator entry (PaEmuEntry, csrc/pa_registry.h). */
 #define PA_EMU_OK 0
 #define PA_EMU_KERNEL_ERROR 1 /* the kernel broke a rule (divergence, barrier, address, ...) */
 #define PA_EMU_LAUNCH_ERROR 2 /* the launch itself is invalid (dims, shared memory size) */
@@ -57,29 +53,6 @@ typedef struct PaEmuReport {
     uint64_t collectives;
     uint64_t fiber_switches;
 } PaEmuReport;
-
-#define PA_EMU_DECLARE(name, Params) \
-    int name##_emu(const PaEmuLaunch *launch, const Params *params, PaEmuReport *report);
-
-/* ---- library kernels (csrc/pa_params.h) ---- */
-PA_EMU_DECLARE(pa_fill_u32, PaFillParams)
-PA_EMU_DECLARE(pa_attn_fwd_bf16_d64, PaAttnFwdParams)
-PA_EMU_DECLARE(pa_attn_fwd_bf16_d128, PaAttnFwdParams)
-PA_EMU_DECLARE(pa_attn_fwd_f16_d64, PaAttnFwdParams)
-PA_EMU_DECLARE(pa_attn_fwd_f16_d128, PaAttnFwdParams)
-PA_EMU_DECLARE(pa_logprob_gather_bf16, PaLogProbGatherParams)
-PA_EMU_DECLARE(pa_logprob_gather_f16, PaLogProbGatherParams)
-PA_EMU_DECLARE(pa_logprob_gather_f32, PaLogProbGatherParams)
-PA_EMU_DECLARE(pa_segment_sum_f32, PaSegmentSumParams)
-
-/* ---- test and probe kernels (csrc/pa_test_params.h) ---- */
-PA_EMU_DECLARE(emu_gemm_tile, PaEmuGemmTileParams)
-PA_EMU_DECLARE(emu_planted, PaEmuPlantedParams)
-PA_EMU_DECLARE(probe_shfl, PaProbeShflParams)
-PA_EMU_DECLARE(probe_ldmatrix, PaProbeLdmatrixParams)
-PA_EMU_DECLARE(probe_mma, PaProbeMmaParams)
-PA_EMU_DECLARE(probe_cp_async, PaProbeCpAsyncParams)
-PA_EMU_DECLARE(probe_convert, PaProbeConvertParams)
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* Kernel parameter structs: the single declaration shared by CUDA, the host (emulator) build and
- * Rust. src/ffi/params.rs is generated from this file by bindgen and committed; the drift test
- * (`cargo test --features regen-bindings`) fails when the two disagree.
+ * Rust. src/ffi/params.rs is generated from this file by bindgen (tools/regen-bindings) and
+ * committed; CI runs the generator with --check and fails when the two disagree.
  *
  * Rules that keep the mirror exact on every side:
  *  - C only (no C++), fixed-width integer types, no bitfields, no enums with implicit sizes;
@@ -30,13 +30,6 @@ typedef struct PaFillParams {
     uint32_t _pad0;
 } PaFillParams;
 
-/* Forward attention tiles (csrc/attn/traits.cuh): one CTA of PA_FWD_THREADS threads (4 warps,
- * 16 query rows each) per PA_FWD_BLOCK_Q queries, walking k tiles of PA_FWD_BLOCK_K keys. The
- * plan's BlockMask for the forward is built with exactly this tile shape. */
-#define PA_FWD_BLOCK_Q 64
-#define PA_FWD_BLOCK_K 64
-#define PA_FWD_THREADS 128
-
 /* Element strides of one [rows, n, heads, head_dim] tensor view whose last dimension is
  * contiguous (stride 1). Strided views let a trainer pass slices of one fused QKV buffer. */
 typedef struct PaStrides {
@@ -45,38 +38,55 @@ typedef struct PaStrides {
     int64_t head;
 } PaStrides;
 
-/* pa_attn_fwd_{bf16,f16}_d{64,128}: O and LSE of masked attention for every (row, q head,
- * token). Grid: x = rank * q_heads + head over rows * q_tiles * q_heads CTAs, where rank indexes
- * heaviest_first (slot = row * q_tiles + q tile, heaviest first); block PA_FWD_THREADS. Dynamic
- * shared memory: (PA_FWD_BLOCK_Q + 4 * PA_FWD_BLOCK_K) * head_dim * 2 bytes (Q, then K and V
- * double-buffered). q/k/v/o point at element 0 of their views, in the kernel's dtype. */
-typedef struct PaAttnFwdParams {
-    const void *q;
-    const void *k;
-    const void *v;
-    void *o;
-    /* [rows, q_heads, n], natural log; -inf for a query that sees no key. */
-    float *lse;
-    /* [rows, n] */
+/* One [rows, n, heads, head_dim] tensor view: element (0, 0, 0, 0) and the strides, in elements
+ * of the kernel's dtype. Kernels that only read it cast `ptr` to const. */
+typedef struct PaView {
+    void *ptr;
+    PaStrides stride;
+} PaView;
+
+/* What every attention kernel (forward, dQ, dK/dV) shares: Q, K and V, the mask and the head
+ * geometry of one call. Query head h reads kv head h / kv_group. Scores are scale * q.k;
+ * scale_log2 = scale * log2(e) feeds exp2. */
+typedef struct PaAttnQkv {
+    PaView q;
+    PaView k;
+    PaView v;
+    /* [rows, n]: query i sees key j iff j <= i && i < vis_end[j] */
     const int32_t *vis_end;
-    /* q-major block lists of the plan (tile PA_FWD_BLOCK_Q x PA_FWD_BLOCK_K). */
-    const int32_t *q_offsets;
-    const int32_t *q_entries;
-    const int32_t *heaviest_first;
-    PaStrides q_stride;
-    PaStrides k_stride;
-    PaStrides v_stride;
-    PaStrides o_stride;
-    int32_t rows;
     int32_t n;
     int32_t q_heads;
-    /* q_heads / kv_heads: query head h reads kv head h / kv_group. */
     int32_t kv_group;
-    int32_t q_tiles;
-    /* softmax scale (scores are scale * q.k) and scale * log2(e), for exp2. */
     float scale;
     float scale_log2;
     uint32_t _pad0;
+} PaAttnQkv;
+
+/* One direction of a plan's block lists at one tile shape (mask::BlockMask): q-major (the k
+ * tiles of each q tile: forward, dQ) or k-major (the q tiles of each k tile: dK/dV). Slot
+ * s = row * tiles + tile lists its entries in entries[offsets[s] .. offsets[s + 1]] (ascending
+ * tile index, each `tile << PA_TILE_INDEX_SHIFT | partial`); `order` lists every slot once, the
+ * ones with the most entries first: the launch order. */
+typedef struct PaBlockList {
+    const int32_t *offsets;
+    const int32_t *entries;
+    const int32_t *order;
+    /* tiles per row along the list's major axis */
+    int32_t tiles;
+    int32_t _pad0;
+} PaBlockList;
+
+/* pa_attn_fwd_*: O and LSE of masked attention for every (row, q head, token).
+ * Grid: x = rank * q_heads + head, one CTA per (slot of q_major.order, q head); block and dynamic
+ * shared memory as the kernel's registry entry says (threads, smem_bytes). */
+typedef struct PaAttnFwdParams {
+    PaAttnQkv qkv;
+    /* q-major lists at the kernel's tile shape */
+    PaBlockList q_major;
+    /* like q; written, dtype of the kernel */
+    PaView o;
+    /* [rows, q_heads, n], natural log; -inf for a query that sees no key. */
+    float *lse;
 } PaAttnFwdParams;
 
 /* pa_logprob_gather_{bf16,f16,f32}: per map entry e (one CTA each),

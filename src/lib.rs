@@ -15,6 +15,8 @@
 //! - [`plan`]: a batch's plan (vis_end + block lists, uploaded once), reused by every layer.
 //! - [`attention`]: the forward kernels on a device ([`attention::Forward`]) or on the emulator
 //!   ([`attention::forward_emulated`]); docs/forward.md.
+//! - [`registry`]: every kernel of the fatbin with its launch facts (name, block, shared memory,
+//!   tile configuration), from the one kernel list in csrc/registry.cuh.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 
@@ -29,6 +31,7 @@ pub mod layout;
 pub mod mask;
 pub mod plan;
 pub mod reference;
+pub mod registry;
 pub mod shape;
 
 pub use error::{Error, Result};

@@ -24,8 +24,11 @@ fn plans(shape: &AttnShape, case_vis: &prefix_attn::mask::VisEnd, what: &str) {
         .validate()
         .unwrap_or_else(|e| panic!("{what}: shape: {e}"));
     let plan = Plan::new(case_vis.clone()).unwrap_or_else(|e| panic!("{what}: plan: {e}"));
-    let ctas = plan.forward_mask().rows() * plan.forward_mask().q_tiles() * shape.q_heads;
-    assert!(ctas <= i32::MAX as usize, "{what}: {ctas} CTAs");
+    for tile in plan.tiles() {
+        let mask = plan.mask(tile).unwrap();
+        let ctas = mask.rows() * mask.q_tiles() * shape.q_heads;
+        assert!(ctas <= i32::MAX as usize, "{what}: {ctas} CTAs");
+    }
 }
 
 /// Tokens that are padding (`vis_end[j] = j`: seen by nobody).

@@ -27,7 +27,8 @@ use prefix_attn::cuda::Gpu;
 use prefix_attn::emu::probes::*;
 use prefix_attn::emu::{self, GuardedBuf, Schedule};
 use prefix_attn::ffi::emu::*;
-use prefix_attn::launch::{Kernel, LaunchDims};
+use prefix_attn::launch::LaunchDims;
+use prefix_attn::registry::{KernelParams, KernelRef};
 
 struct Device {
     gpu: Gpu,
@@ -60,20 +61,22 @@ impl Device {
     fn down<T: DeviceRepr + Default + Clone>(&self, s: &CudaSlice<T>) -> Vec<T> {
         self.stream.clone_dtoh(s).expect("download")
     }
-    fn run<K: Kernel>(&self, dims: &LaunchDims, params: &K::Params)
-    where
-        K::Params: DeviceRepr,
-    {
-        let f = self.gpu.function::<K>().expect("kernel in the fatbin");
-        // SAFETY: params hold device pointers of live CudaSlices covering what K touches.
-        unsafe { self.gpu.launch::<K>(&f, &self.stream, dims, params) }.expect("launch");
+    fn run<P: KernelParams + DeviceRepr>(
+        &self,
+        kernel: KernelRef<P>,
+        dims: &LaunchDims,
+        params: &P,
+    ) {
+        let k = self.gpu.load(kernel).expect("kernel in the fatbin");
+        // SAFETY: params hold device pointers of live CudaSlices covering what the kernel touches.
+        unsafe { prefix_attn::cuda::launch(&k, &self.stream, dims, params) }.expect("launch");
         self.stream.synchronize().expect("synchronize");
     }
 }
 
-fn emulate<K: Kernel>(dims: &LaunchDims, params: &K::Params) {
-    // SAFETY: the callers' params point into GuardedBufs covering what K touches.
-    unsafe { emu::launch::<K>(dims, params, Schedule::Ascending) }.expect("emulated launch");
+fn emulate<P: KernelParams>(kernel: KernelRef<P>, dims: &LaunchDims, params: &P) {
+    // SAFETY: the callers' params point into GuardedBufs covering what the kernel touches.
+    unsafe { emu::launch(kernel, dims, params, Schedule::Ascending) }.expect("emulated launch");
 }
 
 fn assert_bits_equal(what: &str, gpu: &[u32], emu: &[u32]) {
@@ -99,7 +102,7 @@ fn shfl(dev: &Device) {
         src_lanes: dev.ptr(&ds) as *const i32,
         out: dev.ptr(&dout) as *mut u32,
     };
-    dev.run::<ProbeShfl>(&dims, &p);
+    dev.run(ProbeShfl::kernel().unwrap(), &dims, &p);
 
     let (hv, hs, hout) = (
         GuardedBuf::from_slice(&values),
@@ -111,7 +114,7 @@ fn shfl(dev: &Device) {
         src_lanes: hs.as_ptr(),
         out: hout.as_mut_ptr(),
     };
-    emulate::<ProbeShfl>(&dims, &q);
+    emulate(ProbeShfl::kernel().unwrap(), &dims, &q);
     assert_bits_equal("probe_shfl out", &dev.down(&dout), hout.as_slice());
 }
 
@@ -133,7 +136,7 @@ fn ldmatrix(dev: &Device) {
         row_of_lane: dev.ptr(&dl) as *const i32,
         out: dev.ptr(&dout) as *mut u32,
     };
-    dev.run::<ProbeLdmatrix>(&dims, &p);
+    dev.run(ProbeLdmatrix::kernel().unwrap(), &dims, &p);
 
     let (hr, hl, hout) = (
         GuardedBuf::from_slice(&rows),
@@ -145,7 +148,7 @@ fn ldmatrix(dev: &Device) {
         row_of_lane: hl.as_ptr(),
         out: hout.as_mut_ptr(),
     };
-    emulate::<ProbeLdmatrix>(&dims, &q);
+    emulate(ProbeLdmatrix::kernel().unwrap(), &dims, &q);
     assert_bits_equal("probe_ldmatrix out", &dev.down(&dout), hout.as_slice());
 }
 
@@ -162,7 +165,7 @@ fn cp_async(dev: &Device) {
         valid: dev.ptr(&dvd) as *const u32,
         out: dev.ptr(&dout) as *mut u32,
     };
-    dev.run::<ProbeCpAsync>(&dims, &p);
+    dev.run(ProbeCpAsync::kernel().unwrap(), &dims, &p);
     let (hs, hvd, hout) = (
         GuardedBuf::from_slice(&src),
         GuardedBuf::from_slice(&valid),
@@ -173,7 +176,7 @@ fn cp_async(dev: &Device) {
         valid: hvd.as_ptr(),
         out: hout.as_mut_ptr(),
     };
-    emulate::<ProbeCpAsync>(&dims, &q);
+    emulate(ProbeCpAsync::kernel().unwrap(), &dims, &q);
     assert_bits_equal("probe_cp_async out", &dev.down(&dout), hout.as_slice());
 }
 
@@ -206,7 +209,7 @@ fn mma(dev: &Device, f16: bool, exact: bool) {
         f16: f16 as u32,
         tiles: tiles as u32,
     };
-    dev.run::<ProbeMma>(&dims, &p);
+    dev.run(ProbeMma::kernel().unwrap(), &dims, &p);
     let (ha, hb, hc, hd) = (
         GuardedBuf::from_slice(&a),
         GuardedBuf::from_slice(&b),
@@ -221,7 +224,7 @@ fn mma(dev: &Device, f16: bool, exact: bool) {
         f16: f16 as u32,
         tiles: tiles as u32,
     };
-    emulate::<ProbeMma>(&dims, &q);
+    emulate(ProbeMma::kernel().unwrap(), &dims, &q);
     let gpu = dev.down(&dd);
     let dec = if f16 { f16_to_f64 } else { bf16_to_f64 };
     for t in 0..tiles {
@@ -279,7 +282,7 @@ fn convert(dev: &Device) {
         atomic_sums: dev.ptr(&dsum) as *mut f32,
         count: n as i64,
     };
-    dev.run::<ProbeConvert>(&dims, &p);
+    dev.run(ProbeConvert::kernel().unwrap(), &dims, &p);
 
     let h_in = GuardedBuf::from_slice(&input);
     let h_bits = GuardedBuf::from_slice(&bits);
@@ -310,7 +313,7 @@ fn convert(dev: &Device) {
         atomic_sums: hsum.as_mut_ptr(),
         count: n as i64,
     };
-    emulate::<ProbeConvert>(&dims, &q);
+    emulate(ProbeConvert::kernel().unwrap(), &dims, &q);
 
     let nan16 = |x: u16, exp: u16, man: u16| x & exp == exp && x & man != 0;
     for (k, (exp, man)) in [(0x7f80u16, 0x7fu16), (0x7c00, 0x3ff)]
@@ -383,7 +386,7 @@ fn gemm_tile(dev: &Device) {
             b_kmajor,
             _pad0: 0,
         };
-        dev.run::<EmuGemmTile>(&dims, &p);
+        dev.run(EmuGemmTile::kernel().unwrap(), &dims, &p);
         let (ha, hb) = (GuardedBuf::from_slice(&a), GuardedBuf::from_slice(&b));
         let (hc, hp) = (
             GuardedBuf::<f32>::filled(4096, f32::NAN),
@@ -396,7 +399,7 @@ fn gemm_tile(dev: &Device) {
             p: hp.as_mut_ptr(),
             ..p
         };
-        emulate::<EmuGemmTile>(&dims, &q);
+        emulate(EmuGemmTile::kernel().unwrap(), &dims, &q);
         let (gc, gp) = (dev.down(&dc), dev.down(&dpr));
         // |A| |B| with the operands read in their stored layouts.
         let at = |m: usize, k: usize| {

@@ -1,4 +1,4 @@
-//! The nets a GPU does not give: each planted bug of csrc/kernels/emu_planted.cu must be caught,
+//! The nets a GPU does not give: each planted bug of csrc/kernels/emu_planted.cuh must be caught,
 //! with a message that says what and where; the bug-free control must pass.
 
 mod emu_support;
@@ -7,7 +7,6 @@ use emu_support::*;
 use prefix_attn::emu::probes::EmuPlanted;
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf, Schedule};
 use prefix_attn::ffi::emu::*;
-use prefix_attn::launch::Kernel;
 use prefix_attn::Error;
 
 const THREADS: u32 = 64;
@@ -35,10 +34,10 @@ fn planted_error(mode: u32) -> String {
     let s = setup(mode);
     let dims = EmuPlanted::dims(THREADS);
     let err = check_schedules(
-        EmuPlanted::NAME,
+        EmuPlanted::kernel().unwrap().name(),
         9,
         &[watch("in", &s.input), watch("out", &s.out)],
-        |sch| unsafe { emu::launch::<EmuPlanted>(&dims, &s.params, sch) },
+        |sch| unsafe { emu::launch(EmuPlanted::kernel().unwrap(), &dims, &s.params, sch) },
     )
     .expect_err("the planted bug must be caught");
     match &err {
@@ -58,9 +57,12 @@ fn assert_contains(text: &str, parts: &[&str]) {
 fn the_correct_exchange_passes_and_is_right() {
     let s = setup(PA_EMU_PLANTED_CORRECT);
     let dims = EmuPlanted::dims(THREADS);
-    check_schedules(EmuPlanted::NAME, 9, &[watch("out", &s.out)], |sch| unsafe {
-        emu::launch::<EmuPlanted>(&dims, &s.params, sch)
-    })
+    check_schedules(
+        EmuPlanted::kernel().unwrap().name(),
+        9,
+        &[watch("out", &s.out)],
+        |sch| unsafe { emu::launch(EmuPlanted::kernel().unwrap(), &dims, &s.params, sch) },
+    )
     .unwrap();
     let input = s.input.as_slice();
     for t in 0..THREADS as usize {
@@ -104,7 +106,10 @@ fn an_out_of_bounds_write_is_caught_by_the_guards() {
 #[test]
 fn a_divergent_collective_is_reported_with_both_sites() {
     let e = planted_error(PA_EMU_PLANTED_DIVERGENT_SHFL);
-    assert_contains(&e, &["divergent collective", "shfl_xor", "emu_planted.cu:"]);
+    assert_contains(
+        &e,
+        &["divergent collective", "shfl_xor", "emu_planted.cuh:"],
+    );
 }
 
 #[test]
@@ -116,7 +121,7 @@ fn a_thread_exiting_before_a_barrier_is_reported() {
 #[test]
 fn barriers_at_different_sites_are_reported() {
     let e = planted_error(PA_EMU_PLANTED_SPLIT_BARRIER);
-    assert_contains(&e, &["divergent code", "emu_planted.cu:"]);
+    assert_contains(&e, &["divergent code", "emu_planted.cuh:"]);
 }
 
 #[test]
@@ -160,13 +165,26 @@ fn a_failed_launch_leaves_the_emulator_usable() {
     let bad = setup(PA_EMU_PLANTED_DIVERGENT_SHFL);
     let dims = EmuPlanted::dims(THREADS);
     for _ in 0..3 {
-        assert!(
-            unsafe { emu::launch::<EmuPlanted>(&dims, &bad.params, Schedule::Ascending) }.is_err()
-        );
+        assert!(unsafe {
+            emu::launch(
+                EmuPlanted::kernel().unwrap(),
+                &dims,
+                &bad.params,
+                Schedule::Ascending,
+            )
+        }
+        .is_err());
     }
     let good = setup(PA_EMU_PLANTED_CORRECT);
-    unsafe { emu::launch::<EmuPlanted>(&dims, &good.params, Schedule::Random { seed: 1 }) }
-        .unwrap();
+    unsafe {
+        emu::launch(
+            EmuPlanted::kernel().unwrap(),
+            &dims,
+            &good.params,
+            Schedule::Random { seed: 1 },
+        )
+    }
+    .unwrap();
 }
 
 #[test]
@@ -175,8 +193,15 @@ fn a_block_with_a_partial_warp_cannot_use_collectives() {
     let mut dims = EmuPlanted::dims(THREADS);
     dims.block = [48, 1, 1];
     // Descending runs the partial warp (threads 32..47) first.
-    let e =
-        unsafe { emu::launch::<EmuPlanted>(&dims, &s.params, Schedule::Descending) }.unwrap_err();
+    let e = unsafe {
+        emu::launch(
+            EmuPlanted::kernel().unwrap(),
+            &dims,
+            &s.params,
+            Schedule::Descending,
+        )
+    }
+    .unwrap_err();
     assert!(e.to_string().contains("only 16 threads"), "{e}");
 }
 
@@ -184,7 +209,7 @@ fn a_block_with_a_partial_warp_cannot_use_collectives() {
 fn launch_bounds_are_enforced_like_on_the_gpu() {
     use prefix_attn::emu::probes::EmuGemmTile;
     let s = setup(PA_EMU_PLANTED_CORRECT);
-    // emu_gemm_tile is PA_KERNEL_BOUNDS(..., 128, 1): 256 threads must be refused before it runs
+    // emu_gemm_tile is registered with 128 threads (its launch bounds): 256 must be refused before it runs
     // (its params are never read).
     let mut dims = EmuGemmTile::dims();
     dims.block = [256, 1, 1];
@@ -198,7 +223,15 @@ fn launch_bounds_are_enforced_like_on_the_gpu() {
         b_kmajor: 0,
         _pad0: 0,
     };
-    let e = unsafe { emu::launch::<EmuGemmTile>(&dims, &params, Schedule::Ascending) }.unwrap_err();
+    let e = unsafe {
+        emu::launch(
+            EmuGemmTile::kernel().unwrap(),
+            &dims,
+            &params,
+            Schedule::Ascending,
+        )
+    }
+    .unwrap_err();
     assert!(e.to_string().contains("launch bounds (128)"), "{e}");
 }
 
@@ -210,6 +243,7 @@ fn a_smaller_fiber_stack_can_be_asked_for() {
         schedule: Schedule::Random { seed: 5 },
         stack_bytes: 64 * 1024,
     };
-    let stats = unsafe { emu::launch::<EmuPlanted>(&dims, &s.params, options) }.unwrap();
+    let stats =
+        unsafe { emu::launch(EmuPlanted::kernel().unwrap(), &dims, &s.params, options) }.unwrap();
     assert_eq!((stats.ctas, stats.barriers), (1, 1));
 }

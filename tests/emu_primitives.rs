@@ -8,7 +8,6 @@ use emu_support::*;
 use prefix_attn::emu::probes::{ProbeConvert, ProbeCpAsync, ProbeLdmatrix, ProbeMma, ProbeShfl};
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf};
 use prefix_attn::ffi::emu::*;
-use prefix_attn::launch::Kernel;
 
 const SEED: u64 = 0x5eed_0003;
 
@@ -29,9 +28,12 @@ fn shuffles_follow_ptx_shfl_sync() {
         out: out.as_mut_ptr(),
     };
     let dims = ProbeShfl::dims(ctas, threads);
-    check_schedules(ProbeShfl::NAME, SEED, &[watch("out", &out)], |s| unsafe {
-        emu::launch::<ProbeShfl>(&dims, &params, s)
-    })
+    check_schedules(
+        ProbeShfl::kernel().unwrap().name(),
+        SEED,
+        &[watch("out", &out)],
+        |s| unsafe { emu::launch(ProbeShfl::kernel().unwrap(), &dims, &params, s) },
+    )
     .unwrap();
 
     let v = values.as_slice();
@@ -107,10 +109,10 @@ fn ldmatrix_follows_the_ptx_fragment_layout() {
     };
     let dims = ProbeLdmatrix::dims();
     check_schedules(
-        ProbeLdmatrix::NAME,
+        ProbeLdmatrix::kernel().unwrap().name(),
         SEED,
         &[watch("out", &out)],
-        |s| unsafe { emu::launch::<ProbeLdmatrix>(&dims, &params, s) },
+        |s| unsafe { emu::launch(ProbeLdmatrix::kernel().unwrap(), &dims, &params, s) },
     )
     .unwrap();
     for t in 0..64 {
@@ -140,9 +142,12 @@ fn run_probe_mma(a: &[u16], b: &[u16], c: &[f32], f16: bool) -> Vec<f32> {
         tiles: tiles as u32,
     };
     let dims = ProbeMma::dims(tiles as u32);
-    check_schedules(ProbeMma::NAME, SEED, &[watch("d", &d)], |s| unsafe {
-        emu::launch::<ProbeMma>(&dims, &params, s)
-    })
+    check_schedules(
+        ProbeMma::kernel().unwrap().name(),
+        SEED,
+        &[watch("d", &d)],
+        |s| unsafe { emu::launch(ProbeMma::kernel().unwrap(), &dims, &params, s) },
+    )
     .unwrap();
     d.to_vec()
 }
@@ -242,10 +247,10 @@ fn cp_async_completes_each_group_at_its_wait() {
     };
     let dims = ProbeCpAsync::dims();
     check_schedules(
-        ProbeCpAsync::NAME,
+        ProbeCpAsync::kernel().unwrap().name(),
         SEED,
         &[watch("out", &out)],
-        |s| unsafe { emu::launch::<ProbeCpAsync>(&dims, &params, s) },
+        |s| unsafe { emu::launch(ProbeCpAsync::kernel().unwrap(), &dims, &params, s) },
     )
     .unwrap();
     for chunk in 0..3 * 128 {
@@ -307,9 +312,12 @@ fn conversions_round_to_nearest_even() {
         watch("exp2", &bufs.8),
         watch("atomic_sums", &bufs.9),
     ];
-    check_schedules(ProbeConvert::NAME, SEED, &watches, |s| unsafe {
-        emu::launch::<ProbeConvert>(&dims, &params, s)
-    })
+    check_schedules(
+        ProbeConvert::kernel().unwrap().name(),
+        SEED,
+        &watches,
+        |s| unsafe { emu::launch(ProbeConvert::kernel().unwrap(), &dims, &params, s) },
+    )
     .unwrap();
 
     for i in 0..n {

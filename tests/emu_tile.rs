@@ -1,4 +1,4 @@
-//! The sample tensor-core tile kernel (csrc/kernels/emu_gemm_tile.cu: cp.async, ldmatrix plain
+//! The sample tensor-core tile kernel (csrc/kernels/emu_gemm_tile.cuh: cp.async, ldmatrix plain
 //! and .trans, mma, quad-shuffle softmax) on the emulator: identical under all three schedules,
 //! and equal to an f64 reference within bounds derived from its arithmetic.
 
@@ -8,7 +8,6 @@ use emu_support::*;
 use prefix_attn::emu::probes::EmuGemmTile;
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf};
 use prefix_attn::ffi::emu::PaEmuGemmTileParams;
-use prefix_attn::launch::Kernel;
 
 /// Stores a logical [rows][cols] matrix either as given or transposed.
 fn layout(x: &[u16], transposed: bool) -> Vec<u16> {
@@ -45,10 +44,10 @@ fn run(a_kmajor: bool, b_kmajor: bool, seed: u64) {
     };
     let dims = EmuGemmTile::dims();
     let stats = check_schedules(
-        EmuGemmTile::NAME,
+        EmuGemmTile::kernel().unwrap().name(),
         seed,
         &[watch("c", &c), watch("p", &p)],
-        |s| unsafe { emu::launch::<EmuGemmTile>(&dims, &params, s) },
+        |s| unsafe { emu::launch(EmuGemmTile::kernel().unwrap(), &dims, &params, s) },
     )
     .unwrap();
     // 4 warps x (4 k-steps x (1 A + 4 B ldmatrix + 8 mma) + 2 x 4 shuffles) collectives.

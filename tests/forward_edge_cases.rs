@@ -16,13 +16,14 @@
 mod forward_support;
 
 use half::{bf16, f16};
-use prefix_attn::attention::{forward_emulated, HostTensors, View};
+use prefix_attn::attention::{forward_emulated_with, HostTensors, KernelChoice, View};
 use prefix_attn::emu::{GuardedBuf, Schedule};
-use prefix_attn::mask::{TileClass, VisEnd};
-use prefix_attn::plan::Plan;
+use prefix_attn::mask::{BlockMask, TileClass, TileShape, VisEnd};
+use prefix_attn::registry::Arch;
 
 use forward_support::cases::Dtype;
 use forward_support::check::{check, Inputs, KernelElem, POISON_F32};
+use forward_support::configs::{self, plan_for_all};
 use forward_support::edge::{
     self, from_layout, max_scaled_score_of, strides, to_layout, Edge, Layout,
 };
@@ -31,6 +32,7 @@ use forward_support::edge::{
 fn run<T: KernelElem + prefix_attn::emu::Element>(
     layout: Layout,
     inp: &Inputs<T>,
+    choice: KernelChoice,
     schedule: Schedule,
 ) -> (Vec<T>, Vec<f32>) {
     let sh = &inp.shape;
@@ -43,8 +45,8 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
     );
     let mut o = GuardedBuf::filled(sh.q_len(), T::poison());
     let mut lse = GuardedBuf::filled(sh.lse_len(), POISON_F32);
-    let plan = Plan::new(inp.vis_end.clone()).unwrap();
-    forward_emulated(
+    let plan = plan_for_all(inp.vis_end.clone());
+    forward_emulated_with(
         &plan,
         sh,
         HostTensors {
@@ -55,6 +57,7 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
             lse: lse.as_mut_slice(),
         },
         inp.scale,
+        choice,
         schedule,
     )
     .unwrap();
@@ -66,10 +69,30 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
     )
 }
 
+/// Every edge case runs under every registered sm80 tile configuration: tile boundaries,
+/// padding tiles and class checkerboards fall differently under each.
 fn run_edge<T: KernelElem + prefix_attn::emu::Element>(e: &Edge) -> Result<(), String> {
     let inp = e.inputs::<T>();
-    let (o, lse) = run(e.layout, &inp, Schedule::Ascending);
-    check(&e.name, e.dtype, &inp, &o, &lse)
+    for choice in configs::choices(Arch::Sm80) {
+        let (o, lse) = run(e.layout, &inp, choice, Schedule::Ascending);
+        check(
+            &format!("{} [{}]", e.name, configs::name(&choice)),
+            e.dtype,
+            &inp,
+            &o,
+            &lse,
+        )?;
+    }
+    Ok(())
+}
+
+/// Block lists at the 64 x 64 tile the structural assertions below are written for.
+fn mask_64(rows: &[Vec<i32>]) -> BlockMask {
+    BlockMask::build(
+        &VisEnd::from_rows(rows).unwrap(),
+        TileShape::new(64, 64).unwrap(),
+    )
+    .unwrap()
 }
 
 fn run_all(cases: &[Edge]) {
@@ -96,8 +119,7 @@ fn random_vis_end_more_seeds_and_padding_mixes() {
 #[test]
 fn tiny_rows_and_padding_at_tile_granularity() {
     let cases = edge::tiny_rows_and_padding_tiles();
-    let plan = Plan::new(VisEnd::from_rows(&cases[2].rows).unwrap()).unwrap();
-    let m = plan.forward_mask();
+    let m = mask_64(&cases[2].rows);
     // Row 1: q tile 0 lists nothing, q tiles 1.. never list k tile 0.
     assert_eq!(m.q_list(1, 0).count(), 0);
     assert!((1..m.q_tiles()).all(|qt| m.q_list(1, qt).all(|(kt, _)| kt > 0)));
@@ -147,8 +169,7 @@ fn tiny_softmax_scales() {
 #[test]
 fn full_tiles_and_class_checkerboards() {
     let rows = edge::checkerboard_rows();
-    let plan = Plan::new(VisEnd::from_rows(&rows).unwrap()).unwrap();
-    let m = plan.forward_mask();
+    let m = mask_64(&rows);
     let classes = |r: usize| -> Vec<TileClass> {
         (0..4)
             .flat_map(|qt| (0..4).map(move |kt| (qt, kt)))
@@ -192,9 +213,9 @@ fn gqa_8_to_1_and_equal_odd_heads() {
 fn head_major_views_and_mixed_rows() {
     let e = edge::head_major_mixed_batch(Dtype::Bf16, 64, 61);
     // The launch order does interleave rows: not row-major.
-    let plan = Plan::new(VisEnd::from_rows(&e.rows).unwrap()).unwrap();
-    let order = plan.forward_mask().heaviest_first();
-    let q_tiles = plan.forward_mask().q_tiles() as i32;
+    let m = mask_64(&e.rows);
+    let order = m.heaviest_first();
+    let q_tiles = m.q_tiles() as i32;
     assert!(
         order.windows(2).any(|w| w[0] / q_tiles > w[1] / q_tiles),
         "{order:?}"
@@ -209,21 +230,24 @@ fn head_major_views_and_mixed_rows() {
 fn identical_bits_under_every_schedule() {
     let e = edge::head_major_large_scores(71);
     let inp = e.inputs::<f16>();
-    let mut runs = Schedule::all(0xed9e)
-        .into_iter()
-        .map(|s| (s, run(e.layout, &inp, s)));
-    let (_, (base_o, base_lse)) = runs.next().unwrap();
-    check(&e.name, e.dtype, &inp, &base_o, &base_lse).unwrap();
-    for (s, (o, lse)) in runs {
-        let o_diff = base_o
-            .iter()
-            .zip(&o)
-            .position(|(a, b)| a.to_bits() != b.to_bits());
-        assert_eq!(o_diff, None, "O differs under {s}");
-        let lse_diff = base_lse
-            .iter()
-            .zip(&lse)
-            .position(|(a, b)| a.to_bits() != b.to_bits());
-        assert_eq!(lse_diff, None, "LSE differs under {s}");
+    for choice in configs::choices(Arch::Sm80) {
+        let name = format!("{} [{}]", e.name, configs::name(&choice));
+        let mut runs = Schedule::all(0xed9e)
+            .into_iter()
+            .map(|s| (s, run(e.layout, &inp, choice, s)));
+        let (_, (base_o, base_lse)) = runs.next().unwrap();
+        check(&name, e.dtype, &inp, &base_o, &base_lse).unwrap();
+        for (s, (o, lse)) in runs {
+            let o_diff = base_o
+                .iter()
+                .zip(&o)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(o_diff, None, "{name}: O differs under {s}");
+            let lse_diff = base_lse
+                .iter()
+                .zip(&lse)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(lse_diff, None, "{name}: LSE differs under {s}");
+        }
     }
 }

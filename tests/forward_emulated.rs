@@ -1,18 +1,23 @@
 //! The forward kernels on the CPU emulator against the f64 reference: the covering matrix of
-//! mask layouts, ragged lengths, GQA ratios, dtypes and head dims; identical bits under every
-//! emulator schedule; poisoned, guarded outputs (every element written, nothing outside);
-//! strided views; typed errors for bad calls.
+//! mask layouts, ragged lengths, GQA ratios, dtypes and head dims, for every registered tile
+//! configuration of the sm80 path; identical bits under every emulator schedule; poisoned,
+//! guarded outputs (every element written, nothing outside); strided views; typed errors for bad
+//! calls.
 
 mod forward_support;
 
 use half::{bf16, f16};
-use prefix_attn::attention::{forward_emulated, HostTensors, Strides, View};
+use prefix_attn::attention::{
+    forward_emulated, forward_emulated_with, HostTensors, KernelChoice, Strides, View,
+};
 use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::plan::Plan;
+use prefix_attn::registry::Arch;
 use prefix_attn::{AttnShape, Error};
 
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
+use forward_support::configs::{self, plan_for_all};
 use forward_support::fused::Fused;
 
 /// Output buffers with guards, poisoned.
@@ -23,15 +28,16 @@ struct Outputs<T: KernelElem + prefix_attn::emu::Element> {
 
 fn run<T: KernelElem + prefix_attn::emu::Element>(
     inp: &Inputs<T>,
+    choice: KernelChoice,
     schedule: Schedule,
 ) -> Outputs<T> {
     let sh = &inp.shape;
-    let plan = Plan::new(inp.vis_end.clone()).unwrap();
+    let plan = plan_for_all(inp.vis_end.clone());
     let mut out = Outputs {
         o: GuardedBuf::filled(sh.q_len(), T::poison()),
         lse: GuardedBuf::filled(sh.lse_len(), POISON_F32),
     };
-    forward_emulated(
+    forward_emulated_with(
         &plan,
         sh,
         HostTensors {
@@ -42,6 +48,7 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
             lse: out.lse.as_mut_slice(),
         },
         inp.scale,
+        choice,
         schedule,
     )
     .unwrap();
@@ -50,11 +57,14 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
     out
 }
 
-fn run_case<T: KernelElem + prefix_attn::emu::Element>(case: &Case) -> Result<(), String> {
+fn run_case<T: KernelElem + prefix_attn::emu::Element>(
+    case: &Case,
+    choice: KernelChoice,
+) -> Result<(), String> {
     let inp = inputs::<T>(case);
-    let out = run(&inp, Schedule::Ascending);
+    let out = run(&inp, choice, Schedule::Ascending);
     check(
-        case.name,
+        &format!("{} [{}]", case.name, configs::name(&choice)),
         case.dtype,
         &inp,
         out.o.as_slice(),
@@ -62,15 +72,14 @@ fn run_case<T: KernelElem + prefix_attn::emu::Element>(case: &Case) -> Result<()
     )
 }
 
-fn run_matrix_part(part: usize, parts: usize) {
+/// The whole matrix under one tile configuration.
+fn run_matrix(choice: KernelChoice) {
     let failures: Vec<String> = matrix()
         .iter()
-        .enumerate()
-        .filter(|(i, _)| i % parts == part)
-        .filter_map(|(_, case)| {
+        .filter_map(|case| {
             match case.dtype {
-                Dtype::Bf16 => run_case::<bf16>(case),
-                Dtype::F16 => run_case::<f16>(case),
+                Dtype::Bf16 => run_case::<bf16>(case, choice),
+                Dtype::F16 => run_case::<f16>(case, choice),
             }
             .err()
         })
@@ -78,45 +87,64 @@ fn run_matrix_part(part: usize, parts: usize) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-// The matrix in two halves so the test harness can run them on both CI cores.
+// One test per sm80 tile configuration (the default pick first), so the harness spreads them
+// over the CI cores and a failure names its configuration.
 #[test]
-fn matrix_matches_reference_part_0() {
-    run_matrix_part(0, 2);
+fn matrix_matches_reference_sm80_config_0() {
+    run_matrix(configs::choices(Arch::Sm80)[0]);
 }
 
 #[test]
-fn matrix_matches_reference_part_1() {
-    run_matrix_part(1, 2);
+fn matrix_matches_reference_sm80_config_1() {
+    run_matrix(configs::choices(Arch::Sm80)[1]);
 }
 
-/// No races: the same bits under ascending, descending and random thread/CTA orders.
+#[test]
+fn matrix_matches_reference_sm80_config_2() {
+    run_matrix(configs::choices(Arch::Sm80)[2]);
+}
+
+#[test]
+fn matrix_matches_reference_sm80_config_3() {
+    run_matrix(configs::choices(Arch::Sm80)[3]);
+}
+
+/// The four tests above cover every registered sm80 configuration.
+#[test]
+fn every_sm80_config_has_a_matrix_test() {
+    assert_eq!(configs::choices(Arch::Sm80).len(), 4);
+}
+
+/// No races: the same bits under ascending, descending and random thread/CTA orders, for every
+/// tile configuration.
 #[test]
 fn identical_bits_under_every_schedule() {
     let all = matrix();
     // A d128 multi-row case with padding and a d64 GQA-8 case.
-    for case in [&all[2], &all[5]] {
+    for (case, choice) in [&all[2], &all[5]].into_iter().flat_map(|c| {
+        configs::choices(Arch::Sm80)
+            .into_iter()
+            .map(move |k| (c, k))
+    }) {
         let inp = inputs::<bf16>(case);
-        let base = run(&inp, Schedule::Ascending);
+        let base = run(&inp, choice, Schedule::Ascending);
         for schedule in [Schedule::Descending, Schedule::Random { seed: 0x5eed }] {
-            let other = run(&inp, schedule);
+            let other = run(&inp, choice, schedule);
             let same_o = base
                 .o
                 .as_slice()
                 .iter()
                 .zip(other.o.as_slice())
                 .position(|(a, b)| a.to_bits() != b.to_bits());
-            assert_eq!(same_o, None, "{}: O differs under {schedule}", case.name);
+            let name = format!("{} [{}]", case.name, configs::name(&choice));
+            assert_eq!(same_o, None, "{name}: O differs under {schedule}");
             let same_lse = base
                 .lse
                 .as_slice()
                 .iter()
                 .zip(other.lse.as_slice())
                 .position(|(a, b)| a.to_bits() != b.to_bits());
-            assert_eq!(
-                same_lse, None,
-                "{}: LSE differs under {schedule}",
-                case.name
-            );
+            assert_eq!(same_lse, None, "{name}: LSE differs under {schedule}");
         }
     }
 }
@@ -153,7 +181,7 @@ fn strided_views_match_dense() {
     .unwrap();
     o.check_guards("o").unwrap();
     lse.check_guards("lse").unwrap();
-    let dense = run(&inp, Schedule::Ascending);
+    let dense = run(&inp, KernelChoice::default(), Schedule::Ascending);
     let dense_o = dense.o.as_slice();
     for (t, row) in o.as_slice().chunks(o_token).enumerate() {
         let (got, gap) = row.split_at(sh.q_heads * d);
@@ -396,4 +424,40 @@ fn bad_views_are_rejected_with_their_name() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
+}
+
+/// A plan without block lists at the chosen kernel's tile is a typed error naming the plan, and
+/// a tile configuration that is not registered is one naming the choice.
+#[test]
+fn a_plan_without_the_kernels_tile_and_unknown_tiles_are_rejected() {
+    use prefix_attn::mask::{TileShape, VisEnd};
+    use prefix_attn::registry::TileConfig;
+    let mut c = call(2, 2, 64);
+    let sh = c.shape;
+    let vis = VisEnd::from_rows(&[vec![40; 40]]).unwrap();
+    let plan = Plan::with_tiles(vis, &[TileShape::new(64, 64).unwrap()]).unwrap();
+    for (tile, what) in [
+        (TileConfig::new(128, 64, 4, 2), "plan"),
+        (TileConfig::new(64, 32, 4, 2), "kernel choice"),
+    ] {
+        let err = forward_emulated_with(
+            &plan,
+            &sh,
+            HostTensors {
+                q: View::dense(&c.q[..], &sh, 2),
+                k: View::dense(&c.kv[..], &sh, 2),
+                v: View::dense(&c.kv[..], &sh, 2),
+                o: View::dense(&mut c.o[..], &sh, 2),
+                lse: &mut c.lse[..],
+            },
+            0.125,
+            KernelChoice::exactly(Arch::Sm80, tile),
+            Schedule::Ascending,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { what: w, .. } if w == what),
+            "{tile}: {err}"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The CUDA log-prob gather (csrc/kernels/logprob_gather.cu) on the SIMT emulator, through the
+//! The CUDA log-prob gather (csrc/kernels/logprob_gather.cuh) on the SIMT emulator, through the
 //! same launch preparation as the GPU path ([`LogProbGatherPlan`]): random batches (prompts with
 //! k completions and trees, shared and paired), seeded random logits (never zero) in bf16, f16
 //! and f32, dense and padded rows, vocabularies that are not multiples of the block (97, 1000).
@@ -9,8 +9,8 @@
 
 use half::{bf16, f16};
 use prefix_attn::batch::{
-    Batch, BatchOptions, DeviceLogProbMap, DeviceLogProbs, EmuLogProbGather, GatherElement,
-    LogProbGatherPlan, LogProbMap, LogitsLayout, Sample, TokenTree,
+    gather_kernel, Batch, BatchOptions, DeviceLogProbMap, DeviceLogProbs, EmuLogProbGather,
+    GatherElement, LogProbGatherPlan, LogProbMap, LogitsLayout, Sample, TokenTree,
 };
 use prefix_attn::cuda::Gpu;
 use prefix_attn::reference::Element;
@@ -95,7 +95,7 @@ fn dense(logits: &[impl Element], positions: usize, layout: LogitsLayout) -> Vec
 /// `range` bounds |x - max| over a row.
 /// - each exp term (and each rescale of a partial sum) carries e, plus the rounding of
 ///   (x - m) * log2(e) magnified by the exponential: 2u * range, plus the add: u;
-/// - a term goes through at most ceil(vocab / 256) serial adds or rescales in its thread and 8
+/// - a term goes through at most ceil(vocab / threads) serial adds or rescales in its thread and 8
 ///   merges (5 butterfly levels in the warp, 3 across the 8 warps); all terms are positive, so
 ///   the sum's relative error is at most steps * (per-step error), and so is ln(sum)'s absolute
 ///   error, plus log2_fast's e * (|log2 sum| + 1) and the ln 2 scaling (the sum is in
@@ -105,7 +105,8 @@ fn token_tolerance(vocab: usize, range: f64) -> f64 {
     let u = 2f64.powi(-24);
     let e = 2f64.powi(-21);
     let per_step = e + 2.0 * u * range + u;
-    let steps = vocab.div_ceil(LogProbGatherPlan::THREADS as usize) as f64 + 8.0;
+    let threads = gather_kernel::<f32>().unwrap().info().threads as usize;
+    let steps = vocab.div_ceil(threads) as f64 + 8.0;
     // The sum of exp(x - max) is in [1, vocab].
     let log2_sum = (vocab as f64).log2();
     steps * per_step + (e + u) * (log2_sum + 1.0) + 2.0 * u * (range + (vocab as f64).ln())
@@ -340,7 +341,7 @@ fn gpu_gather_matches_the_cpu_gather() {
             per_token: poisoned(map.targets().len()),
             sums: poisoned(map.completions().len()),
         };
-        dmap.gather::<bf16>(&gpu, &stream, &d_x, layout, &mut out)
+        dmap.gather::<bf16>(&stream, &d_x, layout, &mut out)
             .unwrap();
         let per_token = stream.clone_dtoh(&out.per_token).unwrap();
         let sums = stream.clone_dtoh(&out.sums).unwrap();
@@ -361,8 +362,7 @@ fn gpu_gather_matches_the_cpu_gather() {
             per_token: poisoned(map.targets().len()),
             sums: poisoned(map.completions().len()),
         };
-        dmap.gather::<f32>(&gpu, &stream, &d_x, layout, &mut out)
-            .unwrap();
+        dmap.gather::<f32>(&stream, &d_x, layout, &mut out).unwrap();
         let per_token = stream.clone_dtoh(&out.per_token).unwrap();
         let sums = stream.clone_dtoh(&out.sums).unwrap();
         let what = format!("gpu f32 layout {i}");
@@ -379,7 +379,7 @@ fn gpu_gather_matches_the_cpu_gather() {
             sums: poisoned(map.completions().len()),
         };
         assert!(matches!(
-            dmap.gather::<f32>(&gpu, &stream, &d_x, layout, &mut short),
+            dmap.gather::<f32>(&stream, &d_x, layout, &mut short),
             Err(Error::LengthMismatch { .. })
         ));
     }

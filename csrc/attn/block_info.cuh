@@ -1,9 +1,11 @@
-// Which work one CTA of the forward does, decoded from its block index and the plan.
+// Which work one CTA of an attention kernel does, decoded from its block index and a block list.
+// One helper for every kernel that walks a list: the forward and dQ (q-major: a q tile and its k
+// tiles, per q head) and dK/dV (k-major: a k tile and its q tiles, per kv head).
 //
-// The grid is one-dimensional: x = rank * q_heads + head. `rank` indexes the plan's heaviest-first
-// order of (row, q tile) slots, so the hardware, which starts CTAs in increasing x, starts the
-// q tiles with the most k tiles first, all heads of one slot together (heads that share a kv head
-// sit next to each other, which also helps L2 reuse of K and V under GQA).
+// The grid is one-dimensional: x = rank * heads + head. `rank` indexes the list's heaviest-first
+// order of (row, tile) slots, so the hardware, which starts CTAs in increasing x, starts the tiles
+// with the most partners first, all heads of one slot together (heads that share a kv head sit
+// next to each other, which also helps L2 reuse of K and V under GQA).
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -11,34 +13,36 @@
 namespace pa {
 namespace attn {
 
-struct FwdBlockInfo {
+struct TileWork {
     int row;
-    int head;
-    int kv_head;
-    int q0;          // first query of the tile
-    int list_begin;  // q-major block list of this (row, q tile): entries [list_begin, list_end)
+    int tile;        // index of the tile along the list's major axis
+    int head;        // q head (q-major lists) or kv head (k-major lists)
+    int list_begin;  // the slot's entries: [list_begin, list_end)
     int list_end;
 };
 
-PA_DEVICE FwdBlockInfo fwd_block_info(const PaAttnFwdParams& p, int block_q) {
-    FwdBlockInfo b;
+PA_DEVICE TileWork tile_work(const PaBlockList& list, int heads) {
+    TileWork w;
     const int bid = (int)block_idx_x();
-    const int rank = bid / p.q_heads;
-    b.head = bid - rank * p.q_heads;
-    const int slot = p.heaviest_first[rank];
-    b.row = slot / p.q_tiles;
-    b.q0 = (slot - b.row * p.q_tiles) * block_q;
-    b.kv_head = b.head / p.kv_group;
-    b.list_begin = p.q_offsets[slot];
-    b.list_end = p.q_offsets[slot + 1];
-    return b;
+    const int rank = bid / heads;
+    w.head = bid - rank * heads;
+    const int slot = list.order[rank];
+    w.row = slot / list.tiles;
+    w.tile = slot - w.row * list.tiles;
+    w.list_begin = list.offsets[slot];
+    w.list_end = list.offsets[slot + 1];
+    return w;
 }
 
-// Element 0 of (row, head) in a strided view.
+// Element (row, token 0, head, 0) of a strided view.
 template <typename T>
-PA_DEVICE const T* head_base(const void* base, const PaStrides& s, int row, int head) {
-    return static_cast<const T*>(base) + (int64_t)row * s.row + (int64_t)head * s.head;
+PA_DEVICE T* head_ptr(const PaView& v, int row, int head) {
+    return static_cast<T*>(v.ptr) + (int64_t)row * v.stride.row + (int64_t)head * v.stride.head;
 }
+
+// The k tile (forward, dQ) or q tile (dK/dV) an entry names, and whether it needs the mask.
+PA_DEVICE int entry_tile(int entry) { return entry >> PA_TILE_INDEX_SHIFT; }
+PA_DEVICE bool entry_partial(int entry) { return (entry & PA_TILE_PARTIAL_BIT) != 0; }
 
 }  // namespace attn
 }  // namespace pa

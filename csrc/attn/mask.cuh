@@ -1,32 +1,34 @@
 // Per-element masking of a PARTIAL tile (FULL tiles skip this entirely).
 //
-// Accumulator layout of one warp's S (16 queries x kBlockK keys, m16n8 fragments): thread
-// (g = lane / 4, t = lane % 4) holds, in fragment nt, keys nt * 8 + 2t + {0, 1} for query rows g
-// (elements 0, 1) and g + 8 (elements 2, 3).
+// In the accumulator layout (csrc/tile/geometry.cuh) a lane (g, t) holds, in fragment (m, n),
+// keys 8n + 2t + {0, 1} of query rows 16m + g (elements 0, 1) and 16m + g + 8 (elements 2, 3).
 #pragma once
 
-#include "../pa/kernel.cuh"
+#include "../tile/tile.cuh"
 
 namespace pa {
 namespace attn {
 
-// The rule `j <= i && i < vis_end[j]`, with queries and keys beyond the row (i or j >= n, the
-// zero-filled tail of a ragged tile) invisible. Masked scores become -inf.
-template <int kSTiles>
-PA_DEVICE void apply_partial_mask(float (&s)[kSTiles][4], int query0, int key0, const int32_t* vis_end,
-                                  int n) {
-    const int t = (int)lane_id() & 3;
+// The rule `j <= i && i < vis_end[j]` on a warp's score tile whose rows are queries query0.. and
+// columns keys key0..; queries and keys beyond the row (i or j >= n, the zero-filled tail of a
+// ragged tile) are invisible. Masked scores become -inf.
+template <int kR, int kC>
+PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, const int32_t* vis_end, int n) {
+    const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
-    for (int nt = 0; nt < kSTiles; ++nt) {
+    for (int nb = 0; nb < kC / 8; ++nb) {
         PA_UNROLL
         for (int c = 0; c < 2; ++c) {
-            const int j = key0 + nt * 8 + 2 * t + c;
+            const int j = key0 + nb * 8 + tile::c_col(lc.t, c);
             const int end = j < n ? vis_end[j] : 0;
             PA_UNROLL
-            for (int h = 0; h < 2; ++h) {
-                const int i = query0 + h * 8;
-                const bool seen = j <= i && i < end && i < n;
-                if (!seen) s[nt][2 * h + c] = -__builtin_huge_valf();
+            for (int m = 0; m < kR / 16; ++m) {
+                PA_UNROLL
+                for (int h = 0; h < 2; ++h) {
+                    const int i = query0 + 16 * m + tile::c_row(lc.g, 2 * h);
+                    const bool seen = j <= i && i < end && i < n;
+                    if (!seen) s.f[m][nb][2 * h + c] = -__builtin_huge_valf();
+                }
             }
         }
     }

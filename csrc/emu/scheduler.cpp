@@ -263,6 +263,16 @@ void fail_thread(const std::string &msg) {
     abort();  // a failed fiber is never resumed
 }
 
+}  // namespace emu
+
+void trap_thread() {
+    emu::Launch *L = emu::tl_launch;
+    emu::fail_thread(emu::where(L, L->current) +
+                     " trapped: this kernel has no code for the path it was launched on");
+}
+
+namespace emu {
+
 int run_grid(const char *kernel, const PaEmuLaunch *launch, const void *params,
              void (*entry)(const void *), uint32_t max_threads, PaEmuReport *report) {
     if (!report) return PA_EMU_LAUNCH_ERROR;

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "../pa_registry.h"
 #include "types.cuh"
 
 #define PA_DEVICE __device__ __forceinline__
@@ -14,12 +15,29 @@
 #define PA_SITE_PARAM
 #define PA_SITE_ARG
 
-// A kernel takes exactly one parameter struct from pa_params.h by value, named `p`.
-#define PA_KERNEL(name, Params) extern "C" __global__ void name(const Params p)
-#define PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks) \
-    extern "C" __global__ void __launch_bounds__(max_threads, min_blocks) name(const Params p)
+// One line of the kernel list (csrc/registry.cuh) as a fatbin symbol: the kernel struct's
+// parameter struct by value (__grid_constant__: read in place, never copied to local memory),
+// its launch bounds, and its body (pa::kernel_entry, csrc/pa/entry.cuh).
+#define PA_DEFINE_KERNEL(name, ...)                                                     \
+    extern "C" __global__ void __launch_bounds__(__VA_ARGS__::kThreads, __VA_ARGS__::kMinBlocks) \
+        name(const __grid_constant__ __VA_ARGS__::Params p) {                           \
+        ::pa::kernel_entry<__VA_ARGS__>(p);                                             \
+    }
+
+// Whether this compilation pass can hold code of a path (PA_ARCH_*): sm_90a instructions exist
+// only in the sm_90a pass (nvcc defines __CUDA_ARCH_FEAT_SM90_ALL there).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define PA_PASS_HAS_SM90A true
+#else
+#define PA_PASS_HAS_SM90A false
+#endif
 
 namespace pa {
+
+__host__ __device__ constexpr bool arch_compiled(int arch) { return arch == PA_ARCH_SM80 || PA_PASS_HAS_SM90A; }
+
+// Stops the kernel with an error the launch reports (a kernel entered in a pass without its code).
+PA_DEVICE void trap() { __trap(); }
 
 // ---- indices ----
 PA_DEVICE uint32_t thread_idx_x() { return threadIdx.x; }
@@ -156,6 +174,13 @@ PA_DEVICE float log2_fast(float x) {
 }
 
 // ---- bit views ----
+// x, hidden from the optimiser: it cannot re-associate expressions through it (used for per-lane
+// address bases that should cost one instruction per use).
+PA_DEVICE uint32_t opaque_u32(uint32_t x) {
+    uint32_t y;
+    asm("mov.b32 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
 PA_DEVICE uint32_t f32_as_u32(float x) { return __float_as_uint(x); }
 PA_DEVICE float u32_as_f32(uint32_t x) { return __uint_as_float(x); }
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../pa_emu.h"
+#include "../pa_registry.h"
 #include "types.cuh"
 
 #define PA_DEVICE inline
@@ -27,24 +27,20 @@
 #define PA_SITE_ARG , pa_site_file, pa_site_line
 #define PA_SITE_DEFAULTS const char *pa_site_file = __builtin_FILE(), int pa_site_line = __builtin_LINE()
 
-// Host build of a kernel: its body becomes a function every emulated thread runs, and the C entry
-// `name_emu` (declared in csrc/pa_emu.h, whose declaration this definition must match) runs a
-// whole grid. max_threads (0 = none) is checked against the launch like __launch_bounds__.
-#define PA_EMU_KERNEL_(name, Params, max_threads)                                              \
-    static void name##_pa_body(const Params p);                                                \
-    static void name##_pa_entry(const void *params) {                                          \
-        name##_pa_body(*static_cast<const Params *>(params));                                  \
-    }                                                                                          \
-    extern "C" int name##_emu(const PaEmuLaunch *launch, const Params *params,                 \
-                              PaEmuReport *report) {                                           \
-        return ::pa::emu::run_grid(#name, launch, params, &name##_pa_entry, (max_threads),      \
-                                   report);                                                    \
-    }                                                                                          \
-    static void name##_pa_body(const Params p)
-
-#define PA_KERNEL(name, Params) PA_EMU_KERNEL_(name, Params, 0)
-#define PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks) \
-    PA_EMU_KERNEL_(name, Params, max_threads)
+// One line of the kernel list (csrc/registry.cuh) as an emulator entry: `name_pa_body` is what
+// every emulated thread runs (pa::kernel_entry, csrc/pa/entry.cuh), `name_pa_emu` runs a whole
+// grid (the PaEmuEntry of the kernel's registry row, built by PA_REGISTRY_ROW). The kernel's
+// kThreads is checked against the launch like __launch_bounds__.
+#define PA_DEFINE_KERNEL(name, ...)                                                           \
+    static void name##_pa_body(const void *params) {                                          \
+        ::pa::kernel_entry<__VA_ARGS__>(*static_cast<const __VA_ARGS__::Params *>(params));   \
+    }                                                                                         \
+    static int name##_pa_emu(const PaEmuLaunch *launch, const void *params,                   \
+                             PaEmuReport *report) {                                           \
+        return ::pa::emu::run_grid(#name, launch, params, &name##_pa_body,                    \
+                                   (uint32_t)__VA_ARGS__::kThreads, report);                  \
+    }
+#define PA_REGISTRY_ROW(name, ...) ::pa::registry_row<__VA_ARGS__>(#name, &name##_pa_emu),
 
 namespace pa {
 namespace emu {
@@ -95,6 +91,13 @@ inline float bits_f32(uint32_t u) {
 }
 
 }  // namespace emu
+
+// The host build holds every path's code: the emulator runs sm_90a kernels too.
+constexpr bool arch_compiled(int) { return true; }
+
+// A kernel that traps on the GPU fails its emulated launch.
+[[noreturn]] void trap_thread();
+inline void trap() { trap_thread(); }
 
 // ---- indices ----
 inline uint32_t thread_idx_x() { return emu::tl_view->tid[0]; }
@@ -210,6 +213,8 @@ inline float exp2_fast(float x) { return exp2f(x); }
 inline float log2_fast(float x) { return log2f(x); }
 
 // ---- bit views ----
+// Only an optimisation barrier on the device (a mov the compiler cannot see through).
+inline uint32_t opaque_u32(uint32_t x) { return x; }
 inline uint32_t f32_as_u32(float x) { return emu::f32_bits(x); }
 inline float u32_as_f32(uint32_t x) { return emu::bits_f32(x); }
 

@@ -4,20 +4,19 @@
 // host.cuh, compiled by g++ and run by csrc/emu/). Both paths define exactly the same names.
 //
 // The contract (docs/testing-without-gpu.md has the long form):
-//   PA_KERNEL(name, Params) / PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks)
-//   PA_DEVICE, PA_UNROLL
+//   PA_DEVICE, PA_UNROLL; kernels are structs deriving pa::KernelSpec (entry.cuh), listed in
+//   csrc/registry.cuh, and defined per path by PA_DEFINE_KERNEL
 //   pa::thread_idx_x/_y/_z, block_idx_x/_y/_z, block_dim_x/_y/_z, grid_dim_x/_y/_z,
-//   lane_id, warp_id, dyn_smem<T>(), sync_threads()
+//   thread_linear, lane_id, warp_id, dyn_smem<T>(), sync_threads(), trap()
 //   shfl_xor, shfl_idx (float, uint32_t), ldmatrix_x1/_x2/_x4[_trans],
 //   mma_m16n8k16_bf16 / _f16, MmaOp<T>::run
 //   cp_async_16, cp_async_16_zfill, cp_async_commit, cp_async_wait<N>
-//   atomic_add_f32, exp2_fast
-//   bf16, f16, to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2, pack2<T>
-// Additions beyond the original contract (usable by kernels on both paths):
-//   thread_idx_y/_z, block_dim_y/_z (3-D blocks), pa::u32x4 (16-byte vector, 16-byte aligned),
-//   pa::min / pa::max (constexpr), f32_as_u32 / u32_as_f32 (bit casts), thread_linear,
-//   from_float<T>, PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site, see host.cuh),
-//   log2_fast (lg2.approx, the inverse of exp2_fast; for log-sum-exp).
+//   atomic_add_f32, exp2_fast, log2_fast (lg2.approx, the inverse of exp2_fast)
+//   bf16, f16, u32x4 (16-byte vector), to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2,
+//   pack2<T>, f32_as_u32 / u32_as_f32 (bit casts), opaque_u32 (an optimisation barrier)
+//   pa::min / pa::max (constexpr), PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site,
+//   see host.cuh)
+// The tile layer (csrc/tile/) is written on these.
 #pragma once
 
 #include "../pa_params.h"
@@ -30,3 +29,4 @@
 #endif
 
 #include "common.cuh"
+#include "entry.cuh"

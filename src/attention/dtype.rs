@@ -2,6 +2,8 @@
 
 use half::{bf16, f16};
 
+use crate::registry::KernelDtype;
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for half::bf16 {}
@@ -14,14 +16,18 @@ pub trait AttnDtype: sealed::Sealed + Copy + Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether this is bf16 (false: f16).
     const IS_BF16: bool;
+    /// The registry's name for it.
+    const KERNEL_DTYPE: KernelDtype;
 }
 
 impl AttnDtype for bf16 {
     const NAME: &'static str = "bf16";
     const IS_BF16: bool = true;
+    const KERNEL_DTYPE: KernelDtype = KernelDtype::Bf16;
 }
 
 impl AttnDtype for f16 {
     const NAME: &'static str = "f16";
     const IS_BF16: bool = false;
+    const KERNEL_DTYPE: KernelDtype = KernelDtype::F16;
 }

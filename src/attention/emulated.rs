@@ -1,14 +1,15 @@
-//! The forward on the CPU emulator: host slices in, the same launch preparation as the GPU path,
-//! the kernels' host build run by [`crate::emu::launch`]. This is what `cargo test` exercises.
+//! The forward on the CPU emulator: host slices in, the same kernel choice and launch preparation
+//! as the GPU path, the kernels' host build run by [`crate::emu::launch`]. This is what
+//! `cargo test` exercises.
 
 use crate::emu::{self, Options, Stats};
 use crate::error::Result;
 use crate::plan::Plan;
 use crate::shape::AttnShape;
 
+use super::configs::{emulated_arch, select_forward, tile_shape, KernelChoice};
 use super::dtype::AttnDtype;
-use super::kernels::with_forward_kernel;
-use super::prepare::{prepare_forward, ForwardCall, PlanAddrs};
+use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
 use super::view::{RawView, View};
 
 /// Inputs and outputs of one emulated forward call (layouts as [`super::DeviceTensors`]).
@@ -28,9 +29,9 @@ fn raw<T>(data: &[T], strides: super::Strides) -> RawView {
     }
 }
 
-/// [`super::Forward::run`] on the emulator, under `options` (a [`emu::Schedule`] converts).
-/// The plan needs no upload. Same checks and errors, plus [`crate::Error::Emulator`] when the
-/// kernel breaks a rule the emulator checks.
+/// [`super::Forward::run`] on the emulator, under `options` (a [`emu::Schedule`] converts), with
+/// the kernel the default choice picks for the sm80 path. The plan needs no upload. Same checks
+/// and errors, plus [`crate::Error::Emulator`] when the kernel breaks a rule the emulator checks.
 pub fn forward_emulated<T: AttnDtype>(
     plan: &Plan,
     shape: &AttnShape,
@@ -38,18 +39,39 @@ pub fn forward_emulated<T: AttnDtype>(
     scale: f32,
     options: impl Into<Options>,
 ) -> Result<Stats> {
-    let mask = plan.forward_mask();
+    forward_emulated_with(plan, shape, t, scale, KernelChoice::default(), options)
+}
+
+/// [`forward_emulated`] with an explicit kernel choice (any path and registered tile: the
+/// emulator has no shared-memory limit below the largest a GPU allows).
+pub fn forward_emulated_with<T: AttnDtype>(
+    plan: &Plan,
+    shape: &AttnShape,
+    t: HostTensors<'_, T>,
+    scale: f32,
+    choice: KernelChoice,
+    options: impl Into<Options>,
+) -> Result<Stats> {
+    let kernel = select_forward(
+        emulated_arch(&choice),
+        T::KERNEL_DTYPE,
+        shape.head_dim,
+        choice.tile,
+        |_| true,
+    )?;
+    let mask = plan.mask(tile_shape(kernel.tile.expect("forward kernels have tiles")))?;
     let addr = |s: &[i32]| s.as_ptr() as usize as u64;
     let launch = prepare_forward(&ForwardCall {
+        kernel,
         mask,
-        plan: PlanAddrs {
-            vis_end: addr(plan.vis_end().as_slice()),
-            q_offsets: addr(mask.q_offsets()),
-            q_entries: addr(mask.q_entries()),
-            heaviest_first: addr(mask.heaviest_first()),
+        q_major: ListAddrs {
+            offsets: addr(mask.q_offsets()),
+            entries: addr(mask.q_entries()),
+            order: addr(mask.heaviest_first()),
         },
+        vis_end: addr(plan.vis_end().as_slice()),
         shape,
-        is_bf16: T::IS_BF16,
+        dtype: T::KERNEL_DTYPE,
         q: raw(t.q.data, t.q.strides),
         k: raw(t.k.data, t.k.strides),
         v: raw(t.v.data, t.v.strides),
@@ -58,11 +80,8 @@ pub fn forward_emulated<T: AttnDtype>(
         lse_addr: t.lse.as_ptr() as usize as u64,
         scale,
     })?;
-    let options = options.into();
     // SAFETY: prepare_forward checked every view against its slice and that O does not overlap
     // itself; the plan arrays are the ones its lists index. `t` borrows the slices (O and LSE
     // mutably) for the whole synchronous launch.
-    with_forward_kernel!(launch.kernel, K => unsafe {
-        emu::launch::<K>(&launch.dims, &launch.params, options)
-    })
+    unsafe { emu::launch(launch.kernel, &launch.dims, &launch.params, options) }
 }

@@ -1,23 +1,20 @@
-//! The forward call on a device: kernel handles looked up once, then any number of
-//! asynchronous launches on any stream of the context.
+//! The forward call on a device: the kernels for this device picked and loaded once, then any
+//! number of asynchronous launches on any stream of the context.
 
 use std::sync::Arc;
 
-use cudarc::driver::sys::CUfunction_attribute_enum;
-use cudarc::driver::{
-    CudaContext, CudaFunction, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut,
-    DeviceRepr,
-};
+use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, DeviceRepr};
 
-use crate::cuda::{cuda_err, launch_kernel, Gpu};
+use crate::cuda::{launch, DeviceArgs, DeviceKernel, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::PaAttnFwdParams;
 use crate::plan::Plan;
+use crate::registry::{Arch, KernelDtype, KernelRef};
 use crate::shape::AttnShape;
 
+use super::configs::{select_forward, tile_shape, KernelChoice, FORWARD_PICKS};
 use super::dtype::AttnDtype;
-use super::kernels::with_forward_kernel;
-use super::prepare::{forward_smem_bytes, prepare_forward, ForwardCall, ForwardKernel, PlanAddrs};
+use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
 use super::view::{RawView, View};
 
 // SAFETY: a plain C struct of pointers, integers and floats laid out as in csrc/pa_params.h
@@ -37,50 +34,84 @@ pub struct DeviceTensors<'a, T> {
     pub lse: CudaViewMut<'a, f32>,
 }
 
-/// The forward kernels of one device, ready to launch.
+/// The forward kernels of one device, ready to launch: for each dtype and head dim, the one the
+/// kernel choice picks for this device.
 pub struct Forward {
     ctx: Arc<CudaContext>,
-    /// Indexed by [`ForwardKernel::index`].
-    funcs: Vec<CudaFunction>,
+    kernels: Vec<(KernelDtype, usize, DeviceKernel<PaAttnFwdParams>)>,
 }
 
 impl Forward {
-    /// Looks up every forward instantiation once and allows each the dynamic shared memory it
-    /// needs (over the 48 KiB default at head dim 128).
+    /// The kernels the default choice picks for this device (attention::configs).
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let mut funcs = Vec::with_capacity(ForwardKernel::ALL.len());
-        // cudarc's set_attribute does not make the context current (its other calls do): bind
-        // it, so that Forward::new works on any thread, not only the one that opened the Gpu.
-        gpu.context()
-            .bind_to_thread()
-            .map_err(cuda_err("cuCtxSetCurrent"))?;
-        for kernel in ForwardKernel::ALL {
-            let func = gpu.function_named(kernel.name())?;
-            func.set_attribute(
-                CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                forward_smem_bytes(kernel.head_dim()) as i32,
-            )
-            .map_err(cuda_err("cuFuncSetAttribute (max dynamic shared memory)"))?;
-            funcs.push(func);
+        Self::with_choice(gpu, KernelChoice::default())
+    }
+
+    /// The kernels `choice` picks for this device; errors when it names a path or tile the device
+    /// cannot run.
+    pub fn with_choice(gpu: &Gpu, choice: KernelChoice) -> Result<Self> {
+        let best = gpu.arch()?;
+        let mut kernels = Vec::new();
+        let head_dims: Vec<usize> = {
+            let mut d: Vec<usize> = FORWARD_PICKS.iter().map(|p| p.head_dim as usize).collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        };
+        for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
+            for &head_dim in &head_dims {
+                // The device's best path where it has a pick for this head dim, else sm80.
+                let arch = choice.arch.unwrap_or_else(|| {
+                    let has = |a: Arch| {
+                        FORWARD_PICKS
+                            .iter()
+                            .any(|p| p.arch == a && p.head_dim as usize == head_dim)
+                    };
+                    if has(best) {
+                        best
+                    } else {
+                        Arch::Sm80
+                    }
+                });
+                let info = select_forward(arch, dtype, head_dim, choice.tile, |k| gpu.runs(k))?;
+                kernels.push((dtype, head_dim, gpu.load(KernelRef::new(info)?)?));
+            }
         }
         Ok(Self {
             ctx: gpu.context().clone(),
-            funcs,
+            kernels,
         })
+    }
+
+    /// The kernel a call of this dtype and head dim runs (its registry entry says its tile).
+    pub fn kernel_for(
+        &self,
+        dtype: KernelDtype,
+        head_dim: usize,
+    ) -> Result<KernelRef<PaAttnFwdParams>> {
+        self.find(dtype, head_dim).map(|k| k.kernel())
+    }
+
+    fn find(&self, dtype: KernelDtype, head_dim: usize) -> Result<&DeviceKernel<PaAttnFwdParams>> {
+        self.kernels
+            .iter()
+            .find(|(d, h, _)| *d == dtype && *h == head_dim)
+            .map(|(_, _, k)| k)
+            .ok_or(Error::UnsupportedHeadDim { head_dim })
     }
 
     /// `O = softmax(scale * Q K^T) V` and LSE under `plan`'s mask, enqueued on `stream`.
     ///
     /// Asynchronous: no host synchronisation and no allocation. The plan must have been
-    /// uploaded ([`Plan::on_device`]) to this device. Errors: shape/plan mismatches, views that
-    /// are too short, misaligned or self-overlapping (O), unsupported head dims, a scale that is
-    /// not finite and positive, CUDA launch errors.
+    /// uploaded ([`Plan::on_device`]) to this device, with block lists at the kernel's tile.
+    /// Errors: shape/plan mismatches, views that are too short, misaligned or self-overlapping
+    /// (O), unsupported head dims, a scale that is not finite and positive, CUDA launch errors.
     pub fn run<T: AttnDtype + DeviceRepr>(
         &self,
         stream: &Arc<CudaStream>,
         plan: &Plan,
         shape: &AttnShape,
-        mut t: DeviceTensors<'_, T>,
+        t: DeviceTensors<'_, T>,
         scale: f32,
     ) -> Result<()> {
         let dev = plan.device().ok_or_else(|| Error::InvalidArgument {
@@ -93,48 +124,54 @@ impl Forward {
                 detail: "belong to another CUDA context than the kernels".into(),
             });
         }
-        // Pointers with cudarc's stream-ordering guards, held until the launch is enqueued.
-        let (vis_end, _g0) = dev.vis_end.device_ptr(stream);
-        let (q_offsets, _g1) = dev.fwd_q_offsets.device_ptr(stream);
-        let (q_entries, _g2) = dev.fwd_q_entries.device_ptr(stream);
-        let (heaviest_first, _g3) = dev.fwd_heaviest_first.device_ptr(stream);
+        let kernel = self.find(T::KERNEL_DTYPE, shape.head_dim)?;
+        let info = kernel.kernel().info();
+        let tile = tile_shape(info.tile.expect("forward kernels have tiles"));
+        let mask = plan.mask(tile)?;
+        let lists = &plan
+            .device_mask(tile)?
+            .expect("an uploaded plan has every tile's lists")
+            .q_major;
+
+        let DeviceTensors {
+            q,
+            k,
+            v,
+            mut o,
+            mut lse,
+        } = t;
+        let mut args = DeviceArgs::new(stream);
+        let vis_end = args.read(&dev.vis_end)?;
+        let q_major = ListAddrs {
+            offsets: args.read(&lists.offsets)?,
+            entries: args.read(&lists.entries)?,
+            order: args.read(&lists.order)?,
+        };
         let raw = |len: usize, addr: u64, strides| RawView { len, addr, strides };
-        let (q_len, k_len, v_len, o_len, lse_len) = (
-            t.q.data.len(),
-            t.k.data.len(),
-            t.v.data.len(),
-            t.o.data.len(),
-            t.lse.len(),
-        );
-        let (q_ptr, _g4) = t.q.data.device_ptr(stream);
-        let (k_ptr, _g5) = t.k.data.device_ptr(stream);
-        let (v_ptr, _g6) = t.v.data.device_ptr(stream);
-        let (o_ptr, _g7) = t.o.data.device_ptr_mut(stream);
-        let (lse_ptr, _g8) = t.lse.device_ptr_mut(stream);
-        let launch = prepare_forward(&ForwardCall {
-            mask: plan.forward_mask(),
-            plan: PlanAddrs {
-                vis_end,
-                q_offsets,
-                q_entries,
-                heaviest_first,
-            },
+        let q = raw(q.data.len(), args.read(&q.data)?, q.strides);
+        let k = raw(k.data.len(), args.read(&k.data)?, k.strides);
+        let v = raw(v.data.len(), args.read(&v.data)?, v.strides);
+        let o = raw(o.data.len(), args.write(&mut o.data)?, o.strides);
+        let (lse_len, lse_addr) = (lse.len(), args.write(&mut lse)?);
+        let launch_ = prepare_forward(&ForwardCall {
+            kernel: info,
+            mask,
+            q_major,
+            vis_end,
             shape,
-            is_bf16: T::IS_BF16,
-            q: raw(q_len, q_ptr, t.q.strides),
-            k: raw(k_len, k_ptr, t.k.strides),
-            v: raw(v_len, v_ptr, t.v.strides),
-            o: raw(o_len, o_ptr, t.o.strides),
+            dtype: T::KERNEL_DTYPE,
+            q,
+            k,
+            v,
+            o,
             lse_len,
-            lse_addr: lse_ptr,
+            lse_addr,
             scale,
         })?;
-        let func = &self.funcs[launch.kernel.index()];
         // SAFETY: prepare_forward checked that every view lies inside its buffer and that O
         // does not overlap itself; the plan arrays are the ones its lists index (built from the
-        // same VisEnd); all buffers outlive the enqueue and the guards order them on `stream`.
-        with_forward_kernel!(launch.kernel, K => unsafe {
-            launch_kernel::<K>(func, stream, &launch.dims, &launch.params)
-        })
+        // same VisEnd); all buffers outlive the enqueue and `args` orders them on `stream` when
+        // it drops, after the launch.
+        unsafe { launch(kernel, stream, &launch_.dims, &launch_.params) }
     }
 }

@@ -4,102 +4,42 @@
 //! addresses; nothing else computes launch state.
 
 use crate::error::{Error, Result};
-use crate::ffi::params::{PaAttnFwdParams, PA_FWD_BLOCK_K, PA_FWD_BLOCK_Q, PA_FWD_THREADS};
+use crate::ffi::params::{PaAttnFwdParams, PaAttnQkv, PaBlockList, PaView};
 use crate::launch::LaunchDims;
 use crate::mask::BlockMask;
-use crate::plan::forward_tile;
+use crate::registry::{KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 
+use super::configs::tile_shape;
 use super::view::{check_view, RawView};
-
-/// Head dims with a forward kernel.
-pub const SUPPORTED_HEAD_DIMS: [usize; 2] = [64, 128];
-
-/// One instantiation of the forward kernel (csrc/kernels/attn_fwd.cu).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ForwardKernel {
-    Bf16D64,
-    Bf16D128,
-    F16D64,
-    F16D128,
-}
-
-impl ForwardKernel {
-    /// Every instantiation, in a fixed order (index = position).
-    pub const ALL: [ForwardKernel; 4] = [
-        ForwardKernel::Bf16D64,
-        ForwardKernel::Bf16D128,
-        ForwardKernel::F16D64,
-        ForwardKernel::F16D128,
-    ];
-
-    /// The kernel for a dtype and head dim, or `UnsupportedHeadDim`.
-    pub fn select(is_bf16: bool, head_dim: usize) -> Result<Self> {
-        use ForwardKernel::*;
-        Ok(match (is_bf16, head_dim) {
-            (true, 64) => Bf16D64,
-            (true, 128) => Bf16D128,
-            (false, 64) => F16D64,
-            (false, 128) => F16D128,
-            _ => return Err(Error::UnsupportedHeadDim { head_dim }),
-        })
-    }
-
-    /// Exported symbol.
-    pub fn name(self) -> &'static str {
-        use ForwardKernel::*;
-        match self {
-            Bf16D64 => "pa_attn_fwd_bf16_d64",
-            Bf16D128 => "pa_attn_fwd_bf16_d128",
-            F16D64 => "pa_attn_fwd_f16_d64",
-            F16D128 => "pa_attn_fwd_f16_d128",
-        }
-    }
-
-    pub fn head_dim(self) -> usize {
-        use ForwardKernel::*;
-        match self {
-            Bf16D64 | F16D64 => 64,
-            Bf16D128 | F16D128 => 128,
-        }
-    }
-
-    /// Position in [`ForwardKernel::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Dynamic shared memory of the forward at `head_dim`: the Q tile plus double-buffered K and V
-/// tiles of 2-byte elements (FwdTraits::kSmemBytes in csrc/attn/traits.cuh).
-pub fn forward_smem_bytes(head_dim: usize) -> u32 {
-    ((PA_FWD_BLOCK_Q as usize + 4 * PA_FWD_BLOCK_K as usize) * head_dim * 2) as u32
-}
 
 /// A prepared forward launch.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardLaunch {
-    pub kernel: ForwardKernel,
+    pub kernel: KernelRef<PaAttnFwdParams>,
     pub params: PaAttnFwdParams,
     pub dims: LaunchDims,
 }
 
-/// Addresses of the plan's forward arrays (device or host).
+/// Addresses (device or host) of one direction of a plan's block lists at one tile shape.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PlanAddrs {
-    pub(crate) vis_end: u64,
-    pub(crate) q_offsets: u64,
-    pub(crate) q_entries: u64,
-    pub(crate) heaviest_first: u64,
+pub(crate) struct ListAddrs {
+    pub(crate) offsets: u64,
+    pub(crate) entries: u64,
+    pub(crate) order: u64,
 }
 
 /// Everything one forward call is given, as lengths and addresses.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ForwardCall<'a> {
+    /// The kernel chosen for the call (attention::configs).
+    pub(crate) kernel: &'static KernelInfo,
+    /// The plan's block lists at the kernel's tile, their q-major addresses, and vis_end's.
     pub(crate) mask: &'a BlockMask,
-    pub(crate) plan: PlanAddrs,
+    pub(crate) q_major: ListAddrs,
+    pub(crate) vis_end: u64,
     pub(crate) shape: &'a AttnShape,
-    pub(crate) is_bf16: bool,
+    pub(crate) dtype: KernelDtype,
     pub(crate) q: RawView,
     pub(crate) k: RawView,
     pub(crate) v: RawView,
@@ -109,19 +49,41 @@ pub(crate) struct ForwardCall<'a> {
     pub(crate) scale: f32,
 }
 
+fn view(v: &RawView, stride: crate::ffi::params::PaStrides) -> PaView {
+    PaView {
+        ptr: v.addr as usize as *mut core::ffi::c_void,
+        stride,
+    }
+}
+
 /// Checks a forward call and prepares its launch.
 pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
     let shape = c.shape;
     shape.validate()?;
-    let kernel = ForwardKernel::select(c.is_bf16, shape.head_dim)?;
+    let kernel = KernelRef::<PaAttnFwdParams>::new(c.kernel)?;
+    let info = c.kernel;
+    let tile = info.tile.ok_or_else(|| Error::InvalidArgument {
+        what: "kernel",
+        detail: format!("{} has no tile configuration", info.name),
+    })?;
+    if info.dtype != c.dtype || info.head_dim as usize != shape.head_dim {
+        return Err(Error::InvalidArgument {
+            what: "kernel",
+            detail: format!(
+                "{} is for {:?} at head dim {}, the call is {:?} at head dim {}",
+                info.name, info.dtype, info.head_dim, c.dtype, shape.head_dim
+            ),
+        });
+    }
     let mask = c.mask;
-    if mask.tile() != forward_tile() {
+    if mask.tile() != tile_shape(tile) {
         return Err(Error::InvalidArgument {
             what: "plan",
             detail: format!(
-                "forward block lists were built for tile {:?}, the kernels use {:?}",
+                "block lists were built for tile {:?}, {} uses {:?}",
                 mask.tile(),
-                forward_tile()
+                info.name,
+                tile_shape(tile)
             ),
         });
     }
@@ -173,33 +135,29 @@ pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
     // validation bounds it.
 
     let params = PaAttnFwdParams {
-        q: c.q.addr as usize as *const _,
-        k: c.k.addr as usize as *const _,
-        v: c.v.addr as usize as *const _,
-        o: c.o.addr as usize as *mut _,
+        qkv: PaAttnQkv {
+            q: view(&c.q, q_stride),
+            k: view(&c.k, k_stride),
+            v: view(&c.v, v_stride),
+            vis_end: c.vis_end as usize as *const i32,
+            n: shape.n as i32,
+            q_heads: shape.q_heads as i32,
+            kv_group: shape.group() as i32,
+            scale: c.scale,
+            scale_log2: c.scale * std::f32::consts::LOG2_E,
+            _pad0: 0,
+        },
+        q_major: PaBlockList {
+            offsets: c.q_major.offsets as usize as *const i32,
+            entries: c.q_major.entries as usize as *const i32,
+            order: c.q_major.order as usize as *const i32,
+            tiles: mask.q_tiles() as i32,
+            _pad0: 0,
+        },
+        o: view(&c.o, o_stride),
         lse: c.lse_addr as usize as *mut f32,
-        vis_end: c.plan.vis_end as usize as *const i32,
-        q_offsets: c.plan.q_offsets as usize as *const i32,
-        q_entries: c.plan.q_entries as usize as *const i32,
-        heaviest_first: c.plan.heaviest_first as usize as *const i32,
-        q_stride,
-        k_stride,
-        v_stride,
-        o_stride,
-        rows: shape.rows as i32,
-        n: shape.n as i32,
-        q_heads: shape.q_heads as i32,
-        kv_group: shape.group() as i32,
-        q_tiles: mask.q_tiles() as i32,
-        scale: c.scale,
-        scale_log2: c.scale * std::f32::consts::LOG2_E,
-        _pad0: 0,
     };
-    let dims = LaunchDims {
-        grid: [ctas as u32, 1, 1],
-        block: [PA_FWD_THREADS, 1, 1],
-        smem_bytes: forward_smem_bytes(shape.head_dim),
-    };
+    let dims = LaunchDims::linear(ctas as u32, info.threads, info.smem_bytes);
     Ok(ForwardLaunch {
         kernel,
         params,
@@ -210,12 +168,14 @@ pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::configs::select_forward;
     use crate::attention::Strides;
     use crate::mask::VisEnd;
     use crate::plan::Plan;
+    use crate::registry::{Arch, TileConfig};
 
     #[test]
-    fn dims_and_params_follow_the_plan() {
+    fn dims_and_params_follow_the_kernel_and_the_plan() {
         let n = 130; // 3 q tiles of 64
         let plan =
             Plan::new(VisEnd::from_rows(&[vec![n as i32; n], vec![n as i32; n]]).unwrap()).unwrap();
@@ -231,16 +191,20 @@ mod tests {
             addr,
             strides: Strides::dense(n, heads, 128),
         };
-        let launch = prepare_forward(&ForwardCall {
-            mask: plan.forward_mask(),
-            plan: PlanAddrs {
-                vis_end: 0x1000,
-                q_offsets: 0x2000,
-                q_entries: 0x3000,
-                heaviest_first: 0x4000,
+        let tile = TileConfig::new(64, 64, 4, 2);
+        let kernel =
+            select_forward(Arch::Sm80, KernelDtype::F16, 128, Some(tile), |_| true).unwrap();
+        let call = |kernel| ForwardCall {
+            kernel,
+            mask: plan.mask(super::tile_shape(tile)).unwrap(),
+            q_major: ListAddrs {
+                offsets: 0x2000,
+                entries: 0x3000,
+                order: 0x4000,
             },
+            vis_end: 0x1000,
             shape: &shape,
-            is_bf16: false,
+            dtype: KernelDtype::F16,
             q: view(8, 0x10000),
             k: view(2, 0x20000),
             v: view(2, 0x30000),
@@ -248,21 +212,35 @@ mod tests {
             lse_len: shape.lse_len(),
             lse_addr: 0x50000,
             scale: 0.5,
-        })
-        .unwrap();
-        assert_eq!(launch.kernel, ForwardKernel::F16D128);
+        };
+        let launch = prepare_forward(&call(kernel)).unwrap();
+        assert_eq!(launch.kernel.name(), kernel.name);
         assert_eq!(launch.dims.grid, [2 * 3 * 8, 1, 1]);
         assert_eq!(launch.dims.block, [128, 1, 1]);
         assert_eq!(launch.dims.smem_bytes, (64 + 4 * 64) * 128 * 2);
         let p = launch.params;
         assert_eq!(
-            (p.rows, p.n, p.q_heads, p.kv_group, p.q_tiles),
-            (2, 130, 8, 4, 3)
+            (p.qkv.n, p.qkv.q_heads, p.qkv.kv_group, p.q_major.tiles),
+            (130, 8, 4, 3)
         );
-        assert_eq!(p.q_stride.token, 8 * 128);
-        assert_eq!(p.k_stride.row, (130 * 2 * 128) as i64);
-        assert_eq!(p.scale, 0.5);
-        assert!((p.scale_log2 - 0.5 * std::f32::consts::LOG2_E).abs() < 1e-7);
-        assert_eq!(p.q_entries as usize, 0x3000);
+        assert_eq!(p.qkv.q.stride.token, 8 * 128);
+        assert_eq!(p.qkv.k.stride.row, (130 * 2 * 128) as i64);
+        assert_eq!(p.qkv.scale, 0.5);
+        assert!((p.qkv.scale_log2 - 0.5 * std::f32::consts::LOG2_E).abs() < 1e-7);
+        assert_eq!(p.q_major.entries as usize, 0x3000);
+
+        // A kernel of another tile than the plan's lists, or of another dtype: typed errors.
+        let other = select_forward(
+            Arch::Sm80,
+            KernelDtype::F16,
+            128,
+            Some(TileConfig::new(128, 64, 4, 2)),
+            |_| true,
+        )
+        .unwrap();
+        assert!(prepare_forward(&call(other)).is_err());
+        let bf16 =
+            select_forward(Arch::Sm80, KernelDtype::Bf16, 128, Some(tile), |_| true).unwrap();
+        assert!(prepare_forward(&call(bf16)).is_err());
     }
 }

@@ -3,11 +3,11 @@
 
 use super::logprob::LogProbMap;
 use super::logprob_launch::{
-    offsets_i32, GatherElement, LogProbGatherPlan, LogitsLayout, SegmentSumF32,
+    gather_kernel, offsets_i32, sum_kernel, GatherElement, LogProbGatherPlan, LogitsLayout,
 };
 use crate::emu::{self, check_schedules, watch, GuardedBuf, Options, Stats};
 use crate::error::Result;
-use crate::launch::{Kernel, LaunchDims};
+use crate::registry::{KernelParams, KernelRef};
 
 /// One gather's buffers on the host (guarded, see [`GuardedBuf`]): the logits and the map's
 /// arrays copied in, and the outputs filled with a poison value until a launch writes them.
@@ -52,7 +52,13 @@ impl<T: GatherElement> EmuLogProbGather<T> {
             self.targets.as_ptr(),
             self.per_token.as_mut_ptr(),
         );
-        run::<T::Kernel>(self.plan.gather_dims(), &params, options)
+        let kernel = gather_kernel::<T>()?;
+        run(
+            kernel,
+            self.plan.gather_dims(kernel.info()).as_ref(),
+            &params,
+            options,
+        )
     }
 
     /// Runs the segment-sum kernel once (reads `per_token`, writes `sums`).
@@ -62,7 +68,13 @@ impl<T: GatherElement> EmuLogProbGather<T> {
             self.offsets.as_ptr(),
             self.sums.as_mut_ptr(),
         );
-        run::<SegmentSumF32>(self.plan.sum_dims(), &params, options)
+        let kernel = sum_kernel()?;
+        run(
+            kernel,
+            self.plan.sum_dims(kernel.info()).as_ref(),
+            &params,
+            options,
+        )
     }
 
     /// Both kernels under every schedule of [`crate::emu::Schedule::all`]`(seed)`, as
@@ -76,27 +88,30 @@ impl<T: GatherElement> EmuLogProbGather<T> {
             watch("targets", &self.targets),
             watch("per_token", &self.per_token),
         ];
-        check_schedules(T::Kernel::NAME, seed, &inputs, |s| self.gather(s))?;
+        check_schedules(gather_kernel::<T>()?.name(), seed, &inputs, |s| {
+            self.gather(s)
+        })?;
         let inputs = [
             watch("per_token", &self.per_token),
             watch("offsets", &self.offsets),
             watch("sums", &self.sums),
         ];
-        check_schedules(SegmentSumF32::NAME, seed, &inputs, |s| self.sum(s))?;
+        check_schedules(sum_kernel()?.name(), seed, &inputs, |s| self.sum(s))?;
         Ok(())
     }
 }
 
-fn run<K: Kernel>(
-    dims: Option<LaunchDims>,
-    params: &K::Params,
+fn run<P: KernelParams>(
+    kernel: KernelRef<P>,
+    dims: Option<&crate::launch::LaunchDims>,
+    params: &P,
     options: impl Into<Options>,
 ) -> Result<Stats> {
     match dims {
         // SAFETY: every pointer in params is a GuardedBuf of the owning EmuLogProbGather, sized
         // by the same plan: the map arrays and outputs have its entry and completion counts, and
         // the logits `positions * row_stride` elements, checked by the plan.
-        Some(dims) => unsafe { emu::launch::<K>(&dims, params, options) },
+        Some(dims) => unsafe { emu::launch(kernel, dims, params, options) },
         None => Ok(Stats::default()),
     }
 }

@@ -5,15 +5,16 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 
 use super::logprob::LogProbMap;
 use super::logprob_launch::{
-    offsets_i32, GatherElement, LogProbGatherBf16, LogProbGatherF16, LogProbGatherF32,
-    LogProbGatherPlan, LogitsLayout, MapSummary, SegmentSumF32,
+    gather_kernel, offsets_i32, sum_kernel, GatherElement, LogProbGatherPlan, LogitsLayout,
+    MapSummary,
 };
-use crate::cuda::{cuda_err, upload_for_kernel, Gpu};
+use crate::cuda::{cuda_err, launch, upload_for_kernel, DeviceArgs, DeviceKernel, Gpu};
 use crate::error::Result;
+use crate::ffi::params::{PaLogProbGatherParams, PaSegmentSumParams};
 
 /// A [`LogProbMap`] resident on a device, with the gather kernels looked up.
 pub struct DeviceLogProbMap {
@@ -24,8 +25,8 @@ pub struct DeviceLogProbMap {
     targets: CudaSlice<u32>,
     offsets: CudaSlice<i32>,
     /// Gather instantiations by [`GatherElement::INDEX`].
-    gather: [CudaFunction; 3],
-    sum: CudaFunction,
+    gather: [DeviceKernel<PaLogProbGatherParams>; 3],
+    sum: DeviceKernel<PaSegmentSumParams>,
 }
 
 /// Device outputs of a gather: per-token log-probs (one per map entry) and per-completion sums,
@@ -49,11 +50,11 @@ impl DeviceLogProbMap {
             targets: upload_for_kernel(stream, map.targets(), "cuMemcpyHtoD (targets)")?,
             offsets: upload_for_kernel(stream, &offsets, "cuMemcpyHtoD (offsets)")?,
             gather: [
-                gpu.function::<LogProbGatherBf16>()?,
-                gpu.function::<LogProbGatherF16>()?,
-                gpu.function::<LogProbGatherF32>()?,
+                gpu.load(gather_kernel::<half::bf16>()?)?,
+                gpu.load(gather_kernel::<half::f16>()?)?,
+                gpu.load(gather_kernel::<f32>()?)?,
             ],
-            sum: gpu.function::<SegmentSumF32>()?,
+            sum: gpu.load(sum_kernel()?)?,
         })
     }
 
@@ -80,7 +81,6 @@ impl DeviceLogProbMap {
     /// lengths.
     pub fn gather<T: GatherElement>(
         &self,
-        gpu: &Gpu,
         stream: &CudaStream,
         logits: &impl DevicePtr<T>,
         layout: LogitsLayout,
@@ -89,12 +89,16 @@ impl DeviceLogProbMap {
         let plan =
             LogProbGatherPlan::from_summary(&self.host, &self.summary, logits.len(), layout)?;
         plan.check_outputs(out.per_token.len(), out.sums.len())?;
-        let (logits_ptr, _g0) = logits.device_ptr(stream);
-        let (rows_ptr, _g1) = self.logit_rows.device_ptr(stream);
-        let (targets_ptr, _g2) = self.targets.device_ptr(stream);
-        let (offsets_ptr, _g3) = self.offsets.device_ptr(stream);
-        let (per_token_ptr, _g4) = out.per_token.device_ptr_mut(stream);
-        if let Some(dims) = plan.gather_dims() {
+        let gather = &self.gather[T::INDEX];
+        let mut args = DeviceArgs::new(stream);
+        let logits_ptr = args.read(logits)?;
+        let rows_ptr = args.read(&self.logit_rows)?;
+        let targets_ptr = args.read(&self.targets)?;
+        let offsets_ptr = args.read(&self.offsets)?;
+        let DeviceLogProbs { per_token, sums } = out;
+        let per_token_ptr = args.write(per_token)?;
+        let sums_ptr = args.write(sums)?;
+        if let Some(dims) = plan.gather_dims(gather.kernel().info()) {
             let params = plan.gather_params(
                 logits_ptr as *const _,
                 rows_ptr as *const i32,
@@ -102,21 +106,18 @@ impl DeviceLogProbMap {
                 per_token_ptr as *mut f32,
             );
             // SAFETY: the plan checked the logits cover every row the map reads and the outputs'
-            // lengths; the map arrays were uploaded from the same map; the guards keep every
-            // buffer alive and ordered on `stream` until the launch completes.
-            unsafe {
-                gpu.launch::<T::Kernel>(&self.gather[T::INDEX], stream, &dims, &params)?;
-            }
+            // lengths; the map arrays were uploaded from the same map; `args` keeps every buffer
+            // alive and orders it on `stream` until the launches are enqueued.
+            unsafe { launch(gather, stream, &dims, &params)? };
         }
-        let (sums_ptr, _g5) = out.sums.device_ptr_mut(stream);
-        if let Some(dims) = plan.sum_dims() {
+        if let Some(dims) = plan.sum_dims(self.sum.kernel().info()) {
             let params = plan.sum_params(
                 per_token_ptr as *const f32,
                 offsets_ptr as *const i32,
                 sums_ptr as *mut f32,
             );
             // SAFETY: as above; `per_token` was written by the gather earlier on `stream`.
-            unsafe { gpu.launch::<SegmentSumF32>(&self.sum, stream, &dims, &params)? };
+            unsafe { launch(&self.sum, stream, &dims, &params)? };
         }
         Ok(())
     }

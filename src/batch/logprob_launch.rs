@@ -1,4 +1,4 @@
-//! Launch preparation of the log-prob gather (csrc/kernels/logprob_gather.cu), shared by the GPU
+//! Launch preparation of the log-prob gather (csrc/kernels/logprob_gather.cuh), shared by the GPU
 //! executor ([`super::DeviceLogProbMap`]) and the emulator ([`super::EmuLogProbGather`]): the
 //! checks, the [`LaunchDims`] and the parameter structs are computed here once; the executors
 //! only fill in their pointers.
@@ -10,53 +10,13 @@ use cudarc::driver::DeviceRepr;
 use super::logprob::LogProbMap;
 use crate::error::{Error, Result};
 use crate::ffi::params::{PaLogProbGatherParams, PaSegmentSumParams};
-use crate::launch::{EmuEntry, Kernel, LaunchDims};
+use crate::launch::LaunchDims;
+use crate::registry::{self, KernelDtype, KernelInfo, KernelRef};
 
 // SAFETY: plain C structs of integers and pointers, laid out as in csrc/pa_params.h (bindgen
 // layout tests check it), passed to the kernels by value.
 unsafe impl DeviceRepr for PaLogProbGatherParams {}
 unsafe impl DeviceRepr for PaSegmentSumParams {}
-
-macro_rules! gather_kernel {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $entry:path) => {
-        $(#[$doc])*
-        pub struct $ty;
-        impl Kernel for $ty {
-            type Params = PaLogProbGatherParams;
-            const NAME: &'static str = $name;
-            const EMU: EmuEntry<Self::Params> = $entry;
-        }
-    };
-}
-
-gather_kernel!(
-    /// `pa_logprob_gather_bf16`: per-token log-probs from bf16 logits.
-    LogProbGatherBf16,
-    "pa_logprob_gather_bf16",
-    crate::ffi::emu::pa_logprob_gather_bf16_emu
-);
-gather_kernel!(
-    /// `pa_logprob_gather_f16`: per-token log-probs from f16 logits.
-    LogProbGatherF16,
-    "pa_logprob_gather_f16",
-    crate::ffi::emu::pa_logprob_gather_f16_emu
-);
-gather_kernel!(
-    /// `pa_logprob_gather_f32`: per-token log-probs from f32 logits.
-    LogProbGatherF32,
-    "pa_logprob_gather_f32",
-    crate::ffi::emu::pa_logprob_gather_f32_emu
-);
-
-/// `pa_segment_sum_f32`: per-completion sums of the per-token log-probs (fixed-order, no
-/// atomics: deterministic).
-pub struct SegmentSumF32;
-
-impl Kernel for SegmentSumF32 {
-    type Params = PaSegmentSumParams;
-    const NAME: &'static str = "pa_segment_sum_f32";
-    const EMU: EmuEntry<Self::Params> = crate::ffi::emu::pa_segment_sum_f32_emu;
-}
 
 mod sealed {
     pub trait Sealed {}
@@ -67,24 +27,43 @@ mod sealed {
 
 /// A logit element type the gather kernel is instantiated for: bf16, f16 or f32.
 pub trait GatherElement: crate::reference::Element + crate::emu::Element + sealed::Sealed {
-    /// The kernel instantiation for this type.
-    type Kernel: Kernel<Params = PaLogProbGatherParams>;
+    /// The registry's name for it (the gather instantiation's dtype).
+    const DTYPE: KernelDtype;
     /// Index of the instantiation (for executors that cache one function per type).
     #[doc(hidden)]
     const INDEX: usize;
 }
 
 impl GatherElement for half::bf16 {
-    type Kernel = LogProbGatherBf16;
+    const DTYPE: KernelDtype = KernelDtype::Bf16;
     const INDEX: usize = 0;
 }
 impl GatherElement for half::f16 {
-    type Kernel = LogProbGatherF16;
+    const DTYPE: KernelDtype = KernelDtype::F16;
     const INDEX: usize = 1;
 }
 impl GatherElement for f32 {
-    type Kernel = LogProbGatherF32;
+    const DTYPE: KernelDtype = KernelDtype::F32;
     const INDEX: usize = 2;
+}
+
+/// The gather kernel for logits of type `T` (registry family `logprob_gather`).
+pub fn gather_kernel<T: GatherElement>() -> Result<KernelRef<PaLogProbGatherParams>> {
+    let info = registry::family("logprob_gather")
+        .find(|k| k.dtype == T::DTYPE)
+        .ok_or_else(|| Error::InvalidArgument {
+            what: "kernel",
+            detail: format!(
+                "no log-prob gather for {:?} logits in the registry",
+                T::DTYPE
+            ),
+        })?;
+    KernelRef::new(info)
+}
+
+/// The per-completion segment sum (fixed-order, no atomics: deterministic).
+pub fn sum_kernel() -> Result<KernelRef<PaSegmentSumParams>> {
+    KernelRef::unique()
 }
 
 /// How the logits are laid out: `[rows * n, row_stride]` elements, of which the first `vocab`
@@ -160,12 +139,6 @@ pub struct LogProbGatherPlan {
 }
 
 impl LogProbGatherPlan {
-    /// Threads per gather CTA (one CTA per map entry); csrc/kernels/logprob_gather.cu's
-    /// `kGatherThreads`.
-    pub const THREADS: u32 = 256;
-    /// Warps per segment-sum CTA (one warp per completion); the kernel's `kSumWarps`.
-    pub const SUM_WARPS: u32 = 4;
-
     /// Checks a gather of `map` over `logits_len` logits laid out as `layout`. Errors:
     /// `InvalidArgument` for vocab 0 or `row_stride < vocab`, `LengthMismatch` when the logits
     /// are not `positions * row_stride` elements, `IndexOverflow` past the kernels' int32
@@ -251,23 +224,25 @@ impl LogProbGatherPlan {
         Ok(())
     }
 
-    /// Dims of the gather: one CTA per entry. None without entries (nothing to launch).
-    pub fn gather_dims(&self) -> Option<LaunchDims> {
-        (self.entries > 0).then_some(LaunchDims {
-            grid: [self.entries as u32, 1, 1],
-            block: [Self::THREADS, 1, 1],
-            // One (max, sum) pair of f32 per warp for the cross-warp merge.
-            smem_bytes: Self::THREADS / 32 * 8,
-        })
+    /// Dims of the gather: one CTA per entry, the kernel's block and shared memory (its
+    /// registry entry). None without entries (nothing to launch).
+    pub fn gather_dims(&self, kernel: &KernelInfo) -> Option<LaunchDims> {
+        (self.entries > 0).then_some(LaunchDims::linear(
+            self.entries as u32,
+            kernel.threads,
+            kernel.smem_bytes,
+        ))
     }
 
-    /// Dims of the segment sum: one warp per completion. None without completions.
-    pub fn sum_dims(&self) -> Option<LaunchDims> {
-        (self.completions > 0).then_some(LaunchDims {
-            grid: [(self.completions as u32).div_ceil(Self::SUM_WARPS), 1, 1],
-            block: [Self::SUM_WARPS * 32, 1, 1],
-            smem_bytes: 0,
-        })
+    /// Dims of the segment sum: one warp per completion, as many warps per CTA as the kernel's
+    /// block has. None without completions.
+    pub fn sum_dims(&self, kernel: &KernelInfo) -> Option<LaunchDims> {
+        let warps = kernel.threads / 32;
+        (self.completions > 0).then_some(LaunchDims::linear(
+            (self.completions as u32).div_ceil(warps),
+            kernel.threads,
+            0,
+        ))
     }
 
     /// The gather's params: `logits` of the launched element type, the map's `logit_rows` and

@@ -10,7 +10,7 @@
 //! - [`LogProbMap`]: which logit row predicts which scored token of which completion;
 //!   [`LogProbMap::gather`] reads the log-probs on the CPU and [`LogProbMap::backward`] gives the
 //!   gradient with respect to the logits.
-//! - The same gather as CUDA kernels (csrc/kernels/logprob_gather.cu): [`DeviceLogProbMap`] on a
+//! - The same gather as CUDA kernels (csrc/kernels/logprob_gather.cuh): [`DeviceLogProbMap`] on a
 //!   device, [`EmuLogProbGather`] on the CPU emulator, both prepared by [`LogProbGatherPlan`].
 //!
 //! Bad input (empty prompt or completion, k = 0, a sample longer than `max_len` without
@@ -31,8 +31,7 @@ pub use logprob::{CompletionRef, LogProbMap, LogProbs};
 pub use logprob_emu::EmuLogProbGather;
 pub use logprob_gpu::{DeviceLogProbMap, DeviceLogProbs};
 pub use logprob_launch::{
-    GatherElement, LogProbGatherBf16, LogProbGatherF16, LogProbGatherF32, LogProbGatherPlan,
-    LogitsLayout, SegmentSumF32,
+    gather_kernel, sum_kernel, GatherElement, LogProbGatherPlan, LogitsLayout,
 };
 pub use options::BatchOptions;
 pub use rows::{Batch, UnitPlacement};

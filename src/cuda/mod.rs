@@ -1,17 +1,28 @@
 //! The embedded kernels on a real device, through cudarc's driver API (loaded at run time: the
 //! crate links no CUDA library). Every failure is an [`Error`]: no nvcc at build time, no driver,
 //! no device, or a driver error.
+//!
+//! - [`Gpu`]: one device with the fatbin loaded, its compute capability and shared-memory limit.
+//! - [`launch`]: the one launch function, of a [`DeviceKernel`] ([`Gpu::load`] of a registry
+//!   [`KernelRef`]).
+//! - [`DeviceArgs`]: device addresses of a launch's buffers with cudarc's stream-ordering guards.
+
+mod args;
 
 use std::sync::Arc;
 
+use cudarc::driver::sys::CUdevice_attribute_enum;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtrMut, DeviceRepr,
     LaunchConfig, PushKernelArg,
 };
 
+pub use args::DeviceArgs;
+
 use crate::error::{Error, Result};
 use crate::ffi::params::PaFillParams;
-use crate::launch::{FillU32, Kernel, LaunchDims};
+use crate::launch::{FillU32, LaunchDims};
+use crate::registry::{Arch, KernelInfo, KernelParams, KernelRef};
 
 // SAFETY: plain C structs of integers and pointers, laid out as in csrc/pa_params.h (bindgen
 // layout tests check it), passed to kernels by value.
@@ -57,26 +68,36 @@ pub(crate) fn upload_for_kernel<T: DeviceRepr + Default>(
     stream.clone_htod(src).map_err(cuda_err(what))
 }
 
-/// Launches `K` through `func` on `stream` with prepared dims and params (what [`Gpu::launch`]
-/// does, for callers that hold function handles but no [`Gpu`]). Asynchronous: no host sync.
+/// A registered kernel loaded on one device ([`Gpu::load`]): its function handle, allowed the
+/// shared memory it needs, typed by its parameter struct.
+pub struct DeviceKernel<P> {
+    kernel: KernelRef<P>,
+    func: CudaFunction,
+}
+
+impl<P> DeviceKernel<P> {
+    pub fn kernel(&self) -> KernelRef<P> {
+        self.kernel
+    }
+}
+
+/// Launches `kernel` on `stream` with prepared dims and params. Asynchronous: no host sync.
 ///
 /// # Safety
-/// As [`Gpu::launch`].
-pub unsafe fn launch_kernel<K: Kernel>(
-    func: &CudaFunction,
+/// `params` must hold device pointers valid for what the kernel reads and writes, alive until the
+/// launch completes (a [`DeviceArgs`] kept until this returns orders them on `stream`).
+pub unsafe fn launch<P: KernelParams + DeviceRepr>(
+    kernel: &DeviceKernel<P>,
     stream: &CudaStream,
     dims: &LaunchDims,
-    params: &K::Params,
-) -> Result<()>
-where
-    K::Params: DeviceRepr,
-{
+    params: &P,
+) -> Result<()> {
     let cfg = LaunchConfig {
         grid_dim: (dims.grid[0], dims.grid[1], dims.grid[2]),
         block_dim: (dims.block[0], dims.block[1], dims.block[2]),
         shared_mem_bytes: dims.smem_bytes,
     };
-    let mut args = stream.launch_builder(func);
+    let mut args = stream.launch_builder(&kernel.func);
     args.arg(params);
     // SAFETY: forwarded to the caller.
     unsafe { args.launch(cfg) }
@@ -88,6 +109,8 @@ where
 pub struct Gpu {
     ctx: Arc<CudaContext>,
     module: Arc<CudaModule>,
+    compute_capability: (u32, u32),
+    max_smem_optin: u32,
 }
 
 impl Gpu {
@@ -114,7 +137,44 @@ impl Gpu {
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_binary(image.to_vec()))
             .map_err(cuda_err("cuModuleLoadData (embedded fatbin)"))?;
-        Ok(Self { ctx, module })
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(cuda_err("cuDeviceGetAttribute (compute capability)"))?;
+        let max_smem_optin = ctx
+            .attribute(
+                CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            )
+            .map_err(cuda_err("cuDeviceGetAttribute (shared memory per block)"))?;
+        Ok(Self {
+            ctx,
+            module,
+            compute_capability: (major.max(0) as u32, minor.max(0) as u32),
+            max_smem_optin: max_smem_optin.max(0) as u32,
+        })
+    }
+
+    /// The device's compute capability (major, minor).
+    pub fn compute_capability(&self) -> (u32, u32) {
+        self.compute_capability
+    }
+
+    /// The fastest code path this device runs (sm90a on compute capability 9.0, else sm80).
+    pub fn arch(&self) -> Result<Arch> {
+        let (major, minor) = self.compute_capability;
+        Arch::best_for(major, minor).ok_or_else(|| Error::NoDevice {
+            reason: format!("compute capability {major}.{minor}: the kernels need 8.0 or newer"),
+        })
+    }
+
+    /// The most dynamic shared memory one CTA may ask for on this device (opt-in limit).
+    pub fn max_smem_per_block(&self) -> u32 {
+        self.max_smem_optin
+    }
+
+    /// Whether this device can run `kernel` (its path and its shared memory).
+    pub fn runs(&self, kernel: &KernelInfo) -> bool {
+        let (major, minor) = self.compute_capability;
+        kernel.arch.runs_on(major, minor) && kernel.smem_bytes <= self.max_smem_optin
     }
 
     /// The CUDA context.
@@ -127,38 +187,39 @@ impl Gpu {
         self.ctx.default_stream()
     }
 
-    /// A kernel function of the embedded module, looked up by its exported name.
-    pub fn function<K: Kernel>(&self) -> Result<CudaFunction> {
-        self.module
-            .load_function(K::NAME)
-            .map_err(cuda_err("cuModuleGetFunction"))
-    }
-
-    /// A kernel function of the embedded module by its exported name (for kernels with several
-    /// instantiations behind one [`Kernel`]).
-    pub fn function_named(&self, name: &str) -> Result<CudaFunction> {
-        self.module
-            .load_function(name)
-            .map_err(cuda_err("cuModuleGetFunction"))
-    }
-
-    /// Launches `K` on `stream` with prepared dims and params. Asynchronous: no host sync.
-    ///
-    /// # Safety
-    /// `params` must hold device pointers valid for what the kernel reads and writes, alive
-    /// until the launch completes.
-    pub unsafe fn launch<K: Kernel>(
-        &self,
-        func: &CudaFunction,
-        stream: &CudaStream,
-        dims: &LaunchDims,
-        params: &K::Params,
-    ) -> Result<()>
-    where
-        K::Params: DeviceRepr,
-    {
-        // SAFETY: forwarded to the caller.
-        unsafe { launch_kernel::<K>(func, stream, dims, params) }
+    /// `kernel` loaded from the embedded module, ready to launch: allowed the dynamic shared
+    /// memory its registry entry needs (over the 48 KiB default for the large attention tiles).
+    /// Errors when this device cannot run it.
+    pub fn load<P>(&self, kernel: KernelRef<P>) -> Result<DeviceKernel<P>> {
+        let info = kernel.info();
+        if !self.runs(info) {
+            let (major, minor) = self.compute_capability;
+            return Err(Error::InvalidArgument {
+                what: "kernel",
+                detail: format!(
+                    "{} ({} path, {} bytes of shared memory) does not run on this device \
+                     (compute capability {major}.{minor}, {} bytes of shared memory per block)",
+                    info.name, info.arch, info.smem_bytes, self.max_smem_optin
+                ),
+            });
+        }
+        let func = self
+            .module
+            .load_function(info.name)
+            .map_err(cuda_err("cuModuleGetFunction"))?;
+        if info.smem_bytes > 48 * 1024 {
+            // cudarc's set_attribute does not make the context current (its other calls do):
+            // bind it, so that this works on any thread, not only the one that opened the Gpu.
+            self.ctx
+                .bind_to_thread()
+                .map_err(cuda_err("cuCtxSetCurrent"))?;
+            func.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                info.smem_bytes as i32,
+            )
+            .map_err(cuda_err("cuFuncSetAttribute (max dynamic shared memory)"))?;
+        }
+        Ok(DeviceKernel { kernel, func })
     }
 
     /// Fills `buf` with `value` (a poison pattern, typically) on `stream`.
@@ -175,7 +236,7 @@ impl Gpu {
                 value: count as u128,
             });
         }
-        let func = self.function::<FillU32>()?;
+        let kernel = self.load(FillU32::kernel()?)?;
         let (ptr, _guard) = buf.device_ptr_mut(stream);
         let params = PaFillParams {
             out: ptr as *mut u32,
@@ -185,6 +246,6 @@ impl Gpu {
         };
         // SAFETY: `out` covers `count` words of `buf`, which outlives the launch (the guard
         // records the write on `stream`).
-        unsafe { self.launch::<FillU32>(&func, stream, &FillU32::dims(count), &params) }
+        unsafe { launch(&kernel, stream, &FillU32::dims(count), &params) }
     }
 }

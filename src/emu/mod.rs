@@ -21,7 +21,8 @@ use crate::ffi::emu::{
     PaEmuLaunch, PaEmuReport, PA_EMU_OK, PA_EMU_SCHEDULE_ASCENDING, PA_EMU_SCHEDULE_DESCENDING,
     PA_EMU_SCHEDULE_RANDOM,
 };
-use crate::launch::{Kernel, LaunchDims};
+use crate::launch::LaunchDims;
+use crate::registry::{KernelParams, KernelRef};
 
 /// The order in which the emulator runs the threads of a CTA between two sync points (barriers,
 /// warp collectives), the CTAs of the grid, and when cp.async copies land (on a GPU: any time
@@ -93,7 +94,7 @@ pub struct Stats {
     pub fiber_switches: u64,
 }
 
-/// Runs kernel `K` on the CPU with the same dims and params the GPU executor takes.
+/// Runs `kernel` on the CPU with the same dims and params the GPU executor takes.
 ///
 /// Errors: [`Error::Emulator`] naming the kernel when the launch is invalid (dims, shared memory)
 /// or the kernel broke a rule the emulator checks (divergent collective, barrier not reached by
@@ -101,11 +102,12 @@ pub struct Stats {
 ///
 /// # Safety
 /// `params` must hold host pointers valid for everything the kernel reads and writes (as
-/// [`crate::cuda::Gpu::launch`] needs device pointers). Out-of-bounds writes into a
+/// [`crate::cuda::launch`] needs device pointers). Out-of-bounds writes into a
 /// [`GuardedBuf`]'s guards are detected afterwards; elsewhere they are undefined behaviour.
-pub unsafe fn launch<K: Kernel>(
+pub unsafe fn launch<P: KernelParams>(
+    kernel: KernelRef<P>,
     dims: &LaunchDims,
-    params: &K::Params,
+    params: &P,
     options: impl Into<Options>,
 ) -> Result<Stats> {
     let options = options.into();
@@ -120,8 +122,10 @@ pub unsafe fn launch<K: Kernel>(
         _pad0: 0,
     };
     let mut report = PaEmuReport::default();
-    // SAFETY: cfg and report are valid for the call; params' pointers are the caller's promise.
-    let rc = unsafe { (K::EMU)(&cfg, params, &mut report) };
+    let entry = kernel.info().emu;
+    // SAFETY: cfg and report are valid for the call; `params` is the struct the kernel takes
+    // (KernelRef checked it) and its pointers are the caller's promise.
+    let rc = unsafe { entry(&cfg, (params as *const P).cast(), &mut report) };
     if rc != PA_EMU_OK as i32 {
         let bytes: Vec<u8> = report
             .detail
@@ -130,7 +134,7 @@ pub unsafe fn launch<K: Kernel>(
             .map(|&c| c as u8)
             .collect();
         return Err(Error::Emulator {
-            kernel: K::NAME,
+            kernel: kernel.name(),
             detail: format!(
                 "{} (schedule {})",
                 String::from_utf8_lossy(&bytes),

@@ -1,21 +1,24 @@
-//! The test and probe kernels of csrc/kernels/ (emu_*.cu, probe_*.cu): kernels that exist to test
-//! the emulator and the intrinsics layer, in the fatbin and in the emulator like every kernel.
+//! The test and probe kernels of csrc/kernels/ (emu_*.cuh, probe_*.cuh): kernels that exist to
+//! test the emulator and the intrinsics layer, registered in csrc/registry.cuh like every kernel.
 //! Their parameter structs come from csrc/pa_test_params.h through [`crate::ffi::emu`]; each
 //! kernel's launch shape is fixed by its header comment and given here as `dims`.
 
 use cudarc::driver::DeviceRepr;
 
+use crate::error::Result;
 use crate::ffi::emu::*;
-use crate::launch::{EmuEntry, Kernel, LaunchDims};
+use crate::launch::LaunchDims;
+use crate::registry::KernelRef;
 
 macro_rules! kernel {
-    ($(#[$doc:meta])* $ty:ident, $params:ty, $name:literal, $entry:path) => {
+    ($(#[$doc:meta])* $ty:ident, $params:ty) => {
         $(#[$doc])*
         pub struct $ty;
-        impl Kernel for $ty {
-            type Params = $params;
-            const NAME: &'static str = $name;
-            const EMU: EmuEntry<Self::Params> = $entry;
+        impl $ty {
+            /// The registered kernel (the one that takes its parameter struct).
+            pub fn kernel() -> Result<KernelRef<$params>> {
+                KernelRef::unique()
+            }
         }
         // SAFETY: plain C struct of integers and pointers (bindgen layout tests check it),
         // passed to the kernel by value.
@@ -27,59 +30,41 @@ kernel!(
     /// `emu_gemm_tile`: a 64x64x64 bf16 tile GEMM via cp.async, ldmatrix and mma, then a row
     /// softmax via shuffles.
     EmuGemmTile,
-    PaEmuGemmTileParams,
-    "emu_gemm_tile",
-    emu_gemm_tile_emu
+    PaEmuGemmTileParams
 );
 kernel!(
     /// `emu_planted`: one deliberate bug per `PA_EMU_PLANTED_*` mode.
     EmuPlanted,
-    PaEmuPlantedParams,
-    "emu_planted",
-    emu_planted_emu
+    PaEmuPlantedParams
 );
 kernel!(
     /// `probe_shfl`: every shuffle case per thread.
     ProbeShfl,
-    PaProbeShflParams,
-    "probe_shfl",
-    probe_shfl_emu
+    PaProbeShflParams
 );
 kernel!(
     /// `probe_ldmatrix`: all six ldmatrix forms over per-lane row addresses.
     ProbeLdmatrix,
-    PaProbeLdmatrixParams,
-    "probe_ldmatrix",
-    probe_ldmatrix_emu
+    PaProbeLdmatrixParams
 );
 kernel!(
     /// `probe_mma`: one m16n8k16 per warp, fragments gathered from global by the PTX layout.
     ProbeMma,
-    PaProbeMmaParams,
-    "probe_mma",
-    probe_mma_emu
+    PaProbeMmaParams
 );
 kernel!(
     /// `probe_cp_async`: three commit groups per thread, completed one wait_group at a time.
     ProbeCpAsync,
-    PaProbeCpAsyncParams,
-    "probe_cp_async",
-    probe_cp_async_emu
+    PaProbeCpAsyncParams
 );
 kernel!(
     /// `probe_convert`: 16-bit conversions, packing, exp2_fast, float atomics.
     ProbeConvert,
-    PaProbeConvertParams,
-    "probe_convert",
-    probe_convert_emu
+    PaProbeConvertParams
 );
 
 fn dims(grid: u32, block: u32, smem_bytes: u32) -> LaunchDims {
-    LaunchDims {
-        grid: [grid, 1, 1],
-        block: [block, 1, 1],
-        smem_bytes,
-    }
+    LaunchDims::linear(grid, block, smem_bytes)
 }
 
 impl EmuGemmTile {

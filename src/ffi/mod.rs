@@ -3,8 +3,9 @@
 //! drift.
 //!
 //! - [`params`]: csrc/pa_params.h, the library kernels' parameter structs.
-//! - [`emu`]: csrc/pa_emu.h, the SIMT emulator's C ABI (one `name_emu` entry per kernel) and the
-//!   parameter structs of the test and probe kernels (csrc/pa_test_params.h).
+//! - [`emu`]: csrc/pa_emu.h, the SIMT emulator's C ABI and the parameter structs of the test and
+//!   probe kernels (csrc/pa_test_params.h).
+//! - [`registry`]: csrc/pa_registry.h, the kernel registry the host library exports.
 
 #[allow(
     non_camel_case_types,
@@ -23,3 +24,12 @@ pub mod params;
 )]
 #[allow(clippy::all)]
 pub mod emu;
+
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code
+)]
+#[allow(clippy::all)]
+pub mod registry;

@@ -3,9 +3,6 @@
 
 pub const PA_TILE_PARTIAL_BIT: u32 = 1;
 pub const PA_TILE_INDEX_SHIFT: u32 = 1;
-pub const PA_FWD_BLOCK_Q: u32 = 64;
-pub const PA_FWD_BLOCK_K: u32 = 64;
-pub const PA_FWD_THREADS: u32 = 128;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct PaFillParams {
@@ -51,70 +48,115 @@ const _: () = {
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
-pub struct PaAttnFwdParams {
-    pub q: *const ::core::ffi::c_void,
-    pub k: *const ::core::ffi::c_void,
-    pub v: *const ::core::ffi::c_void,
-    pub o: *mut ::core::ffi::c_void,
-    pub lse: *mut f32,
+pub struct PaView {
+    pub ptr: *mut ::core::ffi::c_void,
+    pub stride: PaStrides,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaView"][::core::mem::size_of::<PaView>() - 32usize];
+    ["Alignment of PaView"][::core::mem::align_of::<PaView>() - 8usize];
+    ["Offset of field: PaView::ptr"][::core::mem::offset_of!(PaView, ptr) - 0usize];
+    ["Offset of field: PaView::stride"][::core::mem::offset_of!(PaView, stride) - 8usize];
+};
+impl Default for PaView {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnQkv {
+    pub q: PaView,
+    pub k: PaView,
+    pub v: PaView,
     pub vis_end: *const i32,
-    pub q_offsets: *const i32,
-    pub q_entries: *const i32,
-    pub heaviest_first: *const i32,
-    pub q_stride: PaStrides,
-    pub k_stride: PaStrides,
-    pub v_stride: PaStrides,
-    pub o_stride: PaStrides,
-    pub rows: i32,
     pub n: i32,
     pub q_heads: i32,
     pub kv_group: i32,
-    pub q_tiles: i32,
     pub scale: f32,
     pub scale_log2: f32,
     pub _pad0: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
+    ["Size of PaAttnQkv"][::core::mem::size_of::<PaAttnQkv>() - 128usize];
+    ["Alignment of PaAttnQkv"][::core::mem::align_of::<PaAttnQkv>() - 8usize];
+    ["Offset of field: PaAttnQkv::q"][::core::mem::offset_of!(PaAttnQkv, q) - 0usize];
+    ["Offset of field: PaAttnQkv::k"][::core::mem::offset_of!(PaAttnQkv, k) - 32usize];
+    ["Offset of field: PaAttnQkv::v"][::core::mem::offset_of!(PaAttnQkv, v) - 64usize];
+    ["Offset of field: PaAttnQkv::vis_end"][::core::mem::offset_of!(PaAttnQkv, vis_end) - 96usize];
+    ["Offset of field: PaAttnQkv::n"][::core::mem::offset_of!(PaAttnQkv, n) - 104usize];
+    ["Offset of field: PaAttnQkv::q_heads"][::core::mem::offset_of!(PaAttnQkv, q_heads) - 108usize];
+    ["Offset of field: PaAttnQkv::kv_group"]
+        [::core::mem::offset_of!(PaAttnQkv, kv_group) - 112usize];
+    ["Offset of field: PaAttnQkv::scale"][::core::mem::offset_of!(PaAttnQkv, scale) - 116usize];
+    ["Offset of field: PaAttnQkv::scale_log2"]
+        [::core::mem::offset_of!(PaAttnQkv, scale_log2) - 120usize];
+    ["Offset of field: PaAttnQkv::_pad0"][::core::mem::offset_of!(PaAttnQkv, _pad0) - 124usize];
+};
+impl Default for PaAttnQkv {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaBlockList {
+    pub offsets: *const i32,
+    pub entries: *const i32,
+    pub order: *const i32,
+    pub tiles: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaBlockList"][::core::mem::size_of::<PaBlockList>() - 32usize];
+    ["Alignment of PaBlockList"][::core::mem::align_of::<PaBlockList>() - 8usize];
+    ["Offset of field: PaBlockList::offsets"]
+        [::core::mem::offset_of!(PaBlockList, offsets) - 0usize];
+    ["Offset of field: PaBlockList::entries"]
+        [::core::mem::offset_of!(PaBlockList, entries) - 8usize];
+    ["Offset of field: PaBlockList::order"][::core::mem::offset_of!(PaBlockList, order) - 16usize];
+    ["Offset of field: PaBlockList::tiles"][::core::mem::offset_of!(PaBlockList, tiles) - 24usize];
+    ["Offset of field: PaBlockList::_pad0"][::core::mem::offset_of!(PaBlockList, _pad0) - 28usize];
+};
+impl Default for PaBlockList {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnFwdParams {
+    pub qkv: PaAttnQkv,
+    pub q_major: PaBlockList,
+    pub o: PaView,
+    pub lse: *mut f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
     ["Size of PaAttnFwdParams"][::core::mem::size_of::<PaAttnFwdParams>() - 200usize];
     ["Alignment of PaAttnFwdParams"][::core::mem::align_of::<PaAttnFwdParams>() - 8usize];
-    ["Offset of field: PaAttnFwdParams::q"][::core::mem::offset_of!(PaAttnFwdParams, q) - 0usize];
-    ["Offset of field: PaAttnFwdParams::k"][::core::mem::offset_of!(PaAttnFwdParams, k) - 8usize];
-    ["Offset of field: PaAttnFwdParams::v"][::core::mem::offset_of!(PaAttnFwdParams, v) - 16usize];
-    ["Offset of field: PaAttnFwdParams::o"][::core::mem::offset_of!(PaAttnFwdParams, o) - 24usize];
+    ["Offset of field: PaAttnFwdParams::qkv"]
+        [::core::mem::offset_of!(PaAttnFwdParams, qkv) - 0usize];
+    ["Offset of field: PaAttnFwdParams::q_major"]
+        [::core::mem::offset_of!(PaAttnFwdParams, q_major) - 128usize];
+    ["Offset of field: PaAttnFwdParams::o"][::core::mem::offset_of!(PaAttnFwdParams, o) - 160usize];
     ["Offset of field: PaAttnFwdParams::lse"]
-        [::core::mem::offset_of!(PaAttnFwdParams, lse) - 32usize];
-    ["Offset of field: PaAttnFwdParams::vis_end"]
-        [::core::mem::offset_of!(PaAttnFwdParams, vis_end) - 40usize];
-    ["Offset of field: PaAttnFwdParams::q_offsets"]
-        [::core::mem::offset_of!(PaAttnFwdParams, q_offsets) - 48usize];
-    ["Offset of field: PaAttnFwdParams::q_entries"]
-        [::core::mem::offset_of!(PaAttnFwdParams, q_entries) - 56usize];
-    ["Offset of field: PaAttnFwdParams::heaviest_first"]
-        [::core::mem::offset_of!(PaAttnFwdParams, heaviest_first) - 64usize];
-    ["Offset of field: PaAttnFwdParams::q_stride"]
-        [::core::mem::offset_of!(PaAttnFwdParams, q_stride) - 72usize];
-    ["Offset of field: PaAttnFwdParams::k_stride"]
-        [::core::mem::offset_of!(PaAttnFwdParams, k_stride) - 96usize];
-    ["Offset of field: PaAttnFwdParams::v_stride"]
-        [::core::mem::offset_of!(PaAttnFwdParams, v_stride) - 120usize];
-    ["Offset of field: PaAttnFwdParams::o_stride"]
-        [::core::mem::offset_of!(PaAttnFwdParams, o_stride) - 144usize];
-    ["Offset of field: PaAttnFwdParams::rows"]
-        [::core::mem::offset_of!(PaAttnFwdParams, rows) - 168usize];
-    ["Offset of field: PaAttnFwdParams::n"][::core::mem::offset_of!(PaAttnFwdParams, n) - 172usize];
-    ["Offset of field: PaAttnFwdParams::q_heads"]
-        [::core::mem::offset_of!(PaAttnFwdParams, q_heads) - 176usize];
-    ["Offset of field: PaAttnFwdParams::kv_group"]
-        [::core::mem::offset_of!(PaAttnFwdParams, kv_group) - 180usize];
-    ["Offset of field: PaAttnFwdParams::q_tiles"]
-        [::core::mem::offset_of!(PaAttnFwdParams, q_tiles) - 184usize];
-    ["Offset of field: PaAttnFwdParams::scale"]
-        [::core::mem::offset_of!(PaAttnFwdParams, scale) - 188usize];
-    ["Offset of field: PaAttnFwdParams::scale_log2"]
-        [::core::mem::offset_of!(PaAttnFwdParams, scale_log2) - 192usize];
-    ["Offset of field: PaAttnFwdParams::_pad0"]
-        [::core::mem::offset_of!(PaAttnFwdParams, _pad0) - 196usize];
+        [::core::mem::offset_of!(PaAttnFwdParams, lse) - 192usize];
 };
 impl Default for PaAttnFwdParams {
     fn default() -> Self {

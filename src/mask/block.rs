@@ -103,6 +103,13 @@ pub fn decode_entry(entry: i32) -> (usize, TileClass) {
     (tile, class)
 }
 
+/// Slots `0..offsets.len() - 1` ordered by decreasing list length (stable: ties keep slot order).
+fn heaviest_first_order(offsets: &[i32]) -> Vec<i32> {
+    let mut order: Vec<i32> = (0..offsets.len() as i32 - 1).collect();
+    order.sort_by_key(|&s| std::cmp::Reverse(offsets[s as usize + 1] - offsets[s as usize]));
+    order
+}
+
 /// The block lists of a batch for one tile shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockMask {
@@ -116,6 +123,7 @@ pub struct BlockMask {
     k_offsets: Vec<i32>,
     k_entries: Vec<i32>,
     heaviest_first: Vec<i32>,
+    k_heaviest_first: Vec<i32>,
     stats: TileStats,
 }
 
@@ -225,11 +233,10 @@ impl BlockMask {
         }
         stats.empty = (rows * q_tiles * k_tiles) as u64 - stats.full - stats.partial;
 
-        // Launch order: the q tiles with the most k tiles first, so the longest CTAs start early
-        // and the short ones fill the tail. Ties keep (row, q tile) order.
-        let mut heaviest_first: Vec<i32> = (0..(rows * q_tiles) as i32).collect();
-        heaviest_first
-            .sort_by_key(|&s| std::cmp::Reverse(q_offsets[s as usize + 1] - q_offsets[s as usize]));
+        // Launch orders: the tiles with the most partners first, so the longest CTAs start early
+        // and the short ones fill the tail. Ties keep (row, tile) order.
+        let heaviest_first = heaviest_first_order(&q_offsets);
+        let k_heaviest_first = heaviest_first_order(&k_offsets);
 
         Ok(Self {
             tile,
@@ -242,6 +249,7 @@ impl BlockMask {
             k_offsets,
             k_entries,
             heaviest_first,
+            k_heaviest_first,
             stats,
         })
     }
@@ -289,9 +297,16 @@ impl BlockMask {
         &self.k_entries
     }
 
-    /// `row * q_tiles + q_tile` slots ordered by decreasing number of k tiles: the launch order.
+    /// `row * q_tiles + q_tile` slots ordered by decreasing number of k tiles: the launch order
+    /// of kernels that walk the q-major lists (forward, dQ).
     pub fn heaviest_first(&self) -> &[i32] {
         &self.heaviest_first
+    }
+
+    /// `row * k_tiles + k_tile` slots ordered by decreasing number of q tiles: the launch order of
+    /// kernels that walk the k-major lists (dK/dV).
+    pub fn k_heaviest_first(&self) -> &[i32] {
+        &self.k_heaviest_first
     }
 
     /// The non-empty k tiles of row `r`, q tile `qt`, ascending, with their class.
@@ -328,18 +343,5 @@ impl BlockMask {
     /// per head per dim).
     pub fn forward_flops(&self, q_heads: usize, head_dim: usize) -> f64 {
         4.0 * self.stats.visible_pairs as f64 * q_heads as f64 * head_dim as f64
-    }
-
-    /// Backward FLOPs of the visible pairs (2.5 x forward).
-    pub fn backward_flops(&self, q_heads: usize, head_dim: usize) -> f64 {
-        2.5 * self.forward_flops(q_heads, head_dim)
-    }
-
-    /// Forward FLOPs a tile kernel performs: every non-empty tile computed whole.
-    pub fn tile_forward_flops(&self, q_heads: usize, head_dim: usize) -> f64 {
-        4.0 * self.stats.non_empty() as f64
-            * (self.tile.block_q * self.tile.block_k) as f64
-            * q_heads as f64
-            * head_dim as f64
     }
 }

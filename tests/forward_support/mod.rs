@@ -5,6 +5,7 @@
 
 pub mod cases;
 pub mod check;
+pub mod configs;
 pub mod edge;
 pub mod fused;
 pub mod masks;

@@ -31,16 +31,27 @@ const MIRRORS: &[Mirror] = &[
         blocklist_file: "",
         raw_lines: &[],
     },
-    // The emulator's C ABI (one `name_emu` entry per kernel) and the test kernels' params; the
-    // library params it refers to come from ffi/params.rs.
+    // The emulator's C ABI (launch and report structs) and the test kernels' params; the library
+    // params it refers to come from ffi/params.rs.
     Mirror {
         header: "pa_emu.h",
         mirror: "ffi/emu.rs",
         types: "PaEmu.*|PaProbe.*",
-        funcs: ".*_emu",
+        funcs: "",
         vars: "PA_EMU_.*|PA_PROBE_.*",
         blocklist_file: ".*pa_params\\.h",
         raw_lines: &["#[allow(unused_imports)]", "use super::params::*;"],
+    },
+    // The kernel registry the host library exports (csrc/pa_registry.h); the emulator types it
+    // refers to come from ffi/emu.rs.
+    Mirror {
+        header: "pa_registry.h",
+        mirror: "ffi/registry.rs",
+        types: "PaKernelInfo|PaEmuEntry",
+        funcs: "pa_kernel_registry",
+        vars: "PA_DTYPE_.*|PA_ARCH_.*",
+        blocklist_file: ".*pa_(params|emu|test_params)\\.h",
+        raw_lines: &["#[allow(unused_imports)]", "use super::emu::*;"],
     },
 ];
 

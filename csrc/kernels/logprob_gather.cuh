@@ -18,13 +18,13 @@
 // runs).
 #include "../pa/kernel.cuh"
 
-// A named namespace, not an anonymous one: build.rs compiles every kernel file as one translation
-// unit for nvcc, where file-local helpers of different kernels would collide.
+// A named namespace, not an anonymous one: every kernel is compiled in one translation unit
+// (csrc/kernels.cu), where file-local helpers of different kernels would collide.
 namespace pa_logprob {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-// Threads per gather CTA; the Rust launch preparation (LogProbGatherPlan) uses the same value.
+// Threads per gather CTA (the registry reports it; Rust launches with it).
 constexpr uint32_t kGatherThreads = 256;
 constexpr uint32_t kGatherWarps = kGatherThreads / 32;
 // Warps (segments) per segment-sum CTA.
@@ -111,35 +111,37 @@ PA_DEVICE void logprob_gather(const PaLogProbGatherParams &p) {
     }
 }
 
+template <typename T>
+struct Gather : pa::KernelSpec<PaLogProbGatherParams, kGatherThreads> {
+    static constexpr const char *kFamily = "logprob_gather";
+    static constexpr int kDtype = pa::DtypeCode<T>::value;
+    // The warps' partial states, merged by warp 0.
+    static constexpr int kSmemBytes = kGatherWarps * (int)sizeof(Lse);
+    PA_DEVICE static void run(const PaLogProbGatherParams &p) { logprob_gather<T>(p); }
+};
+
+struct SegmentSum : pa::KernelSpec<PaSegmentSumParams, kSumWarps * 32> {
+    static constexpr const char *kFamily = "segment_sum";
+    PA_DEVICE static void run(const PaSegmentSumParams &p) {
+        const uint32_t seg = pa::block_idx_x() * kSumWarps + pa::warp_id();
+        // A whole warp leaves together (seg is uniform across its lanes): no partial collectives.
+        if (seg >= (uint32_t)p.segments) {
+            return;
+        }
+        const int32_t begin = p.offsets[seg];
+        const int32_t end = p.offsets[seg + 1];
+        float s = 0.0f;
+        for (int32_t i = begin + (int32_t)pa::lane_id(); i < end; i += 32) {
+            s += p.values[i];
+        }
+        PA_UNROLL
+        for (int mask = 16; mask >= 1; mask >>= 1) {
+            s += pa::shfl_xor(s, mask);
+        }
+        if (pa::lane_id() == 0) {
+            p.sums[seg] = s;
+        }
+    }
+};
+
 }  // namespace pa_logprob
-
-PA_KERNEL_BOUNDS(pa_logprob_gather_bf16, PaLogProbGatherParams, pa_logprob::kGatherThreads, 1) {
-    pa_logprob::logprob_gather<pa::bf16>(p);
-}
-PA_KERNEL_BOUNDS(pa_logprob_gather_f16, PaLogProbGatherParams, pa_logprob::kGatherThreads, 1) {
-    pa_logprob::logprob_gather<pa::f16>(p);
-}
-PA_KERNEL_BOUNDS(pa_logprob_gather_f32, PaLogProbGatherParams, pa_logprob::kGatherThreads, 1) {
-    pa_logprob::logprob_gather<float>(p);
-}
-
-PA_KERNEL_BOUNDS(pa_segment_sum_f32, PaSegmentSumParams, pa_logprob::kSumWarps * 32, 1) {
-    const uint32_t seg = pa::block_idx_x() * pa_logprob::kSumWarps + pa::warp_id();
-    // A whole warp leaves together (seg is uniform across its lanes): no partial collectives.
-    if (seg >= (uint32_t)p.segments) {
-        return;
-    }
-    const int32_t begin = p.offsets[seg];
-    const int32_t end = p.offsets[seg + 1];
-    float s = 0.0f;
-    for (int32_t i = begin + (int32_t)pa::lane_id(); i < end; i += 32) {
-        s += p.values[i];
-    }
-    PA_UNROLL
-    for (int mask = 16; mask >= 1; mask >>= 1) {
-        s += pa::shfl_xor(s, mask);
-    }
-    if (pa::lane_id() == 0) {
-        p.sums[seg] = s;
-    }
-}

@@ -1,0 +1,153 @@
+// Forward attention under the vis_end rule on the sm80 path (mma.sync, every card from sm_80),
+// FlashAttention-2 style: one CTA per (row, q tile, q head) walks only the non-empty k tiles of
+// its q tile (the plan's q-major block list), skips per-element masking on FULL tiles, keeps an
+// online softmax in fp32 and writes O (input dtype) and LSE (fp32, natural log). K and V stream
+// through a ring of kStages shared-memory stages filled by cp.async, kStages - 1 tiles ahead.
+//
+// Pipeline: one commit group per k tile (K and V together; Q rides with the first). At list entry
+// i the thread waits until at most kStages - 2 groups are in flight (tile i has landed), then one
+// barrier both publishes every thread's copies of tile i and proves every warp is done with tile
+// i - 1, whose stage the copies of tile i + kStages - 1 overwrite right after. One barrier per
+// tile: a second one (to wait for K and V separately) would buy little with the next tile already
+// a full iteration in flight, and would cost the slack between warps that hides latency.
+#pragma once
+
+#include "../pa/kernel.cuh"
+#include "../tile/tile.cuh"
+#include "block_info.cuh"
+#include "config.cuh"
+#include "mask.cuh"
+#include "softmax.cuh"
+
+namespace pa {
+namespace attn {
+
+template <class Cfg>
+struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
+    using T = typename Cfg::T;
+    using QTile = typename Cfg::QTile;
+    using KvTile = typename Cfg::KvTile;
+    static constexpr const char* kFamily = "attn_fwd";
+    static constexpr int kDtype = DtypeCode<T>::value;
+    static constexpr int kHeadDim = Cfg::kHeadDim;
+    static constexpr int kBlockQ = Cfg::kBlockQ;
+    static constexpr int kBlockK = Cfg::kBlockK;
+    static constexpr int kWarps = Cfg::kWarps;
+    static constexpr int kStages = Cfg::kStages;
+    static constexpr int kRows = Cfg::kRowsPerWarp;  // query rows per warp
+    // A warp computes its rows in groups of kGroupRows: all at once, so that each K and V fragment
+    // it loads serves every 16-row block, unless the O and S accumulators of all of them would
+    // pass 160 fp32 registers per lane (128 rows per 4 warps at head dim 128: 128 + 64), where the
+    // kernel would spill; then one 16-row block at a time, loading K and V fragments per block.
+    static constexpr int kAccFloats = (kRows / 16) * (Cfg::kHeadDim + kBlockK) / 2;
+    static constexpr int kGroupRows = kAccFloats > 160 ? 16 : kRows;
+    static constexpr int kGroups = kRows / kGroupRows;
+    // Q (reused to stage O at the end), then kStages K tiles, then kStages V tiles.
+    static constexpr int kSmemBytes = QTile::kBytes + 2 * kStages * KvTile::kBytes;
+
+    PA_DEVICE static void run(const PaAttnFwdParams& p) {
+        const PaAttnQkv& a = p.qkv;
+        const TileWork w = tile_work(p.q_major, a.q_heads);
+        const int q0 = w.tile * kBlockQ;
+        const int kv_head = w.head / a.kv_group;
+
+        T* smem = dyn_smem<T>();
+        const QTile sQ{smem};
+        T* k_stages = smem + QTile::kElems;
+        T* v_stages = k_stages + kStages * KvTile::kElems;
+        const auto stage_k = [&](int s) { return KvTile{k_stages + s * KvTile::kElems}; };
+        const auto stage_v = [&](int s) { return KvTile{v_stages + s * KvTile::kElems}; };
+
+        const tile::RowLoader<KvTile, Cfg::kThreads> kv_loader;
+        // Head pointers and vis_end are recomputed where used (a few integer ops per tile) rather
+        // than held through the main loop: at 32 rows per warp and head dim 128 the accumulators
+        // leave no registers to spare.
+        const auto load_kv = [&](int e, int s) {
+            const int key0 = entry_tile(p.q_major.entries[e]) * kBlockK;
+            kv_loader.load(stage_k(s), head_ptr<const T>(a.k, w.row, kv_head), a.k.stride.token, key0, a.n);
+            kv_loader.load(stage_v(s), head_ptr<const T>(a.v, w.row, kv_head), a.v.stride.token, key0, a.n);
+        };
+
+        // Prologue: Q and the first kStages - 1 k tiles, a commit group each (Q with the first).
+        if (w.list_begin < w.list_end) {
+            tile::RowLoader<QTile, Cfg::kThreads>().load(sQ, head_ptr<const T>(a.q, w.row, w.head), a.q.stride.token,
+                                                         q0, a.n);
+        }
+        PA_UNROLL
+        for (int s = 0; s < kStages - 1; ++s) {
+            if (w.list_begin + s < w.list_end) load_kv(w.list_begin + s, s);
+            cp_async_commit();
+        }
+
+        tile::Acc<kGroupRows, kHeadDim> o[kGroups];
+        OnlineSoftmax<kGroupRows / 16> softmax[kGroups];
+        PA_UNROLL
+        for (int g = 0; g < kGroups; ++g) {
+            o[g].zero();
+            softmax[g].init();
+        }
+        const int row0 = (int)warp_id() * kRows;  // the warp's first row in the q tile
+
+        int stage = 0;
+        for (int e = w.list_begin; e < w.list_end; ++e) {
+            cp_async_wait<kStages - 2>();
+            sync_threads();
+            const int ahead = e + kStages - 1;
+            if (ahead < w.list_end) load_kv(ahead, stage == 0 ? kStages - 1 : stage - 1);
+            cp_async_commit();
+
+            const int entry = p.q_major.entries[e];
+            PA_UNROLL
+            for (int g = 0; g < kGroups; ++g) {
+                const int grow0 = row0 + g * kGroupRows;
+                tile::Acc<kGroupRows, kBlockK> s;
+                s.zero();
+                tile::mma_ABt(s, sQ, grow0, stage_k(stage), 0);
+                if (entry_partial(entry)) {
+                    apply_partial_mask(s, q0 + grow0, entry_tile(entry) * kBlockK,
+                                       a.vis_end + (int64_t)w.row * a.n, a.n);
+                }
+                softmax[g].update(s, o[g], a.scale_log2);
+                tile::AFrag<T, kGroupRows, kBlockK> pf;
+                tile::to_a(pf, s);
+                tile::mma_AB(o[g], pf, stage_v(stage), 0);
+            }
+            stage = stage + 1 == kStages ? 0 : stage + 1;
+        }
+
+        // The Q tile stages O: every copy has landed and every warp is past its last ldmatrix.
+        cp_async_wait<0>();
+        sync_threads();
+        PA_UNROLL
+        for (int g = 0; g < kGroups; ++g) {
+            float inv_l[kGroupRows / 16][2];
+            float lse[kGroupRows / 16][2];
+            softmax[g].finish(inv_l, lse, a.scale);
+            tile::store_scaled(sQ, row0 + g * kGroupRows, o[g], inv_l);
+            write_lse(p, w, q0 + row0 + g * kGroupRows, lse);
+        }
+        sync_threads();
+        tile::store_rows<QTile, Cfg::kThreads>(head_ptr<T>(p.o, w.row, w.head), p.o.stride.token, sQ, q0,
+                                               a.n);
+    }
+
+    // One lane per quad writes its rows' LSE; queries beyond n are not written.
+    template <int kM>
+    PA_DEVICE static void write_lse(const PaAttnFwdParams& p, const TileWork& w, int query0,
+                                    const float (&lse)[kM][2]) {
+        const tile::LaneCoords lc = tile::lane_coords();
+        if (lc.t != 0) return;
+        float* out = p.lse + ((int64_t)w.row * p.qkv.q_heads + w.head) * p.qkv.n;
+        PA_UNROLL
+        for (int b = 0; b < kM; ++b) {
+            PA_UNROLL
+            for (int h = 0; h < 2; ++h) {
+                const int i = query0 + 16 * b + tile::c_row(lc.g, 2 * h);
+                if (i < p.qkv.n) out[i] = lse[b][h];
+            }
+        }
+    }
+};
+
+}  // namespace attn
+}  // namespace pa

@@ -1,0 +1,44 @@
+// THE kernel list: one line per kernel of the fatbin, X(exported name, kernel struct). csrc/kernels.cu
+// expands it into the fatbin's extern "C" symbols (nvcc) and into the emulator's entries and the
+// registry table (host build, csrc/pa_registry.h), from which Rust takes every kernel's name,
+// launch shape, shared memory and tile configuration. Adding a kernel = its file + a line here
+// (docs/adding-a-kernel.md).
+#pragma once
+
+#include "attn/fwd_sm80.cuh"
+#include "kernels/emu_gemm_tile.cuh"
+#include "kernels/emu_planted.cuh"
+#include "kernels/fill.cuh"
+#include "kernels/logprob_gather.cuh"
+#include "kernels/probe_convert.cuh"
+#include "kernels/probe_cp_async.cuh"
+#include "kernels/probe_ldmatrix.cuh"
+#include "kernels/probe_mma.cuh"
+#include "kernels/probe_shfl.cuh"
+
+// The forward's sm80 tile configurations (block_q x block_k, warps, stages) for one dtype and head
+// dim. Which one runs is chosen in Rust (src/attention/configs.rs); the GPU check sweeps them all.
+#define PA_ATTN_FWD_SM80_CONFIGS(X, T, tn, D)                                                     \
+    X(pa_attn_fwd_sm80_##tn##_d##D##_q64k64w4s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 64, 64, 4, 2>>)  \
+    X(pa_attn_fwd_sm80_##tn##_d##D##_q128k64w4s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 128, 64, 4, 2>>) \
+    X(pa_attn_fwd_sm80_##tn##_d##D##_q128k64w8s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 128, 64, 8, 2>>) \
+    X(pa_attn_fwd_sm80_##tn##_d##D##_q128k128w8s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 128, 128, 8, 2>>)
+
+#define PA_KERNEL_LIST(X)                                                   \
+    X(pa_fill_u32, pa::kernels::FillU32)                                    \
+    PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16, 64)                         \
+    PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16, 128)                        \
+    PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16, 64)                           \
+    PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16, 128)                          \
+    X(pa_logprob_gather_bf16, pa_logprob::Gather<pa::bf16>)                 \
+    X(pa_logprob_gather_f16, pa_logprob::Gather<pa::f16>)                   \
+    X(pa_logprob_gather_f32, pa_logprob::Gather<float>)                     \
+    X(pa_segment_sum_f32, pa_logprob::SegmentSum)                           \
+    /* test and probe kernels (csrc/pa_test_params.h) */                    \
+    X(emu_gemm_tile, pa::kernels::EmuGemmTile)                              \
+    X(emu_planted, pa::kernels::EmuPlanted)                                 \
+    X(probe_shfl, pa::kernels::ProbeShfl)                                   \
+    X(probe_ldmatrix, pa::kernels::ProbeLdmatrix)                           \
+    X(probe_mma, pa::kernels::ProbeMma)                                     \
+    X(probe_cp_async, pa::kernels::ProbeCpAsync)                            \
+    X(probe_convert, pa::kernels::ProbeConvert)

@@ -1,0 +1,54 @@
+//! The forward kernels the tests run: every registered tile configuration of a path, each a
+//! [`KernelChoice`], and plans with block lists for all of them.
+
+use prefix_attn::attention::configs::{select_forward, tile_shape, FORWARD_FAMILY};
+use prefix_attn::attention::KernelChoice;
+use prefix_attn::mask::{TileShape, VisEnd};
+use prefix_attn::plan::Plan;
+use prefix_attn::registry::{self, Arch, KernelDtype, TileConfig};
+
+/// Every registered forward tile configuration of `arch` (bf16 and f16 are registered alike), the
+/// default pick for head dim 128 first.
+pub fn tiles(arch: Arch) -> Vec<TileConfig> {
+    let first = select_forward(arch, KernelDtype::Bf16, 128, None, |_| true)
+        .ok()
+        .and_then(|k| k.tile);
+    let mut tiles: Vec<TileConfig> = registry::family(FORWARD_FAMILY)
+        .filter(|k| k.arch == arch && k.dtype == KernelDtype::Bf16 && k.head_dim == 128)
+        .filter_map(|k| k.tile)
+        .collect();
+    tiles.sort_by_key(|t| (Some(*t) != first, *t));
+    tiles
+}
+
+/// [`tiles`] as kernel choices.
+pub fn choices(arch: Arch) -> Vec<KernelChoice> {
+    tiles(arch)
+        .into_iter()
+        .map(|t| KernelChoice::exactly(arch, t))
+        .collect()
+}
+
+/// Every tile shape some registered forward kernel uses.
+pub fn all_tile_shapes() -> Vec<TileShape> {
+    let mut shapes: Vec<TileShape> = registry::family(FORWARD_FAMILY)
+        .filter_map(|k| k.tile)
+        .map(tile_shape)
+        .collect();
+    shapes.sort_by_key(|t| (t.block_q(), t.block_k()));
+    shapes.dedup();
+    shapes
+}
+
+/// A host plan with block lists for every registered forward kernel.
+pub fn plan_for_all(vis_end: VisEnd) -> Plan {
+    Plan::with_tiles(vis_end, &all_tile_shapes()).unwrap()
+}
+
+/// `KernelChoice` in test names.
+pub fn name(c: &KernelChoice) -> String {
+    match (c.arch, c.tile) {
+        (Some(a), Some(t)) => format!("{a} {t}"),
+        _ => "default".into(),
+    }
+}
