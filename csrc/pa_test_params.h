@@ -98,6 +98,24 @@ typedef struct PaProbeConvertParams {
     int64_t count;
 } PaProbeConvertParams;
 
+/* ---- probe_tile_{bf16,f16}: the tile layer's operations (csrc/tile/) on 64 x 64 tiles of the
+ * kernel's dtype, two warps of 32 rows each (two 16-row blocks: the fragments they share).
+ * Launch: 64 threads, 1 CTA, 2 * 64 * 64 * 2 bytes of dynamic smem. Matrices are row-major. */
+typedef struct PaProbeTileParams {
+    const uint16_t *a;  /* [64][64] */
+    const uint16_t *b;  /* [64][64] */
+    float *abt;         /* A B^T (mma_ABt) */
+    float *ab;          /* A B (mma_AB, A from shared memory) */
+    float *pb;          /* round(A B^T) B (to_a, then mma_AB with A from registers) */
+    float *atb;         /* A^T B (mma_AtB) */
+    float *row_max;     /* [64]: the max of each row of A B^T (row_max) */
+    uint16_t *scaled;   /* [64][64]: round(A B^T / (row + 1)) (store_scaled, store_rows) */
+    /* A's rows at or past this are zero-filled by the loader, and those rows of `scaled` are not
+     * written (RowLoader and store_rows past n). */
+    int32_t rows_valid;
+    int32_t _pad0;
+} PaProbeTileParams;
+
 #ifdef __cplusplus
 }
 #endif

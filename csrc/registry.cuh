@@ -15,6 +15,7 @@
 #include "kernels/probe_ldmatrix.cuh"
 #include "kernels/probe_mma.cuh"
 #include "kernels/probe_shfl.cuh"
+#include "kernels/probe_tile.cuh"
 
 // The forward's sm80 tile configurations (block_q x block_k, warps, stages) for one dtype and head
 // dim. Which one runs is chosen in Rust (src/attention/configs.rs); the GPU check sweeps them all.
@@ -41,4 +42,6 @@
     X(probe_ldmatrix, pa::kernels::ProbeLdmatrix)                           \
     X(probe_mma, pa::kernels::ProbeMma)                                     \
     X(probe_cp_async, pa::kernels::ProbeCpAsync)                            \
-    X(probe_convert, pa::kernels::ProbeConvert)
+    X(probe_convert, pa::kernels::ProbeConvert)                             \
+    X(probe_tile_bf16, pa::kernels::ProbeTile<pa::bf16>)                    \
+    X(probe_tile_f16, pa::kernels::ProbeTile<pa::f16>)

@@ -208,7 +208,7 @@ macro_rules! kernel_params {
 
 use crate::ffi::emu::{
     PaEmuGemmTileParams, PaEmuPlantedParams, PaProbeConvertParams, PaProbeCpAsyncParams,
-    PaProbeLdmatrixParams, PaProbeMmaParams, PaProbeShflParams,
+    PaProbeLdmatrixParams, PaProbeMmaParams, PaProbeShflParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
     PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaSegmentSumParams,
@@ -226,6 +226,7 @@ kernel_params!(
     PaProbeMmaParams,
     PaProbeCpAsyncParams,
     PaProbeConvertParams,
+    PaProbeTileParams,
 );
 
 /// A registered kernel whose parameter struct is `P` (checked when the handle is made), which is

@@ -434,6 +434,136 @@ fn gemm_tile(dev: &Device) {
     }
 }
 
+/// The tile layer's operations (probe_tile) on the device, each output checked against what the
+/// device itself was given: every product against its exact (f64) value within the tensor core's
+/// bound — per mma |d - exact| <= 16 * 2^-23 S + 2^-23 |d| <= 17 * 2^-23 S (see the top of this
+/// file), four k steps over 64 — where round(A B^T) B takes the device's own A B^T; row_max and the
+/// scaled, rounded store exactly (a max, one f32 multiply and one rounding are exact operations);
+/// rows past rows_valid zero-filled on load and never stored. (The emulator meets the same
+/// references within its own, tighter bound: tests/emu_tile_ops.rs.)
+fn tile_ops(dev: &Device, f16: bool) {
+    let n = 64usize;
+    let mut r = rng(if f16 { 52 } else { 51 });
+    let mut gen = || -> Vec<u16> {
+        (0..n * n)
+            .map(|_| {
+                let x: f32 = rand::Rng::random_range(&mut r, -2.0f32..2.0);
+                if f16 {
+                    half::f16::from_f32(x).to_bits()
+                } else {
+                    half::bf16::from_f32(x).to_bits()
+                }
+            })
+            .collect()
+    };
+    let (a, b) = (gen(), gen());
+    let val = |x: u16| if f16 { f16_to_f64(x) } else { bf16_to_f64(x) };
+    let round = |x: f32| {
+        if f16 {
+            half::f16::from_f32(x).to_bits()
+        } else {
+            half::bf16::from_f32(x).to_bits()
+        }
+    };
+    let rows_valid = 45usize;
+    let kernel = ProbeTile::kernel(f16).unwrap();
+    let dims = ProbeTile::dims().unwrap();
+    let (da, db) = (dev.up(&a), dev.up(&b));
+    let nan = || vec![f32::NAN; n * n];
+    let (dabt, dab, dpb, datb) = (
+        dev.up(&nan()),
+        dev.up(&nan()),
+        dev.up(&nan()),
+        dev.up(&nan()),
+    );
+    let dmax = dev.up(&vec![f32::NAN; n]);
+    let dscaled = dev.up(&vec![0x7fffu16; n * n]);
+    let p = PaProbeTileParams {
+        a: dev.ptr(&da) as *const u16,
+        b: dev.ptr(&db) as *const u16,
+        abt: dev.ptr(&dabt) as *mut f32,
+        ab: dev.ptr(&dab) as *mut f32,
+        pb: dev.ptr(&dpb) as *mut f32,
+        atb: dev.ptr(&datb) as *mut f32,
+        row_max: dev.ptr(&dmax) as *mut f32,
+        scaled: dev.ptr(&dscaled) as *mut u16,
+        rows_valid: rows_valid as i32,
+        _pad0: 0,
+    };
+    dev.run(kernel, &dims, &p);
+    let abt = dev.down(&dabt);
+    // Operands as the device used them: A with its zero-filled rows, B, and round(A B^T).
+    let av = |m: usize, k: usize| {
+        if m < rows_valid {
+            val(a[m * n + k])
+        } else {
+            0.0
+        }
+    };
+    let bv = |k: usize, j: usize| val(b[k * n + j]);
+    let pv = |m: usize, k: usize| val(round(abt[m * n + k]));
+    type Term<'a> = Box<dyn Fn(usize, usize, usize) -> f64 + 'a>;
+    let products: [(&str, Vec<f32>, Term); 4] = [
+        (
+            "A B^T",
+            abt.clone(),
+            Box::new(|i, j, k| av(i, k) * bv(j, k)),
+        ),
+        (
+            "A B",
+            dev.down(&dab),
+            Box::new(|i, j, k| av(i, k) * bv(k, j)),
+        ),
+        (
+            "A^T B",
+            dev.down(&datb),
+            Box::new(|i, j, k| av(k, i) * bv(k, j)),
+        ),
+        (
+            "round(A B^T) B",
+            dev.down(&dpb),
+            Box::new(|i, j, k| pv(i, k) * bv(k, j)),
+        ),
+    ];
+    for (what, got, term) in &products {
+        for i in 0..n {
+            for j in 0..n {
+                let exact: f64 = (0..n).map(|k| term(i, j, k)).sum();
+                let s: f64 = (0..n).map(|k| term(i, j, k).abs()).sum();
+                let bound = 4.0 * 17.0 * 2f64.powi(-23) * s;
+                let g = got[i * n + j];
+                assert!(
+                    (g as f64 - exact).abs() <= bound,
+                    "tile ops f16={f16} {what}[{i}][{j}]: gpu {g}, exact {exact}, bound {bound:e}"
+                );
+            }
+        }
+    }
+    let (g_max, g_scaled) = (dev.down(&dmax), dev.down(&dscaled));
+    for i in 0..n {
+        let row = &abt[i * n..(i + 1) * n];
+        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(
+            g_max[i].to_bits(),
+            mx.to_bits(),
+            "tile ops f16={f16} row_max[{i}]"
+        );
+        let scale = 1.0f32 / (i + 1) as f32;
+        for j in 0..n {
+            let want = if i < rows_valid {
+                round(row[j] * scale)
+            } else {
+                0x7fff
+            };
+            assert_eq!(
+                g_scaled[i * n + j],
+                want,
+                "tile ops f16={f16} scaled[{i}][{j}]"
+            );
+        }
+    }
+}
+
 #[test]
 fn probes_agree_with_the_gpu() {
     let Some(dev) = Device::open() else {
@@ -448,4 +578,7 @@ fn probes_agree_with_the_gpu() {
     }
     convert(&dev);
     gemm_tile(&dev);
+    for f16 in [false, true] {
+        tile_ops(&dev, f16);
+    }
 }

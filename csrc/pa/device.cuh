@@ -84,59 +84,48 @@ PA_DEVICE uint32_t smem_u32(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-PA_DEVICE void ldmatrix_x1(uint32_t& r0, const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n"
-                 : "=r"(r0)
-                 : "r"(smem_u32(smem)));
-}
-PA_DEVICE void ldmatrix_x2(uint32_t& r0, uint32_t& r1, const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r0), "=r"(r1)
-                 : "r"(smem_u32(smem)));
-}
-PA_DEVICE void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                           const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                 : "r"(smem_u32(smem)));
-}
-PA_DEVICE void ldmatrix_x1_trans(uint32_t& r0, const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n"
-                 : "=r"(r0)
-                 : "r"(smem_u32(smem)));
-}
-PA_DEVICE void ldmatrix_x2_trans(uint32_t& r0, uint32_t& r1, const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r0), "=r"(r1)
-                 : "r"(smem_u32(smem)));
-}
-PA_DEVICE void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                 const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                 : "r"(smem_u32(smem)));
-}
+// One wrapper per (count, transpose): `qual` is "" or ".trans".
+#define PA_LDMATRIX_X1(name, qual)                                                          \
+    PA_DEVICE void name(uint32_t& r0, const void* smem) {                                   \
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1" qual ".shared.b16 {%0}, [%1];\n"       \
+                     : "=r"(r0)                                                             \
+                     : "r"(smem_u32(smem)));                                                \
+    }
+#define PA_LDMATRIX_X2(name, qual)                                                          \
+    PA_DEVICE void name(uint32_t& r0, uint32_t& r1, const void* smem) {                     \
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2" qual ".shared.b16 {%0, %1}, [%2];\n"   \
+                     : "=r"(r0), "=r"(r1)                                                   \
+                     : "r"(smem_u32(smem)));                                                \
+    }
+#define PA_LDMATRIX_X4(name, qual)                                                              \
+    PA_DEVICE void name(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* smem) { \
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4" qual ".shared.b16 {%0, %1, %2, %3}, [%4];\n"  \
+                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                   \
+                     : "r"(smem_u32(smem)));                                                    \
+    }
+PA_LDMATRIX_X1(ldmatrix_x1, "")
+PA_LDMATRIX_X2(ldmatrix_x2, "")
+PA_LDMATRIX_X4(ldmatrix_x4, "")
+PA_LDMATRIX_X1(ldmatrix_x1_trans, ".trans")
+PA_LDMATRIX_X2(ldmatrix_x2_trans, ".trans")
+PA_LDMATRIX_X4(ldmatrix_x4_trans, ".trans")
+#undef PA_LDMATRIX_X1
+#undef PA_LDMATRIX_X2
+#undef PA_LDMATRIX_X4
 
 // ---- mma.sync m16n8k16, f32 accumulation (PTX ISA: "Matrix Fragments for mma.m16n8k16 with
 // floating point type"); d may alias c. ----
-PA_DEVICE void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2],
-                                 const float c[4]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
-          "f"(c[2]), "f"(c[3]));
-}
-PA_DEVICE void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2],
-                                const float c[4]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
-          "f"(c[2]), "f"(c[3]));
-}
+#define PA_MMA_M16N8K16(name, ab)                                                              \
+    PA_DEVICE void name(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {  \
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." ab "." ab ".f32 "                    \
+                     "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"        \
+                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                               \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), \
+                       "f"(c[1]), "f"(c[2]), "f"(c[3]));                                           \
+    }
+PA_MMA_M16N8K16(mma_m16n8k16_bf16, "bf16")
+PA_MMA_M16N8K16(mma_m16n8k16_f16, "f16")
+#undef PA_MMA_M16N8K16
 
 // ---- cp.async (PTX ISA: "Data Movement and Conversion Instructions: cp.async") ----
 PA_DEVICE void cp_async_16(void* smem_dst, const void* gmem_src) {

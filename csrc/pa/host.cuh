@@ -73,6 +73,13 @@ void barrier(Site site);
 enum class ShflMode : int { Xor = 0, Idx = 1 };
 uint32_t shfl(uint32_t v, int32_t b, ShflMode mode, Site site);
 void ldmatrix(uint32_t *regs, int count, bool trans, const void *row_addr, Site site);
+// ldmatrix into `count` separate registers.
+inline void ldmatrix_into(uint32_t *const *regs, int count, bool trans, const void *row_addr,
+                          Site site) {
+    uint32_t r[4];
+    ldmatrix(r, count, trans, row_addr, site);
+    for (int i = 0; i < count; i++) *regs[i] = r[i];
+}
 enum class MmaKind : int { Bf16 = 0, F16 = 1 };
 void mma(MmaKind kind, float *d, const uint32_t *a, const uint32_t *b, const float *c, Site site);
 void cp_async(void *smem_dst, const void *gmem_src, bool valid, Site site);
@@ -145,37 +152,25 @@ inline void ldmatrix_x1(uint32_t &r0, const void *smem, PA_SITE_DEFAULTS) {
     emu::ldmatrix(&r0, 1, false, smem, {pa_site_file, pa_site_line});
 }
 inline void ldmatrix_x2(uint32_t &r0, uint32_t &r1, const void *smem, PA_SITE_DEFAULTS) {
-    uint32_t r[2];
-    emu::ldmatrix(r, 2, false, smem, {pa_site_file, pa_site_line});
-    r0 = r[0];
-    r1 = r[1];
+    uint32_t *r[2] = {&r0, &r1};
+    emu::ldmatrix_into(r, 2, false, smem, {pa_site_file, pa_site_line});
 }
 inline void ldmatrix_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *smem,
                         PA_SITE_DEFAULTS) {
-    uint32_t r[4];
-    emu::ldmatrix(r, 4, false, smem, {pa_site_file, pa_site_line});
-    r0 = r[0];
-    r1 = r[1];
-    r2 = r[2];
-    r3 = r[3];
+    uint32_t *r[4] = {&r0, &r1, &r2, &r3};
+    emu::ldmatrix_into(r, 4, false, smem, {pa_site_file, pa_site_line});
 }
 inline void ldmatrix_x1_trans(uint32_t &r0, const void *smem, PA_SITE_DEFAULTS) {
     emu::ldmatrix(&r0, 1, true, smem, {pa_site_file, pa_site_line});
 }
 inline void ldmatrix_x2_trans(uint32_t &r0, uint32_t &r1, const void *smem, PA_SITE_DEFAULTS) {
-    uint32_t r[2];
-    emu::ldmatrix(r, 2, true, smem, {pa_site_file, pa_site_line});
-    r0 = r[0];
-    r1 = r[1];
+    uint32_t *r[2] = {&r0, &r1};
+    emu::ldmatrix_into(r, 2, true, smem, {pa_site_file, pa_site_line});
 }
 inline void ldmatrix_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
                               const void *smem, PA_SITE_DEFAULTS) {
-    uint32_t r[4];
-    emu::ldmatrix(r, 4, true, smem, {pa_site_file, pa_site_line});
-    r0 = r[0];
-    r1 = r[1];
-    r2 = r[2];
-    r3 = r[3];
+    uint32_t *r[4] = {&r0, &r1, &r2, &r3};
+    emu::ldmatrix_into(r, 4, true, smem, {pa_site_file, pa_site_line});
 }
 
 // ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 (d may alias c) ----

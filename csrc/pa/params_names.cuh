@@ -28,6 +28,7 @@ PA_PARAMS_NAME(PaProbeLdmatrixParams)
 PA_PARAMS_NAME(PaProbeMmaParams)
 PA_PARAMS_NAME(PaProbeCpAsyncParams)
 PA_PARAMS_NAME(PaProbeConvertParams)
+PA_PARAMS_NAME(PaProbeTileParams)
 
 #undef PA_PARAMS_NAME
 

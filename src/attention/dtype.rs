@@ -14,20 +14,16 @@ mod sealed {
 pub trait AttnDtype: sealed::Sealed + Copy + Send + Sync + 'static {
     /// Short name used in kernel names and errors.
     const NAME: &'static str;
-    /// Whether this is bf16 (false: f16).
-    const IS_BF16: bool;
     /// The registry's name for it.
     const KERNEL_DTYPE: KernelDtype;
 }
 
 impl AttnDtype for bf16 {
     const NAME: &'static str = "bf16";
-    const IS_BF16: bool = true;
     const KERNEL_DTYPE: KernelDtype = KernelDtype::Bf16;
 }
 
 impl AttnDtype for f16 {
     const NAME: &'static str = "f16";
-    const IS_BF16: bool = false;
     const KERNEL_DTYPE: KernelDtype = KernelDtype::F16;
 }

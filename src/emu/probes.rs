@@ -8,7 +8,7 @@ use cudarc::driver::DeviceRepr;
 use crate::error::Result;
 use crate::ffi::emu::*;
 use crate::launch::LaunchDims;
-use crate::registry::KernelRef;
+use crate::registry::{self, KernelDtype, KernelRef};
 
 macro_rules! kernel {
     ($(#[$doc:meta])* $ty:ident, $params:ty) => {
@@ -62,6 +62,37 @@ kernel!(
     ProbeConvert,
     PaProbeConvertParams
 );
+
+/// `probe_tile_{bf16,f16}`: every tile-layer operation on 64 x 64 tiles, two warps of 32 rows.
+pub struct ProbeTile;
+
+// SAFETY: plain C struct of integers and pointers (bindgen layout tests check it), passed to the
+// kernel by value.
+unsafe impl DeviceRepr for PaProbeTileParams {}
+
+impl ProbeTile {
+    /// The instantiation for f16 (`true`) or bf16 inputs.
+    pub fn kernel(f16: bool) -> Result<KernelRef<PaProbeTileParams>> {
+        let dtype = if f16 {
+            KernelDtype::F16
+        } else {
+            KernelDtype::Bf16
+        };
+        let info = registry::family("probe_tile")
+            .find(|k| k.dtype == dtype)
+            .ok_or_else(|| crate::Error::InvalidArgument {
+                what: "kernel",
+                detail: format!("no probe_tile for {dtype:?} in the registry"),
+            })?;
+        KernelRef::new(info)
+    }
+
+    /// One CTA of two warps, the two 64 x 64 tiles in shared memory (the registry's size).
+    pub fn dims() -> Result<LaunchDims> {
+        let k = Self::kernel(false)?.info();
+        Ok(dims(1, k.threads, k.smem_bytes))
+    }
+}
 
 fn dims(grid: u32, block: u32, smem_bytes: u32) -> LaunchDims {
     LaunchDims::linear(grid, block, smem_bytes)

@@ -266,6 +266,54 @@ impl Default for PaProbeConvertParams {
     }
 }
 #[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeTileParams {
+    pub a: *const u16,
+    pub b: *const u16,
+    pub abt: *mut f32,
+    pub ab: *mut f32,
+    pub pb: *mut f32,
+    pub atb: *mut f32,
+    pub row_max: *mut f32,
+    pub scaled: *mut u16,
+    pub rows_valid: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeTileParams"][::core::mem::size_of::<PaProbeTileParams>() - 72usize];
+    ["Alignment of PaProbeTileParams"][::core::mem::align_of::<PaProbeTileParams>() - 8usize];
+    ["Offset of field: PaProbeTileParams::a"]
+        [::core::mem::offset_of!(PaProbeTileParams, a) - 0usize];
+    ["Offset of field: PaProbeTileParams::b"]
+        [::core::mem::offset_of!(PaProbeTileParams, b) - 8usize];
+    ["Offset of field: PaProbeTileParams::abt"]
+        [::core::mem::offset_of!(PaProbeTileParams, abt) - 16usize];
+    ["Offset of field: PaProbeTileParams::ab"]
+        [::core::mem::offset_of!(PaProbeTileParams, ab) - 24usize];
+    ["Offset of field: PaProbeTileParams::pb"]
+        [::core::mem::offset_of!(PaProbeTileParams, pb) - 32usize];
+    ["Offset of field: PaProbeTileParams::atb"]
+        [::core::mem::offset_of!(PaProbeTileParams, atb) - 40usize];
+    ["Offset of field: PaProbeTileParams::row_max"]
+        [::core::mem::offset_of!(PaProbeTileParams, row_max) - 48usize];
+    ["Offset of field: PaProbeTileParams::scaled"]
+        [::core::mem::offset_of!(PaProbeTileParams, scaled) - 56usize];
+    ["Offset of field: PaProbeTileParams::rows_valid"]
+        [::core::mem::offset_of!(PaProbeTileParams, rows_valid) - 64usize];
+    ["Offset of field: PaProbeTileParams::_pad0"]
+        [::core::mem::offset_of!(PaProbeTileParams, _pad0) - 68usize];
+};
+impl Default for PaProbeTileParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct PaEmuLaunch {
     pub grid: [u32; 3usize],
