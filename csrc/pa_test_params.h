@@ -100,7 +100,7 @@ typedef struct PaProbeConvertParams {
 
 /* ---- probe_tile_{bf16,f16}: the tile layer's operations (csrc/tile/) on 64 x 64 tiles of the
  * kernel's dtype, two warps of 32 rows each (two 16-row blocks: the fragments they share).
- * Launch: 64 threads, 1 CTA, 2 * 64 * 64 * 2 bytes of dynamic smem. Matrices are row-major. */
+ * Launch: 64 threads, 1 CTA, 3 * 64 * 64 * 2 bytes of dynamic smem. Matrices are row-major. */
 typedef struct PaProbeTileParams {
     const uint16_t *a;  /* [64][64] */
     const uint16_t *b;  /* [64][64] */

@@ -42,7 +42,7 @@ PA_DEVICE void mma_pair(Acc<kR, kC>& c, const AF& af, const uint32_t (&bf)[4], i
 enum class BLayout { kNK, kKN };
 
 template <BLayout kL>
-constexpr LdsmPattern b_pattern() {
+PA_DEVICE constexpr LdsmPattern b_pattern() {
     return kL == BLayout::kNK ? LdsmPattern::kPairs : LdsmPattern::kRows16;
 }
 

@@ -87,7 +87,7 @@ impl ProbeTile {
         KernelRef::new(info)
     }
 
-    /// One CTA of two warps, the two 64 x 64 tiles in shared memory (the registry's size).
+    /// One CTA of two warps, its 64 x 64 tiles in shared memory (the registry's size).
     pub fn dims() -> Result<LaunchDims> {
         let k = Self::kernel(false)?.info();
         Ok(dims(1, k.threads, k.smem_bytes))
