@@ -42,8 +42,10 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
     static constexpr int kAccFloats = (kRows / 16) * (Cfg::kHeadDim + kBlockK) / 2;
     static constexpr int kGroupRows = kAccFloats > 160 ? 16 : kRows;
     static constexpr int kGroups = kRows / kGroupRows;
-    // Q (reused to stage O at the end), then kStages K tiles, then kStages V tiles.
-    static constexpr int kSmemBytes = QTile::kBytes + 2 * kStages * KvTile::kBytes;
+    // Q (reused to stage O at the end), then kStages K tiles, kStages V tiles, and the k tiles'
+    // vis_end (kStages x kBlockK int32) for the partial mask.
+    static constexpr int kSmemBytes = QTile::kBytes + 2 * kStages * KvTile::kBytes + kStages * kBlockK * 4;
+    static_assert(kBlockK <= Cfg::kThreads, "one thread per key stages vis_end");
 
     PA_DEVICE static void run(const PaAttnFwdParams& p) {
         const PaAttnQkv& a = p.qkv;
@@ -55,6 +57,7 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
         const QTile sQ{smem};
         T* k_stages = smem + QTile::kElems;
         T* v_stages = k_stages + kStages * KvTile::kElems;
+        int32_t* vis_stages = reinterpret_cast<int32_t*>(v_stages + kStages * KvTile::kElems);
         const auto stage_k = [&](int s) { return KvTile{k_stages + s * KvTile::kElems}; };
         const auto stage_v = [&](int s) { return KvTile{v_stages + s * KvTile::kElems}; };
 
@@ -66,6 +69,8 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
             const int key0 = entry_tile(p.q_major.entries[e]) * kBlockK;
             kv_loader.load(stage_k(s), head_ptr<const T>(a.k, w.row, kv_head), a.k.stride.token, key0, a.n);
             kv_loader.load(stage_v(s), head_ptr<const T>(a.v, w.row, kv_head), a.v.stride.token, key0, a.n);
+            load_tile_vis_end_async<kBlockK>(vis_stages + s * kBlockK, a.vis_end + (int64_t)w.row * a.n, key0,
+                                             a.n);
         };
 
         // Prologue: Q and the first kStages - 1 k tiles, a commit group each (Q with the first).
@@ -104,13 +109,16 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
                 s.zero();
                 tile::mma_ABt(s, sQ, grow0, stage_k(stage), 0);
                 if (entry_partial(entry)) {
-                    apply_partial_mask(s, q0 + grow0, entry_tile(entry) * kBlockK,
-                                       a.vis_end + (int64_t)w.row * a.n, a.n);
+                    apply_partial_mask(s, q0 + grow0, entry_tile(entry) * kBlockK, vis_stages + stage * kBlockK,
+                                       a.n);
                 }
                 softmax[g].update(s, o[g], a.scale_log2);
                 tile::AFrag<T, kGroupRows, kBlockK> pf;
                 tile::to_a(pf, s);
                 tile::mma_AB(o[g], pf, stage_v(stage), 0);
+                // One group's scores at a time: without a fence the scheduler starts the next
+                // group's S = Q K^T under this one's P V, which at 128 accumulators for O spills.
+                if (g + 1 < kGroups) sync_warp();
             }
             stage = stage + 1 == kStages ? 0 : stage + 1;
         }

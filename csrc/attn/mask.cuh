@@ -10,17 +10,20 @@ namespace pa {
 namespace attn {
 
 // The rule `j <= i && i < vis_end[j]` on a warp's score tile whose rows are queries query0.. and
-// columns keys key0..; queries and keys beyond the row (i or j >= n, the zero-filled tail of a
-// ragged tile) are invisible. Masked scores become -inf.
+// columns keys key0..; `tile_vis_end` holds vis_end of the tile's keys (staged in shared memory
+// with K and V: 32-bit addresses, no global load in the masked path), zero for keys beyond the
+// row, which are then invisible, as are queries beyond it (i >= n). Masked scores become -inf.
 template <int kR, int kC>
-PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, const int32_t* vis_end, int n) {
+PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, const int32_t* tile_vis_end,
+                                  int n) {
     const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
     for (int nb = 0; nb < kC / 8; ++nb) {
         PA_UNROLL
         for (int c = 0; c < 2; ++c) {
-            const int j = key0 + nb * 8 + tile::c_col(lc.t, c);
-            const int end = j < n ? vis_end[j] : 0;
+            const int jj = nb * 8 + tile::c_col(lc.t, c);
+            const int j = key0 + jj;
+            const int end = tile_vis_end[jj];
             PA_UNROLL
             for (int m = 0; m < kR / 16; ++m) {
                 PA_UNROLL
@@ -31,6 +34,18 @@ PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, co
                 }
             }
         }
+    }
+}
+
+// Copies vis_end of keys [key0, key0 + kKeys) into shared memory, one 4-byte cp.async per key
+// by the first kKeys threads (a row's vis_end starts at any 4-byte boundary, so 16-byte copies
+// would be misaligned), zero-filled past the row end (n).
+template <int kKeys>
+PA_DEVICE void load_tile_vis_end_async(int32_t* dst, const int32_t* row_vis_end, int key0, int n) {
+    const int c = (int)thread_idx_x();
+    if (c < kKeys) {
+        const bool valid = key0 + c < n;
+        cp_async_4_zfill(dst + c, valid ? row_vis_end + key0 + c : row_vis_end, valid);
     }
 }
 

@@ -16,7 +16,7 @@ namespace emu {
 enum class State : uint8_t { Runnable, AtBarrier, AtCollective, Done, Failed };
 
 // The collectives a warp can be gathered at.
-enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma };
+enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma, SyncWarp };
 
 const char *op_name(Op op, int variant);
 
@@ -32,6 +32,7 @@ struct PendingCopy {
     unsigned char *dst;
     const unsigned char *src;
     uint32_t group;
+    uint32_t bytes;  // 4, 8 or 16
     bool valid;
 };
 
@@ -119,7 +120,7 @@ bool same_site(Site x, Site y);
 // or the description of a rule the operands broke (e.g. an address outside shared memory).
 std::string compute_collective(Launch *L, Warp *w);
 
-// Lands one cp.async (16 bytes, or 16 zeros when its source is not valid).
+// Lands one cp.async (its bytes, or as many zeros when its source is not valid).
 void perform_copy(const PendingCopy &c);
 // Performs (and drops) a thread's queued copies of groups below `limit`.
 void complete_copies(Thread *t, uint32_t limit);

@@ -26,6 +26,7 @@ const char *op_name(Op op, int variant) {
         case Op::Mma:
             return variant == static_cast<int>(MmaKind::Bf16) ? "mma_m16n8k16_bf16"
                                                               : "mma_m16n8k16_f16";
+        case Op::SyncWarp: return "sync_warp";
         default: return "nothing";
     }
 }
@@ -153,6 +154,11 @@ void ldmatrix(uint32_t *regs, int count, bool trans, const void *row_addr, Site 
     for (int i = 0; i < count; i++) regs[i] = w->out[lane][i];
 }
 
+void sync_warp(Site site) {
+    Warp *w = arrive(Op::SyncWarp, 0, site);
+    finish_arrival(w);
+}
+
 void mma(MmaKind kind, float *d, const uint32_t *a, const uint32_t *b, const float *c, Site site) {
     Warp *w = arrive(Op::Mma, static_cast<int>(kind), site);
     const uint32_t lane = me()->view.lane;
@@ -163,27 +169,28 @@ void mma(MmaKind kind, float *d, const uint32_t *a, const uint32_t *b, const flo
     memcpy(d, w->d_frag[lane], sizeof w->d_frag[lane]);
 }
 
-void cp_async(void *smem_dst, const void *gmem_src, bool valid, Site site) {
+void cp_async(void *smem_dst, const void *gmem_src, bool valid, uint32_t bytes, Site site) {
     Launch *L = tl_launch;
     Thread *t = me();
     const uintptr_t dst = reinterpret_cast<uintptr_t>(smem_dst);
     const uintptr_t src = reinterpret_cast<uintptr_t>(gmem_src);
-    if (!in_smem(L, smem_dst, 16) || dst % 16 != 0) {
-        fail_thread(where(L, t) + ": cp_async_16 at " + site_str(site) +
-                    " targets an address that is not a 16-byte aligned slot inside the CTA's " +
+    const std::string what = "cp_async_" + std::to_string(bytes);
+    if (!in_smem(L, smem_dst, bytes) || dst % bytes != 0) {
+        fail_thread(where(L, t) + ": " + what + " at " + site_str(site) + " targets an address that is not a " +
+                    std::to_string(bytes) + "-byte aligned slot inside the CTA's " +
                     std::to_string(L->smem_bytes) + " bytes of dynamic shared memory (offset " +
                     std::to_string(static_cast<long long>(dst - reinterpret_cast<uintptr_t>(L->smem))) + ")");
     }
-    if (valid && (src % 16 != 0 || src == 0)) {
-        fail_thread(where(L, t) + ": cp_async_16 at " + site_str(site) +
-                    " reads from a global address that is not 16-byte aligned");
+    if (valid && (src % bytes != 0 || src == 0)) {
+        fail_thread(where(L, t) + ": " + what + " at " + site_str(site) +
+                    " reads from a global address that is not " + std::to_string(bytes) + "-byte aligned");
     }
     if (valid && in_smem(L, gmem_src, 1)) {
-        fail_thread(where(L, t) + ": cp_async_16 at " + site_str(site) +
+        fail_thread(where(L, t) + ": " + what + " at " + site_str(site) +
                     " reads from shared memory; its source must be global memory");
     }
     const PendingCopy copy{static_cast<unsigned char *>(smem_dst),
-                           static_cast<const unsigned char *>(gmem_src), t->committed_groups, valid};
+                           static_cast<const unsigned char *>(gmem_src), t->committed_groups, bytes, valid};
     const bool now = L->copy_timing == CopyTiming::AtIssue ||
                      (L->copy_timing == CopyTiming::Coin && (next_random(&L->rng) & 1u));
     if (now)
@@ -203,9 +210,9 @@ void cp_async_wait(int n, Site) {
 
 void perform_copy(const PendingCopy &c) {
     if (c.valid)
-        memcpy(c.dst, c.src, 16);
+        memcpy(c.dst, c.src, c.bytes);
     else
-        memset(c.dst, 0, 16);
+        memset(c.dst, 0, c.bytes);
 }
 
 void complete_copies(Thread *t, uint32_t limit) {

@@ -1,7 +1,7 @@
-// probe_cp_async: each thread queues one 16-byte copy (or zero-fill) per stage, one commit group
-// per stage, then completes them one cp.async.wait_group at a time; after each wait and a barrier
-// the stage is read back through another thread (a permutation), so a copy completed too late or
-// by the wrong wait shows up.
+// probe_cp_async: each thread queues one 16-byte copy (or zero-fill) per stage — in the last
+// stage as four 4-byte copies — one commit group per stage, then completes them one
+// cp.async.wait_group at a time; after each wait and a barrier the stage is read back through
+// another thread (a permutation), so a copy completed too late or by the wrong wait shows up.
 #include "../pa/kernel.cuh"
 
 namespace pa {
@@ -14,7 +14,13 @@ struct ProbeCpAsync : KernelSpec<PaProbeCpAsyncParams, 128> {
         uint32_t* smem = pa::dyn_smem<uint32_t>();  // 3 stages x 128 chunks x 4 words
         for (int s = 0; s < 3; s++) {
             const uint32_t chunk = s * 128 + t;
-            pa::cp_async_16_zfill(smem + chunk * 4, p.src + chunk * 4, p.valid[chunk] != 0);
+            if (s < 2) {
+                pa::cp_async_16_zfill(smem + chunk * 4, p.src + chunk * 4, p.valid[chunk] != 0);
+            } else {
+                for (int w = 0; w < 4; w++) {
+                    pa::cp_async_4_zfill(smem + chunk * 4 + w, p.src + chunk * 4 + w, p.valid[chunk] != 0);
+                }
+            }
             pa::cp_async_commit();
         }
         const uint32_t reader = (t * 5 + 3) % 128;  // the chunk this thread reads back

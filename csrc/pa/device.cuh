@@ -69,6 +69,11 @@ PA_DEVICE T* dyn_smem() {
 
 PA_DEVICE void sync_threads() { __syncthreads(); }
 
+// bar.warp.sync 0xffffffff: the warp's lanes reconverge here, and (to ptxas) no shared-memory
+// access moves across it; kernels also use it to bound how far the scheduler overlaps two
+// independent phases of a warp, when that overlap would spill registers.
+PA_DEVICE void sync_warp() { __syncwarp(); }
+
 // ---- warp shuffles (full mask, width 32) ----
 PA_DEVICE float shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 PA_DEVICE uint32_t shfl_xor(uint32_t v, int lane_mask) {
@@ -137,6 +142,12 @@ PA_DEVICE void cp_async_16(void* smem_dst, const void* gmem_src) {
 PA_DEVICE void cp_async_16_zfill(void* smem_dst, const void* gmem_src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem_dst)),
                  "l"(gmem_src), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+// 4 bytes (cp.async.ca: the .cg variant copies 16 bytes only); valid = false zero-fills them.
+PA_DEVICE void cp_async_4_zfill(void* smem_dst, const void* gmem_src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem_dst)), "l"(gmem_src),
+                 "r"(valid ? 4 : 0)
                  : "memory");
 }
 PA_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }

@@ -70,6 +70,7 @@ int run_grid(const char *kernel, const PaEmuLaunch *launch, const void *params,
              void (*entry)(const void *), uint32_t max_threads, PaEmuReport *report);
 
 void barrier(Site site);
+void sync_warp(Site site);
 enum class ShflMode : int { Xor = 0, Idx = 1 };
 uint32_t shfl(uint32_t v, int32_t b, ShflMode mode, Site site);
 void ldmatrix(uint32_t *regs, int count, bool trans, const void *row_addr, Site site);
@@ -82,7 +83,7 @@ inline void ldmatrix_into(uint32_t *const *regs, int count, bool trans, const vo
 }
 enum class MmaKind : int { Bf16 = 0, F16 = 1 };
 void mma(MmaKind kind, float *d, const uint32_t *a, const uint32_t *b, const float *c, Site site);
-void cp_async(void *smem_dst, const void *gmem_src, bool valid, Site site);
+void cp_async(void *smem_dst, const void *gmem_src, bool valid, uint32_t bytes, Site site);
 void cp_async_commit();
 void cp_async_wait(int n, Site site);
 
@@ -130,6 +131,10 @@ inline T *dyn_smem() {
 }
 
 inline void sync_threads(PA_SITE_DEFAULTS) { emu::barrier({pa_site_file, pa_site_line}); }
+
+// bar.warp.sync with the full mask: all 32 lanes of the warp must reach the same call (checked
+// like a collective).
+inline void sync_warp(PA_SITE_DEFAULTS) { emu::sync_warp({pa_site_file, pa_site_line}); }
 
 // ---- warp shuffles: PTX shfl.sync.{bfly,idx}.b32 with c = 0x1f (width 32) ----
 inline uint32_t shfl_xor(uint32_t v, int lane_mask, PA_SITE_DEFAULTS) {
@@ -185,11 +190,14 @@ inline void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2
 
 // ---- cp.async: lands at its issue or at the wait_group that completes its group (per schedule) ----
 inline void cp_async_16(void *smem_dst, const void *gmem_src, PA_SITE_DEFAULTS) {
-    emu::cp_async(smem_dst, gmem_src, true, {pa_site_file, pa_site_line});
+    emu::cp_async(smem_dst, gmem_src, true, 16, {pa_site_file, pa_site_line});
 }
 inline void cp_async_16_zfill(void *smem_dst, const void *gmem_src, bool valid,
                               PA_SITE_DEFAULTS) {
-    emu::cp_async(smem_dst, gmem_src, valid, {pa_site_file, pa_site_line});
+    emu::cp_async(smem_dst, gmem_src, valid, 16, {pa_site_file, pa_site_line});
+}
+inline void cp_async_4_zfill(void *smem_dst, const void *gmem_src, bool valid, PA_SITE_DEFAULTS) {
+    emu::cp_async(smem_dst, gmem_src, valid, 4, {pa_site_file, pa_site_line});
 }
 inline void cp_async_commit() { emu::cp_async_commit(); }
 template <int N>

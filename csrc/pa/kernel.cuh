@@ -7,10 +7,10 @@
 //   PA_DEVICE, PA_UNROLL; kernels are structs deriving pa::KernelSpec (entry.cuh), listed in
 //   csrc/registry.cuh, and defined per path by PA_DEFINE_KERNEL
 //   pa::thread_idx_x/_y/_z, block_idx_x/_y/_z, block_dim_x/_y/_z, grid_dim_x/_y/_z,
-//   thread_linear, lane_id, warp_id, dyn_smem<T>(), sync_threads(), trap()
+//   thread_linear, lane_id, warp_id, dyn_smem<T>(), sync_threads(), sync_warp(), trap()
 //   shfl_xor, shfl_idx (float, uint32_t), ldmatrix_x1/_x2/_x4[_trans],
 //   mma_m16n8k16_bf16 / _f16, MmaOp<T>::run
-//   cp_async_16, cp_async_16_zfill, cp_async_commit, cp_async_wait<N>
+//   cp_async_16, cp_async_16_zfill, cp_async_4_zfill, cp_async_commit, cp_async_wait<N>
 //   atomic_add_f32, exp2_fast, log2_fast (lg2.approx, the inverse of exp2_fast)
 //   bf16, f16, u32x4 (16-byte vector), to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2,
 //   pack2<T>, f32_as_u32 / u32_as_f32 (bit casts), opaque_u32 (an optimisation barrier)

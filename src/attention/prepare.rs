@@ -217,7 +217,8 @@ mod tests {
         assert_eq!(launch.kernel.name(), kernel.name);
         assert_eq!(launch.dims.grid, [2 * 3 * 8, 1, 1]);
         assert_eq!(launch.dims.block, [128, 1, 1]);
-        assert_eq!(launch.dims.smem_bytes, (64 + 4 * 64) * 128 * 2);
+        // Q, two stages of K and of V, two stages of the k tiles' vis_end.
+        assert_eq!(launch.dims.smem_bytes, (64 + 4 * 64) * 128 * 2 + 2 * 64 * 4);
         let p = launch.params;
         assert_eq!(
             (p.qkv.n, p.qkv.q_heads, p.qkv.kv_group, p.q_major.tiles),
