@@ -209,9 +209,9 @@ impl fmt::Display for Error {
             ),
             KernelsNotBuilt { reason } => write!(
                 f,
-                "prefix-attn was built without its CUDA kernels ({reason}). Install nvcc (for example \
-                 `pip install \"nvidia-cuda-nvcc==13.0.*\" \"nvidia-cuda-cccl==13.0.*\"` and point NVCC at \
-                 the installed bin/nvcc, or set CUDA_HOME) and rebuild"
+                "prefix-attn was built without its CUDA kernels ({reason}). Get nvcc 13.0 with \
+                 `{}` (or set CUDA_HOME to a CUDA 13 toolkit), then rebuild",
+                crate::cuda::GET_NVCC
             ),
             NoDevice { reason } => write!(f, "no usable CUDA device: {reason}"),
             Cuda { call, detail } => write!(f, "CUDA error in {call}: {detail}"),
