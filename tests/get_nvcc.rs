@@ -41,7 +41,9 @@ fn the_hint_runs_the_script_by_its_absolute_path() {
     assert_eq!(GET_NVCC, format!("export NVCC=\"$(bash '{script}')\""));
     // The same command as the README's, from anywhere.
     assert_eq!(
-        GET_NVCC.replace(&format!("'{ROOT}/"), "").replace("')", ")"),
+        GET_NVCC
+            .replace(&format!("'{ROOT}/"), "")
+            .replace("')", ")"),
         IN_A_CHECKOUT
     );
     let e = Error::KernelsNotBuilt {
@@ -53,7 +55,10 @@ fn the_hint_runs_the_script_by_its_absolute_path() {
 #[test]
 fn readme_and_ci_use_the_script_and_list_no_packages() {
     let readme = read("README.md");
-    assert!(readme.contains(IN_A_CHECKOUT), "README lacks {IN_A_CHECKOUT}");
+    assert!(
+        readme.contains(IN_A_CHECKOUT),
+        "README lacks {IN_A_CHECKOUT}"
+    );
     let ci = read(".ci/run");
     assert!(ci.contains("\"$(bash scripts/get-nvcc.sh)\""), ".ci/run");
     for (path, text) in [

@@ -201,7 +201,9 @@ impl RowBuilder {
             return bad("prefix + completions: no completions (k = 0)".into());
         }
         if let Some(c) = completion_lens.iter().position(|&l| l == 0) {
-            return bad(format!("prefix + completions: completion {c} has no tokens"));
+            return bad(format!(
+                "prefix + completions: completion {c} has no tokens"
+            ));
         }
         // The checks above leave nothing for the tree to refuse; its `sample` label is unused.
         let tree = Tree::prefix_completions(index, prompt_len, completion_lens)?;
