@@ -7,7 +7,7 @@
 # Installs into DIR (first argument; default $PREFIX_ATTN_CACHE/cuda-13.0, PREFIX_ATTN_CACHE
 # defaulting to ~/.cache/prefix-attn) unless DIR already holds a working nvcc, checks that it
 # runs, and prints its path as the only line on stdout (pip's output and notes go to stderr).
-# Needs python3 with pip and network access to PyPI; about 150 MB of wheels.
+# Needs python3 with pip and network access to PyPI; takes about 270 MB once installed.
 #
 # Every piece is pinned to 13.0: nvcc finds its own front end (nvvm: cicc) and headers (crt,
 # cccl, runtime) next to itself, and an unpinned pip pulls newer crt/nvvm wheels whose ptxas
