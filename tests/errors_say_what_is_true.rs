@@ -5,7 +5,7 @@ use half::bf16;
 use prefix_attn::attention::{forward_emulated, HostTensors, View};
 use prefix_attn::batch::{Batch, BatchOptions, Sample};
 use prefix_attn::emu::Schedule;
-use prefix_attn::layout::{RowBuilder, MAX_ROW_TOKENS};
+use prefix_attn::layout::{RowBuilder, MAX_ROW_TOKENS, ROW_HOST_BYTES_PER_TOKEN};
 use prefix_attn::mask::VisEnd;
 use prefix_attn::plan::Plan;
 use prefix_attn::{reference, AttnShape, Error};
@@ -222,6 +222,10 @@ fn absurd_row_sizes_are_refused_before_allocating() {
     b.document(10).unwrap();
     refused(b.prefix_completions(MAX_ROW_TOKENS - 10, &[1]).map(|_| ()));
     assert_eq!(b.len(), 10);
+
+    // The documented cost (README, layout::limits): 40 bytes per token on 64-bit hosts.
+    #[cfg(target_pointer_width = "64")]
+    assert_eq!(ROW_HOST_BYTES_PER_TOKEN, 40);
 
     // The batch builder pads rows up to a multiple of round_to: max_len bounds that.
     let samples = vec![Sample::completions(vec![1], vec![vec![2]])];
