@@ -11,6 +11,15 @@ pub enum Error {
     // ---- mask rule and row layouts ----
     /// A row has no tokens.
     EmptyRow { row: usize },
+    /// A batch (or a shape) has no rows at all; `what` names the argument.
+    NoRows { what: &'static str },
+    /// A row builder was asked for more tokens than [`crate::layout::MAX_ROW_TOKENS`] (each
+    /// built token keeps host metadata, so such a size is refused before allocating).
+    RowTooLong {
+        what: &'static str,
+        tokens: u128,
+        max: usize,
+    },
     /// `vis_end[index]` breaks `index <= vis_end[index] <= len`.
     VisEndOutOfRange {
         row: usize,
@@ -59,11 +68,15 @@ pub enum Error {
     NoCompletions { sample: usize },
     /// A completion has no tokens.
     EmptyCompletion { sample: usize, completion: usize },
-    /// A sample does not fit in one row and truncation was not asked for.
+    /// A sample does not fit in one row: truncation was not asked for (`truncated_len` is
+    /// `None`), or even truncated it does not fit (`truncated_len` is the fewest tokens
+    /// truncation can leave: every segment except the completions' last ones, plus one token
+    /// per completion).
     SampleTooLong {
         sample: usize,
         len: usize,
         max_len: usize,
+        truncated_len: Option<usize>,
     },
     /// A token id is not below the vocabulary size.
     TokenOutOfVocab {
@@ -71,6 +84,19 @@ pub enum Error {
         position: usize,
         token: u32,
         vocab: u32,
+    },
+
+    /// A logit the gather reads is NaN or +inf, or the target's own logit is -inf, so the
+    /// log-prob would be NaN or -inf. Names the completion, the scored token (`position` in the
+    /// completion's list), the flat logit row (`row * n + t`) and the vocabulary column;
+    /// `value` is `"NaN"`, `"+inf"` or `"-inf"`.
+    NonFiniteLogit {
+        sample: usize,
+        completion: usize,
+        position: usize,
+        logit_row: usize,
+        vocab_index: usize,
+        value: &'static str,
     },
 
     // ---- CUDA ----
@@ -95,6 +121,13 @@ impl fmt::Display for Error {
         use Error::*;
         match self {
             EmptyRow { row } => write!(f, "row {row} has no tokens"),
+            NoRows { what } => write!(f, "{what}: there are no rows (at least one is needed)"),
+            RowTooLong { what, tokens, max } => write!(
+                f,
+                "{what}: {tokens} tokens in one row is over the limit of {max} (a built row keeps \
+                 {} bytes of host metadata per token; see prefix_attn::layout::MAX_ROW_TOKENS)",
+                crate::layout::ROW_HOST_BYTES_PER_TOKEN
+            ),
             VisEndOutOfRange {
                 row,
                 index,
@@ -136,9 +169,21 @@ impl fmt::Display for Error {
                 sample,
                 len,
                 max_len,
+                truncated_len: None,
             } => write!(
                 f,
                 "sample {sample}: {len} tokens do not fit in a row of max_len {max_len} (truncation was not asked for)"
+            ),
+            SampleTooLong {
+                sample,
+                len,
+                max_len,
+                truncated_len: Some(shortest),
+            } => write!(
+                f,
+                "sample {sample}: {len} tokens do not fit in a row of max_len {max_len}, even \
+                 truncated: truncation only shortens completions, and with one token left per \
+                 completion the sample still has {shortest} tokens"
             ),
             TokenOutOfVocab {
                 sample,
@@ -149,11 +194,24 @@ impl fmt::Display for Error {
                 f,
                 "sample {sample}: token {token} at position {position} is not below the vocabulary size {vocab}"
             ),
+            NonFiniteLogit {
+                sample,
+                completion,
+                position,
+                logit_row,
+                vocab_index,
+                value,
+            } => write!(
+                f,
+                "sample {sample}, completion {completion}, scored token {position}: logit \
+                 [{logit_row}, {vocab_index}] is {value}, so its log-prob is undefined (NaN and \
+                 +inf are refused anywhere in a read logit row, -inf only at the target)"
+            ),
             KernelsNotBuilt { reason } => write!(
                 f,
-                "prefix-attn was built without its CUDA kernels ({reason}). Install nvcc (for example \
-                 `pip install \"nvidia-cuda-nvcc==13.0.*\" \"nvidia-cuda-cccl==13.0.*\"` and point NVCC at \
-                 the installed bin/nvcc, or set CUDA_HOME) and rebuild"
+                "prefix-attn was built without its CUDA kernels ({reason}). Get nvcc 13.0 with \
+                 `{}` (or set CUDA_HOME to a CUDA 13 toolkit), then rebuild",
+                crate::cuda::GET_NVCC
             ),
             NoDevice { reason } => write!(f, "no usable CUDA device: {reason}"),
             Cuda { call, detail } => write!(f, "CUDA error in {call}: {detail}"),

@@ -21,7 +21,10 @@ impl AttnShape {
     /// Checks what every caller needs: non-zero sizes, GQA divisibility, and element counts that
     /// fit the int32 token indexing of plans and kernels and the 64-bit element offsets.
     pub fn validate(&self) -> Result<()> {
-        if self.rows == 0 || self.n == 0 {
+        if self.rows == 0 {
+            return Err(Error::NoRows { what: "shape.rows" });
+        }
+        if self.n == 0 {
             return Err(Error::EmptyRow { row: 0 });
         }
         if self.kv_heads == 0 || self.q_heads == 0 || self.q_heads % self.kv_heads != 0 {

@@ -48,14 +48,15 @@ fn empty_rows_are_rejected() {
         validate_row(7, &[]).unwrap_err(),
         Error::EmptyRow { row: 7 }
     );
-    assert!(matches!(
-        VisEnd::new(0, vec![]),
-        Err(Error::EmptyRow { .. })
-    ));
+    assert_eq!(
+        VisEnd::new(0, vec![0]).unwrap_err(),
+        Error::EmptyRow { row: 0 }
+    );
+    assert!(matches!(VisEnd::new(0, vec![]), Err(Error::NoRows { .. })));
     let none: [Vec<i32>; 0] = [];
     assert!(matches!(
         VisEnd::from_rows(&none),
-        Err(Error::EmptyRow { .. })
+        Err(Error::NoRows { .. })
     ));
     assert_eq!(
         VisEnd::from_rows(&[vec![1], vec![]]).unwrap_err(),

@@ -299,7 +299,8 @@ fn truncation_only_when_asked_and_reported() {
         Err(Error::SampleTooLong {
             sample: 1,
             len: 16,
-            max_len: 10
+            max_len: 10,
+            truncated_len: None,
         })
     );
     let mut opts = opts;
@@ -335,7 +336,8 @@ fn truncation_only_when_asked_and_reported() {
         Err(Error::SampleTooLong {
             sample: 1,
             len: 16,
-            max_len: 5
+            max_len: 5,
+            truncated_len: Some(6),
         })
     );
 }

@@ -15,10 +15,14 @@
 //!   results (PTX documents a maximum relative error of about 2 ulp); results below 2^-126 are
 //!   flushed to zero on the device.
 //!
-//! Skipped, with the reason printed, without a device (or without nvcc at build time).
+//! Reported as ignored, with the reason, without a device or without nvcc at build time
+//! (tests/device_harness).
 
+#[macro_use]
+mod device_harness;
 mod emu_support;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
@@ -35,22 +39,14 @@ struct Device {
     stream: Arc<CudaStream>,
 }
 
+fn main() -> ExitCode {
+    device_harness::run(device_tests![probes_agree_with_the_gpu])
+}
+
 impl Device {
-    fn open() -> Option<Device> {
-        match Gpu::new(0) {
-            Ok(gpu) => {
-                let stream = gpu.default_stream();
-                Some(Device { gpu, stream })
-            }
-            Err(e) => {
-                // scripts/gpucheck/run.sh sets this: there, a skip must not pass as a success.
-                if std::env::var("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Ok("1") {
-                    panic!("PREFIX_ATTN_REQUIRE_GPU=1 but {e}");
-                }
-                eprintln!("skipping the GPU fidelity test: {e}");
-                None
-            }
-        }
+    fn new(gpu: Gpu) -> Device {
+        let stream = gpu.default_stream();
+        Device { gpu, stream }
     }
     fn up<T: DeviceRepr>(&self, data: &[T]) -> CudaSlice<T> {
         self.stream.clone_htod(data).expect("upload")
@@ -564,11 +560,8 @@ fn tile_ops(dev: &Device, f16: bool) {
     }
 }
 
-#[test]
-fn probes_agree_with_the_gpu() {
-    let Some(dev) = Device::open() else {
-        return;
-    };
+fn probes_agree_with_the_gpu(gpu: Gpu) {
+    let dev = Device::new(gpu);
     shfl(&dev);
     ldmatrix(&dev);
     cp_async(&dev);

@@ -1,12 +1,16 @@
 //! The forward kernels on a real device against the f64 reference: the emulator matrix, a subset
 //! of the emulator's edge cases (tests/forward_support/edge.rs: arbitrary `vis_end`, tile-boundary
 //! lengths, padding tiles, large scores, tiny scales, checkerboards, GQA 8:1, head-major views),
-//! large shapes (8k tokens, 32 query heads over 8 kv heads) and strided views. Every test skips with a
-//! printed reason when there is no device (or the crate was built without nvcc), unless
-//! `PREFIX_ATTN_REQUIRE_GPU=1` (set by scripts/gpucheck/run.sh), which turns a skip into a failure.
+//! large shapes (8k tokens, 32 query heads over 8 kv heads) and strided views. Without a device
+//! (or in a build without nvcc) every device test is reported as ignored with the reason, unless
+//! `PREFIX_ATTN_REQUIRE_GPU=1` (set by scripts/gpucheck/run.sh) makes it a failure
+//! (tests/device_harness). The host-side tests of the cases run everywhere.
 
+#[macro_use]
+mod device_harness;
 mod forward_support;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaStream, DeviceRepr};
@@ -30,20 +34,30 @@ struct Device {
     stream: Arc<CudaStream>,
 }
 
-fn device(test: &str) -> Option<Device> {
-    let gpu = match Gpu::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            if std::env::var("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("{test}: PREFIX_ATTN_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("skipping {test}: {e}");
-            return None;
-        }
-    };
-    let fwd = Forward::new(&gpu).expect("forward kernels load");
-    let stream = gpu.default_stream();
-    Some(Device { gpu, fwd, stream })
+fn main() -> ExitCode {
+    let mut trials = device_tests![
+        gpu_matrix_matches_reference,
+        gpu_is_deterministic,
+        gpu_edge_cases_match_reference,
+        gpu_edge_head_major_is_deterministic,
+        gpu_large_shapes_match_reference,
+        gpu_strided_views_match_dense,
+        gpu_sanitizer_case,
+    ];
+    trials.extend(host_tests![
+        large_cases_build_and_fit,
+        sub_heads_reference_equals_the_full_reference,
+        device_edge_cases_build,
+    ]);
+    device_harness::run(trials)
+}
+
+impl Device {
+    fn new(gpu: Gpu) -> Device {
+        let fwd = Forward::new(&gpu).expect("forward kernels load");
+        let stream = gpu.default_stream();
+        Device { gpu, fwd, stream }
+    }
 }
 
 /// Poisoned elements on each side of O and LSE on the device: a write outside a view lands there.
@@ -122,11 +136,8 @@ fn run_case<T: KernelElem + DeviceRepr>(dev: &Device, case: &Case) -> Result<(),
     check(case.name, case.dtype, &inp, &o, &lse)
 }
 
-#[test]
-fn gpu_matrix_matches_reference() {
-    let Some(dev) = device("gpu_matrix_matches_reference") else {
-        return;
-    };
+fn gpu_matrix_matches_reference(gpu: Gpu) {
+    let dev = Device::new(gpu);
     let failures: Vec<String> = matrix()
         .iter()
         .filter_map(|case| {
@@ -141,11 +152,8 @@ fn gpu_matrix_matches_reference() {
 }
 
 /// Repeated launches give bit-identical results (no races between CTAs or warps).
-#[test]
-fn gpu_is_deterministic() {
-    let Some(dev) = device("gpu_is_deterministic") else {
-        return;
-    };
+fn gpu_is_deterministic(gpu: Gpu) {
+    let dev = Device::new(gpu);
     let case = &matrix()[2];
     let inp = inputs::<bf16>(case);
     let first = run_dense(&dev, &inp);
@@ -190,11 +198,8 @@ fn device_edge_cases() -> Vec<Edge> {
 
 /// The edge cases on the device against the f64 reference, with the matrix's tolerances and
 /// checks (every element, exact 0 / -inf for queries that see no key) and guarded outputs.
-#[test]
-fn gpu_edge_cases_match_reference() {
-    let Some(dev) = device("gpu_edge_cases_match_reference") else {
-        return;
-    };
+fn gpu_edge_cases_match_reference(gpu: Gpu) {
+    let dev = Device::new(gpu);
     edge::run_all(
         &device_edge_cases(),
         |e| run_edge::<bf16>(&dev, e),
@@ -204,11 +209,8 @@ fn gpu_edge_cases_match_reference() {
 
 /// Head-major views, mixed rows and large scores (the emulator's race probe) give bit-identical
 /// results over repeated launches, and match the reference.
-#[test]
-fn gpu_edge_head_major_is_deterministic() {
-    let Some(dev) = device("gpu_edge_head_major_is_deterministic") else {
-        return;
-    };
+fn gpu_edge_head_major_is_deterministic(gpu: Gpu) {
+    let dev = Device::new(gpu);
     let e = edge::head_major_large_scores(71);
     let inp = e.inputs::<f16>();
     let (o, lse) = run_in_layout(&dev, e.layout, &inp).unwrap();
@@ -349,11 +351,8 @@ fn large_case<T: KernelElem + DeviceRepr>(dev: &Device, case: &Case) {
     check(name, case.dtype, &sub, &so, &sl).unwrap();
 }
 
-#[test]
-fn gpu_large_shapes_match_reference() {
-    let Some(dev) = device("gpu_large_shapes_match_reference") else {
-        return;
-    };
+fn gpu_large_shapes_match_reference(gpu: Gpu) {
+    let dev = Device::new(gpu);
     for case in large_cases() {
         match case.dtype {
             Dtype::Bf16 => large_case::<bf16>(&dev, &case),
@@ -366,7 +365,6 @@ fn gpu_large_shapes_match_reference() {
 /// rows are valid at n = 8k (the row builders refuse a layout longer than its row), the shape
 /// validates, the plan builds and the checked heads exist. Inputs and the reference (seconds at
 /// 8k) are left to the device run.
-#[test]
 fn large_cases_build_and_fit() {
     let cases = large_cases();
     assert_eq!(cases.len(), 2);
@@ -396,7 +394,6 @@ fn large_cases_build_and_fit() {
 
 /// [`sub_heads`] + [`pick_heads`] (how the large cases are checked) on a small GQA case: the
 /// reference of the sub-problem equals the full reference at the picked heads.
-#[test]
 fn sub_heads_reference_equals_the_full_reference() {
     let case = &matrix()[1]; // gqa 4, d128, ragged n = 200
     let inp = inputs::<f16>(case);
@@ -440,7 +437,6 @@ fn sub_heads_reference_equals_the_full_reference() {
 
 /// The device subset of the edge cases builds on the host (rows, plans, inputs: small shapes),
 /// and is the 23 cases the docs promise.
-#[test]
 fn device_edge_cases_build() {
     let cases = device_edge_cases();
     assert_eq!(cases.len(), 23);
@@ -457,11 +453,8 @@ fn device_edge_cases_build() {
 
 /// Q, K and V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer, O inside a
 /// wider buffer: the gaps of O stay poisoned, the result matches the dense run.
-#[test]
-fn gpu_strided_views_match_dense() {
-    let Some(dev) = device("gpu_strided_views_match_dense") else {
-        return;
-    };
+fn gpu_strided_views_match_dense(gpu: Gpu) {
+    let dev = Device::new(gpu);
     let case = &matrix()[3];
     let inp = inputs::<f16>(case);
     let sh = inp.shape;
@@ -512,11 +505,8 @@ fn gpu_strided_views_match_dense() {
 
 /// Two small cases (a fully padded row, a ragged d128 row with prefix sharing) for
 /// compute-sanitizer memcheck and racecheck in scripts/gpucheck/run.sh.
-#[test]
-fn gpu_sanitizer_case() {
-    let Some(dev) = device("gpu_sanitizer_case") else {
-        return;
-    };
+fn gpu_sanitizer_case(gpu: Gpu) {
+    let dev = Device::new(gpu);
     let all = matrix();
     for case in [&all[7], &all[4]] {
         run_case::<f16>(&dev, case).unwrap();

@@ -1,21 +1,25 @@
 //! The whole device path from day one: nvcc-compiled fatbin embedded in the crate, loaded through
-//! the driver API, a kernel launched, the result read back. Skips (printing why) without a device.
+//! the driver API, a kernel launched, the result read back. Without a device the device test is
+//! reported as ignored, with the reason (tests/device_harness).
 
-use prefix_attn::cuda::Gpu;
+#[macro_use]
+mod device_harness;
 
-#[test]
-fn fill_writes_every_element_on_the_device() {
-    let gpu = match Gpu::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            // scripts/gpucheck/run.sh sets this: there, a skip would hide a broken device path.
-            if std::env::var("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("PREFIX_ATTN_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("SKIPPED fill_writes_every_element_on_the_device: {e}");
-            return;
-        }
-    };
+use std::process::ExitCode;
+
+use prefix_attn::cuda::{Gpu, GET_NVCC};
+use prefix_attn::Error;
+
+fn main() -> ExitCode {
+    let mut trials = device_tests![fill_writes_every_element_on_the_device];
+    trials.extend(host_tests![
+        no_device_is_an_error_not_a_panic,
+        a_build_without_kernels_says_how_to_get_nvcc,
+    ]);
+    device_harness::run(trials)
+}
+
+fn fill_writes_every_element_on_the_device(gpu: Gpu) {
     let stream = gpu.default_stream();
     // An odd length so the grid-stride tail is exercised; a pattern that differs from the
     // allocation's prior contents (we upload a different one first).
@@ -33,11 +37,20 @@ fn fill_writes_every_element_on_the_device() {
     }
 }
 
-#[test]
 fn no_device_is_an_error_not_a_panic() {
     // Whatever this machine has, asking for an absurd ordinal must come back as Err.
     match Gpu::new(1_000) {
         Ok(_) => panic!("device 1000 cannot exist"),
         Err(e) => eprintln!("Gpu::new(1000) -> {e}"),
     }
+}
+
+/// The reason a device test prints when it is ignored for a build without kernels carries the
+/// command that gets nvcc (tests/get_nvcc.rs checks that command against the script, the README
+/// and CI).
+fn a_build_without_kernels_says_how_to_get_nvcc() {
+    let e = Error::KernelsNotBuilt {
+        reason: "nvcc was not found".into(),
+    };
+    assert!(device_harness::skip_reason(&e).contains(GET_NVCC), "{e}");
 }

@@ -281,21 +281,16 @@ fn completions_start_at_prompt_length() {
 fn bad_layouts_are_typed_errors() {
     let mut b = RowBuilder::new();
     b.document(2).unwrap();
-    assert!(matches!(
-        b.prefix_completions(0, &[1]),
-        Err(Error::EmptyPrompt { sample: 1 })
-    ));
-    assert!(matches!(
-        b.prefix_completions(2, &[]),
-        Err(Error::NoCompletions { sample: 1 })
-    ));
-    assert!(matches!(
-        b.prefix_completions(2, &[3, 0]),
-        Err(Error::EmptyCompletion {
-            sample: 1,
-            completion: 1
-        })
-    ));
+    for (prompt, completions) in [(0, &[1][..]), (2, &[]), (2, &[3, 0])] {
+        assert!(matches!(
+            b.prefix_completions(prompt, completions),
+            Err(Error::InvalidSegment {
+                what: "row item",
+                index: 1,
+                ..
+            })
+        ));
+    }
     assert!(matches!(
         b.document(0),
         Err(Error::InvalidSegment {

@@ -5,7 +5,13 @@
 //! Every launch runs under all three schedules with guarded, poisoned outputs, and every
 //! per-token log-prob and per-completion sum is compared with the CPU gather in f64 within the
 //! bound of [`token_tolerance`]. Bad inputs must be typed errors. A GPU test compares the device
-//! with the CPU gather the same way (skipped with the reason printed without a device).
+//! with the CPU gather the same way (reported as ignored, with the reason, without a device:
+//! tests/device_harness).
+
+#[macro_use]
+mod device_harness;
+
+use std::process::ExitCode;
 
 use half::{bf16, f16};
 use prefix_attn::batch::{
@@ -17,6 +23,18 @@ use prefix_attn::reference::Element;
 use prefix_attn::Error;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+fn main() -> ExitCode {
+    let mut trials = host_tests![
+        bf16_logits_match_the_cpu_gather,
+        f16_logits_match_the_cpu_gather,
+        f32_logits_match_the_cpu_gather,
+        rising_logits_exercise_the_online_rescale,
+        bad_inputs_are_typed_errors,
+    ];
+    trials.extend(device_tests![gpu_gather_matches_the_cpu_gather]);
+    device_harness::run(trials)
+}
 
 /// Output poison: a NaN, so an entry the kernels did not write fails every comparison.
 const POISON: f32 = f32::from_bits(0x7fc0_dead);
@@ -201,24 +219,20 @@ fn all_layouts<T: GatherElement>(seed: u64) {
     }
 }
 
-#[test]
 fn bf16_logits_match_the_cpu_gather() {
     all_layouts::<bf16>(0x9a7_0100);
 }
 
-#[test]
 fn f16_logits_match_the_cpu_gather() {
     all_layouts::<f16>(0x9a7_0200);
 }
 
-#[test]
 fn f32_logits_match_the_cpu_gather() {
     all_layouts::<f32>(0x9a7_0300);
 }
 
 /// A row of 3000 with its maximum near the end: every thread rescales its running sum several
 /// times (the online max path), still within the bound.
-#[test]
 fn rising_logits_exercise_the_online_rescale() {
     let samples = vec![Sample::completions(
         vec![1, 2],
@@ -244,7 +258,6 @@ fn rising_logits_exercise_the_online_rescale() {
     );
 }
 
-#[test]
 fn bad_inputs_are_typed_errors() {
     let mut rng = StdRng::seed_from_u64(0xbad);
     let samples = samples(&mut rng, 3, 50);
@@ -301,20 +314,9 @@ fn bad_inputs_are_typed_errors() {
     ));
 }
 
-/// The device against the CPU gather (part of the GPU check; skipped without a device).
-#[test]
-fn gpu_gather_matches_the_cpu_gather() {
-    let gpu = match Gpu::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            // scripts/gpucheck/run.sh sets this: there, a skip must not pass as a success.
-            if std::env::var("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("PREFIX_ATTN_REQUIRE_GPU=1 but {e}");
-            }
-            println!("skipping the GPU gather test: {e}");
-            return;
-        }
-    };
+/// The device against the CPU gather (part of the GPU check; reported as ignored without a
+/// device).
+fn gpu_gather_matches_the_cpu_gather(gpu: Gpu) {
     let stream = gpu.default_stream();
     let mut rng = StdRng::seed_from_u64(0x9a7_0400);
     // A realistic padded vocabulary as well as the small ones.

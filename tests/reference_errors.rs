@@ -165,15 +165,20 @@ fn bad_shapes_are_rejected() {
         |e| matches!(e, Error::UnsupportedHeadDim { head_dim: 0 }),
         "head_dim 0",
     );
-    for (rows, n) in [(0, 4), (2, 0)] {
-        let shape = AttnShape { rows, n, ..SHAPE };
-        expect_both(
-            &shape,
-            &vis(),
-            [0; 4],
-            0.5,
-            |e| matches!(e, Error::EmptyRow { .. }),
-            "empty",
-        );
-    }
+    expect_both(
+        &AttnShape { rows: 0, ..SHAPE },
+        &vis(),
+        [0; 4],
+        0.5,
+        |e| matches!(e, Error::NoRows { .. }),
+        "no rows",
+    );
+    expect_both(
+        &AttnShape { n: 0, ..SHAPE },
+        &vis(),
+        [0; 4],
+        0.5,
+        |e| matches!(e, Error::EmptyRow { .. }),
+        "empty rows",
+    );
 }

@@ -75,14 +75,18 @@ impl LogProbMap {
     /// log-softmax in f64 at each needed position. A target not below `vocab` is
     /// `TokenOutOfVocab` naming the sample, with `position` = the index of that scored token in
     /// its completion's list.
+    ///
+    /// Every logit row that is read must be usable: NaN or +inf anywhere in it, or -inf at the
+    /// target, is [`Error::NonFiniteLogit`] naming the completion, the scored token and the
+    /// logit (a NaN would otherwise spread silently into the sums). -inf elsewhere is a masked
+    /// vocabulary entry: probability 0, it adds nothing to the log-sum-exp.
     pub fn gather<T: Element>(&self, logits: &[T], vocab: usize) -> Result<LogProbs> {
         self.check(logits.len(), vocab)?;
-        let per_token: Vec<f64> = (0..self.targets.len())
-            .map(|e| {
-                let row = self.row(logits, vocab, e);
-                row[self.targets[e] as usize] - log_sum_exp(&row)
-            })
-            .collect();
+        let mut per_token = Vec::with_capacity(self.targets.len());
+        for e in 0..self.targets.len() {
+            let row = self.row(logits, vocab, e)?;
+            per_token.push(row[self.targets[e] as usize] - log_sum_exp(&row));
+        }
         let sums = self
             .offsets
             .windows(2)
@@ -97,7 +101,8 @@ impl LogProbMap {
 
     /// The gradient of a loss with respect to the logits, given its gradient `d_token` with
     /// respect to each gathered log-prob (per entry): `d logits[p] += g * (onehot(target) -
-    /// softmax(logits[p]))`. Logit rows no completion reads get 0.
+    /// softmax(logits[p]))`. Logit rows no completion reads get 0. Logits are checked as in
+    /// [`Self::gather`].
     pub fn backward<T: Element>(
         &self,
         logits: &[T],
@@ -114,7 +119,7 @@ impl LogProbMap {
         }
         let mut d_logits = vec![0.0; logits.len()];
         for (e, &g) in d_token.iter().enumerate() {
-            let row = self.row(logits, vocab, e);
+            let row = self.row(logits, vocab, e)?;
             let lse = log_sum_exp(&row);
             let at = self.logit_rows[e] as usize * vocab;
             for (x, d) in row.iter().zip(&mut d_logits[at..at + vocab]) {
@@ -148,10 +153,16 @@ impl LogProbMap {
                 detail: "0".into(),
             });
         }
-        if len != self.positions * vocab {
+        let Some(expected) = self.positions.checked_mul(vocab) else {
+            return Err(Error::IndexOverflow {
+                what: "logits length rows * n * vocab",
+                value: self.positions as u128 * vocab as u128,
+            });
+        };
+        if len != expected {
             return Err(Error::LengthMismatch {
                 what: "logits [rows, n, vocab]",
-                expected: self.positions * vocab,
+                expected,
                 got: len,
             });
         }
@@ -174,9 +185,38 @@ impl LogProbMap {
         Ok(())
     }
 
-    fn row<T: Element>(&self, logits: &[T], vocab: usize, e: usize) -> Vec<f64> {
+    /// The logit row entry `e` reads, widened to f64, once it is known to be usable (see
+    /// [`Self::gather`]).
+    fn row<T: Element>(&self, logits: &[T], vocab: usize, e: usize) -> Result<Vec<f64>> {
         let at = self.logit_rows[e] as usize * vocab;
-        logits[at..at + vocab].iter().map(|x| x.to_f64()).collect()
+        let row: Vec<f64> = logits[at..at + vocab].iter().map(|x| x.to_f64()).collect();
+        let target = self.targets[e] as usize;
+        let bad = row.iter().enumerate().find_map(|(j, &x)| {
+            if x.is_nan() {
+                Some((j, "NaN"))
+            } else if x == f64::INFINITY {
+                Some((j, "+inf"))
+            } else if x == f64::NEG_INFINITY && j == target {
+                Some((j, "-inf"))
+            } else {
+                None
+            }
+        });
+        match bad {
+            None => Ok(row),
+            Some((vocab_index, value)) => {
+                // The completion owning entry e: the last offset at or below e.
+                let c = self.offsets.partition_point(|&o| o <= e) - 1;
+                Err(Error::NonFiniteLogit {
+                    sample: self.completions[c].sample,
+                    completion: self.completions[c].completion,
+                    position: e - self.offsets[c],
+                    logit_row: self.logit_rows[e] as usize,
+                    vocab_index,
+                    value,
+                })
+            }
+        }
     }
 }
 

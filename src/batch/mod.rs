@@ -14,8 +14,10 @@
 //!   device, [`EmuLogProbGather`] on the CPU emulator, both prepared by [`LogProbGatherPlan`].
 //!
 //! Bad input (empty prompt or completion, k = 0, a sample longer than `max_len` without
-//! [`BatchOptions::truncate`], a token id beyond [`BatchOptions::vocab`]) is a typed
-//! [`crate::Error`] naming the sample index.
+//! [`BatchOptions::truncate`] or too long even truncated, a token id beyond
+//! [`BatchOptions::vocab`]) is a typed [`crate::Error`] naming the sample index; a NaN or
+//! infinite logit the gather reads is [`crate::Error::NonFiniteLogit`] (see
+//! [`LogProbMap::gather`]).
 
 mod logprob;
 mod logprob_emu;

@@ -1,11 +1,12 @@
 //! How samples become rows.
 
 use crate::error::{Error, Result};
+use crate::layout::MAX_ROW_TOKENS;
 
 /// Options of [`crate::batch::Batch::shared`] and [`crate::batch::Batch::paired`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOptions {
-    /// Row capacity in tokens; a sample must fit in one row.
+    /// Row capacity in tokens, at most [`MAX_ROW_TOKENS`]; a sample must fit in one row.
     pub max_len: usize,
     /// When set, every token id must be below it.
     pub vocab: Option<u32>,
@@ -32,10 +33,19 @@ impl BatchOptions {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.max_len == 0 || self.max_len > i32::MAX as usize {
+        if self.max_len == 0 {
             return Err(Error::InvalidArgument {
                 what: "max_len",
-                detail: format!("{} is not in 1..=i32::MAX", self.max_len),
+                detail: "0: a row needs at least one token".into(),
+            });
+        }
+        // Rows are padded up to a multiple of round_to (at most max_len), so max_len bounds the
+        // host memory of every row built.
+        if self.max_len > MAX_ROW_TOKENS {
+            return Err(Error::RowTooLong {
+                what: "BatchOptions::max_len",
+                tokens: self.max_len as u128,
+                max: MAX_ROW_TOKENS,
             });
         }
         if let Some(m) = self.round_to {

@@ -1,7 +1,9 @@
 //! Truncation, only when asked for: a sample longer than `max_len` loses tokens from the ends of
 //! its completions (leaf segments), always from the currently longest one (the later one on a
 //! tie), so the prompt and every completion survive with at least one token. What was cut is
-//! reported. Without the option, or when even that cannot fit, it is `SampleTooLong`.
+//! reported. Without the option it is `SampleTooLong`; when even that cannot fit (the prompt or
+//! shared segments alone are too long), `SampleTooLong` carries the shortest length truncation
+//! could reach.
 
 use std::collections::BinaryHeap;
 
@@ -26,16 +28,16 @@ pub(crate) fn fit(s: &mut Checked, max_len: usize, truncate: bool) -> Result<Vec
     if total <= max_len {
         return Ok(Vec::new());
     }
-    let too_long = Error::SampleTooLong {
-        sample: s.sample,
-        len: total,
-        max_len,
-    };
     let leaves = s.tree.layout_tree()?.leaves();
     let cuttable: usize = leaves.iter().map(|&l| s.tree.tokens[l].len() - 1).sum();
     let excess = total - max_len;
     if !truncate || cuttable < excess {
-        return Err(too_long);
+        return Err(Error::SampleTooLong {
+            sample: s.sample,
+            len: total,
+            max_len,
+            truncated_len: truncate.then_some(total - cuttable),
+        });
     }
     let mut heap: BinaryHeap<(usize, usize)> = leaves
         .iter()

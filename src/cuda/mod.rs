@@ -28,6 +28,15 @@ use crate::registry::{Arch, KernelInfo, KernelParams, KernelRef};
 // layout tests check it), passed to kernels by value.
 unsafe impl DeviceRepr for PaFillParams {}
 
+/// The command that gets nvcc 13.0 and points the build at it: scripts/get-nvcc.sh of this
+/// crate's source (the README, CI and the GPU tests' skip messages use the same script), which
+/// pip-installs the five pinned 13.0 packages and prints nvcc's path. Rebuild after running it.
+pub const GET_NVCC: &str = concat!(
+    "export NVCC=\"$(bash '",
+    env!("CARGO_MANIFEST_DIR"),
+    "/scripts/get-nvcc.sh')\""
+);
+
 /// The fatbin nvcc built from csrc/, when it did.
 #[cfg(pa_fatbin)]
 fn fatbin() -> Result<&'static [u8]> {

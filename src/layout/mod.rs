@@ -28,10 +28,12 @@
 //! # Ok::<(), prefix_attn::Error>(())
 //! ```
 
+pub mod limits;
 pub mod paired;
 pub mod row;
 pub mod tree;
 
+pub use limits::{MAX_ROW_TOKENS, ROW_HOST_BYTES_PER_TOKEN};
 pub use paired::PairedSeq;
 pub use row::{Item, ItemKind, Role, Row, RowBuilder, TokenInfo};
 pub use tree::{Placement, Tree};

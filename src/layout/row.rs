@@ -4,6 +4,7 @@
 //! segment, exactly as if each root-to-leaf path were its own sequence.
 
 use crate::error::{Error, Result};
+use crate::layout::limits::MAX_ROW_TOKENS;
 use crate::layout::paired::PairedSeq;
 use crate::layout::tree::{Placement, Tree};
 use crate::mask::rule::validate_row;
@@ -136,6 +137,8 @@ impl Item {
 }
 
 /// Appends items to a row; [`RowBuilder::finish`] pads it and checks the result against the rule.
+/// A row keeps [`crate::layout::ROW_HOST_BYTES_PER_TOKEN`] bytes of host metadata per token and
+/// may have at most [`MAX_ROW_TOKENS`] tokens (more is `RowTooLong`, refused before allocating).
 #[derive(Debug, Clone, Default)]
 pub struct RowBuilder {
     vis_end: Vec<i32>,
@@ -176,13 +179,34 @@ impl RowBuilder {
     }
 
     /// A prompt of `prompt_len` tokens followed by its completions, laid out
-    /// `[prompt | c0 | c1 | ...]`. Errors name the item index as the sample.
+    /// `[prompt | c0 | c1 | ...]`. An empty prompt or completion, or no completion, is
+    /// `InvalidSegment` naming the row item (its index in this row).
     pub fn prefix_completions(
         &mut self,
         prompt_len: usize,
         completion_lens: &[usize],
     ) -> Result<usize> {
-        let tree = Tree::prefix_completions(self.items.len(), prompt_len, completion_lens)?;
+        let index = self.items.len();
+        let bad = |detail: String| {
+            Err(Error::InvalidSegment {
+                what: "row item",
+                index,
+                detail,
+            })
+        };
+        if prompt_len == 0 {
+            return bad("prefix + completions: the prompt has no tokens".into());
+        }
+        if completion_lens.is_empty() {
+            return bad("prefix + completions: no completions (k = 0)".into());
+        }
+        if let Some(c) = completion_lens.iter().position(|&l| l == 0) {
+            return bad(format!(
+                "prefix + completions: completion {c} has no tokens"
+            ));
+        }
+        // The checks above leave nothing for the tree to refuse; its `sample` label is unused.
+        let tree = Tree::prefix_completions(index, prompt_len, completion_lens)?;
         self.push(ItemKind::PrefixCompletions, tree)
     }
 
@@ -224,12 +248,15 @@ impl RowBuilder {
         })
     }
 
+    /// The row length after appending `len` tokens, if it stays within [`MAX_ROW_TOKENS`]
+    /// (checked before anything is allocated).
     fn checked_end(&self, len: usize) -> Result<usize> {
         match self.len().checked_add(len) {
-            Some(end) if end <= i32::MAX as usize => Ok(end),
-            _ => Err(Error::IndexOverflow {
-                what: "row length",
-                value: self.len() as u128 + len as u128,
+            Some(end) if end <= MAX_ROW_TOKENS => Ok(end),
+            _ => Err(Error::RowTooLong {
+                what: "RowBuilder",
+                tokens: self.len() as u128 + len as u128,
+                max: MAX_ROW_TOKENS,
             }),
         }
     }

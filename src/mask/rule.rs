@@ -58,12 +58,22 @@ pub struct VisEnd {
 }
 
 impl VisEnd {
-    /// `data` holds `rows * n` entries, row after row.
+    /// `data` holds `rows * n` entries, row after row (at least one row).
     pub fn new(n: usize, data: Vec<i32>) -> Result<Self> {
+        if data.is_empty() {
+            return Err(Error::NoRows { what: "vis_end" });
+        }
         if n == 0 {
             return Err(Error::EmptyRow { row: 0 });
         }
-        if data.is_empty() || data.len() % n != 0 {
+        // Before the length check: a length that cannot be a row is the culprit, not `data`.
+        if n > i32::MAX as usize {
+            return Err(Error::IndexOverflow {
+                what: "row length n",
+                value: n as u128,
+            });
+        }
+        if data.len() % n != 0 {
             return Err(Error::LengthMismatch {
                 what: "vis_end (a multiple of the row length n)",
                 expected: n * (data.len() / n).max(1),
@@ -82,10 +92,12 @@ impl VisEnd {
         Ok(Self { n, data })
     }
 
-    /// One `vis_end` per row; all rows must have the same length.
+    /// One `vis_end` per row (at least one); all rows must have the same length.
     pub fn from_rows<R: AsRef<[i32]>>(rows: &[R]) -> Result<Self> {
         let Some(first) = rows.first() else {
-            return Err(Error::EmptyRow { row: 0 });
+            return Err(Error::NoRows {
+                what: "VisEnd::from_rows",
+            });
         };
         let n = first.as_ref().len();
         let mut data = Vec::with_capacity(n * rows.len());
