@@ -15,11 +15,15 @@
 //! - [`plan`]: a batch's plan (vis_end + block lists, uploaded once), reused by every layer.
 //! - [`attention`]: the forward kernels on a device ([`attention::Forward`]) or on the emulator
 //!   ([`attention::forward_emulated`]); docs/forward.md.
+//! - [`cpu`]: multi-threaded f32 attention (block-skipping), SwiGLU MLP and attention layer on the
+//!   CPU: what `cargo bench` times without a GPU.
+//! - [`rotary`]: rotary position embedding tables (position ids from the layout).
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 
 pub mod attention;
 pub mod batch;
+pub mod cpu;
 pub mod cuda;
 pub mod emu;
 pub mod error;
@@ -29,6 +33,7 @@ pub mod layout;
 pub mod mask;
 pub mod plan;
 pub mod reference;
+pub mod rotary;
 pub mod shape;
 
 pub use error::{Error, Result};
