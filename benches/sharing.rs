@@ -54,8 +54,14 @@ fn fail(msg: &str) -> ! {
 
 fn main() {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let forced_cpu = matches!(env("PREFIX_ATTN_BENCH_CPU").as_deref(), Some("1" | "true" | "yes"));
-    let cases_only = matches!(env("PREFIX_ATTN_BENCH_CASES_ONLY").as_deref(), Some("1" | "true" | "yes"));
+    let forced_cpu = matches!(
+        env("PREFIX_ATTN_BENCH_CPU").as_deref(),
+        Some("1" | "true" | "yes")
+    );
+    let cases_only = matches!(
+        env("PREFIX_ATTN_BENCH_CASES_ONLY").as_deref(),
+        Some("1" | "true" | "yes")
+    );
     // Cases only needs no device: the GPU sweep's problems are host data.
     let (mode, device) = if forced_cpu {
         (Mode::Cpu, Err("PREFIX_ATTN_BENCH_CPU is set".to_string()))
@@ -78,8 +84,13 @@ fn main() {
     if cfg.cases_only {
         std::fs::create_dir_all(&cfg.out_dir).unwrap_or_else(|e| fail(&e.to_string()));
         let path = cfg.out_dir.join("cases.json");
-        std::fs::write(&path, files::cases_json(&cfg, &cases)).unwrap_or_else(|e| fail(&e.to_string()));
-        println!("prefix-attn bench: {} cases written to {}", cases.len(), path.display());
+        std::fs::write(&path, files::cases_json(&cfg, &cases))
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        println!(
+            "prefix-attn bench: {} cases written to {}",
+            cases.len(),
+            path.display()
+        );
         return;
     }
 
@@ -141,7 +152,11 @@ fn main() {
         Mode::Cpu => "CPU mode: the crate's CPU path (f32), not the GPU kernels",
         Mode::Gpu => "GPU mode",
     };
-    let mut md = format!("# prefix-attn bench: {label}\n\n{} - {}\n\n", device_name, cfg.model.describe());
+    let mut md = format!(
+        "# prefix-attn bench: {label}\n\n{} - {}\n\n",
+        device_name,
+        cfg.model.describe()
+    );
     for t in &tables {
         print!("{}", t.console());
         md += &t.markdown();

@@ -71,6 +71,10 @@ PA_EMU_DECLARE(pa_logprob_gather_bf16, PaLogProbGatherParams)
 PA_EMU_DECLARE(pa_logprob_gather_f16, PaLogProbGatherParams)
 PA_EMU_DECLARE(pa_logprob_gather_f32, PaLogProbGatherParams)
 PA_EMU_DECLARE(pa_segment_sum_f32, PaSegmentSumParams)
+PA_EMU_DECLARE(pa_swiglu_bf16, PaSwigluParams)
+PA_EMU_DECLARE(pa_swiglu_f16, PaSwigluParams)
+PA_EMU_DECLARE(pa_rotary_bf16, PaRotaryParams)
+PA_EMU_DECLARE(pa_rotary_f16, PaRotaryParams)
 
 /* ---- test and probe kernels (csrc/pa_test_params.h) ---- */
 PA_EMU_DECLARE(emu_gemm_tile, PaEmuGemmTileParams)

@@ -17,6 +17,7 @@
 //!   ([`attention::forward_emulated`]); docs/forward.md.
 //! - [`cpu`]: multi-threaded f32 attention (block-skipping), SwiGLU MLP and attention layer on the
 //!   CPU: what `cargo bench` times without a GPU.
+//! - [`ops`]: the SwiGLU and rotary kernels and cuBLAS GEMMs (an MLP and an attention layer).
 //! - [`rotary`]: rotary position embedding tables (position ids from the layout).
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
@@ -31,6 +32,7 @@ pub mod ffi;
 pub mod launch;
 pub mod layout;
 pub mod mask;
+pub mod ops;
 pub mod plan;
 pub mod reference;
 pub mod rotary;

@@ -121,7 +121,13 @@ pub fn points(c: &Config) -> Vec<Point> {
     for &k in &c.group_ks {
         out.push(Point::new(Family::Group, mid, GROUP_RATIO, k, 1));
     }
-    out.push(Point::new(Family::Packed, mid, GROUP_RATIO, 2, c.packed_per_row));
+    out.push(Point::new(
+        Family::Packed,
+        mid,
+        GROUP_RATIO,
+        2,
+        c.packed_per_row,
+    ));
     out
 }
 

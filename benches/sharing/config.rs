@@ -165,10 +165,14 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         let m = &self.model;
         if m.hidden == 0 || m.ffn == 0 || m.head_dim == 0 || m.head_dim % 2 != 0 {
-            return Err(format!("model {m:?}: sizes must be positive, head_dim even"));
+            return Err(format!(
+                "model {m:?}: sizes must be positive, head_dim even"
+            ));
         }
         if m.kv_heads == 0 || m.q_heads % m.kv_heads != 0 {
-            return Err(format!("model {m:?}: q_heads must be a multiple of kv_heads"));
+            return Err(format!(
+                "model {m:?}: q_heads must be a multiple of kv_heads"
+            ));
         }
         if self.prefixes.is_empty() || self.ratios.is_empty() {
             return Err("the sweep needs at least one prefix length and one ratio".into());

@@ -70,9 +70,8 @@ impl Runner for Cpu {
         let m = &self.model;
         let tokens = p.tokens();
         let shape = self.shape(p);
-        let attention = || {
-            CpuAttention::new(p.vis_end.clone(), CpuAttention::default_tile()).map_err(err)
-        };
+        let attention =
+            || CpuAttention::new(p.vis_end.clone(), CpuAttention::default_tile()).map_err(err);
         let scale = 1.0 / (m.head_dim as f32).sqrt();
         let run: Timed<'a> = match op {
             Op::Mlp => {
@@ -98,8 +97,8 @@ impl Runner for Cpu {
             }
             Op::Layer => {
                 let a = attention()?;
-                let table =
-                    RotaryTable::for_positions(m.head_dim, &p.positions, DEFAULT_THETA).map_err(err)?;
+                let table = RotaryTable::for_positions(m.head_dim, &p.positions, DEFAULT_THETA)
+                    .map_err(err)?;
                 let x = random(tokens * m.hidden, 8);
                 timed(move || self.layer.forward(&a, &x, &p.positions, &table).map(drop))
             }

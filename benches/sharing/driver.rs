@@ -59,7 +59,9 @@ pub fn run(
                 let slot = results.add(op, point, format, problem, &cfg.model, ideal);
                 match runner.prepare(op, problem) {
                     Ok(timed) => {
-                        bench(&mut g, op, point, format, problem, cfg, timed, results, slot);
+                        bench(
+                            &mut g, op, point, format, problem, cfg, timed, results, slot,
+                        );
                         times.push(results.entries().last().and_then(|e| e.median_s()));
                     }
                     Err(why) => {

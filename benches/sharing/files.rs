@@ -40,7 +40,8 @@ fn json_str(s: &str) -> String {
 }
 
 fn num(x: Option<f64>) -> String {
-    x.filter(|v| v.is_finite()).map_or("null".into(), |v| format!("{v}"))
+    x.filter(|v| v.is_finite())
+        .map_or("null".into(), |v| format!("{v}"))
 }
 
 pub fn results_csv(entries: &[Entry]) -> String {
@@ -65,7 +66,8 @@ pub fn results_csv(entries: &[Entry]) -> String {
             e.tokens,
             e.visible_pairs,
             e.flops,
-            e.median_s().map_or(String::new(), |t| format!("{:.6}", t * 1e3)),
+            e.median_s()
+                .map_or(String::new(), |t| format!("{:.6}", t * 1e3)),
             e.tflops().map_or(String::new(), |t| format!("{t:.6}")),
             e.per_call_s.len(),
             e.skipped.as_deref().unwrap_or("").replace(',', ";"),
@@ -271,7 +273,9 @@ pub fn charts(c: &Config, speedups: &[Speedup], peers: &[PeerTiming]) -> Vec<(St
             .iter()
             .find(|s| s.point.family == Family::Group)
             .map(|s| s.point);
-        let at = p.map_or(String::new(), |p| format!(", prefix {} / completion {}", p.prefix, p.completion));
+        let at = p.map_or(String::new(), |p| {
+            format!(", prefix {} / completion {}", p.prefix, p.completion)
+        });
         out.push((
             "groups.svg".into(),
             Chart {
@@ -319,7 +323,10 @@ fn peers_chart(c: &Config, op: Op, speedups: &[Speedup], peers: &[PeerTiming]) -
         }
         if !theirs.is_empty() {
             series.push(Series {
-                name: format!("prefix {p}: {} shared", if op == Op::Mlp { "PyTorch" } else { "Flex" }),
+                name: format!(
+                    "prefix {p}: {} shared",
+                    if op == Op::Mlp { "PyTorch" } else { "Flex" }
+                ),
                 color: ci,
                 stroke: Stroke::Dashed,
                 points: theirs,
@@ -330,7 +337,10 @@ fn peers_chart(c: &Config, op: Op, speedups: &[Speedup], peers: &[PeerTiming]) -
         return None;
     }
     Some(Chart {
-        title: format!("{}: shared format vs the best paired peer (GPU, bf16)", op.title()),
+        title: format!(
+            "{}: shared format vs the best paired peer (GPU, bf16)",
+            op.title()
+        ),
         x_desc: "prefix length / completion length (DPO pairs, k = 2)".into(),
         y_desc: "best paired peer's time / shared time".into(),
         series,

@@ -38,7 +38,10 @@ pub fn peer_title(peer: &str) -> &str {
 
 /// Parses the CSV text; errors name the line.
 pub fn parse(text: &str) -> Result<Vec<PeerTiming>, String> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
         return Ok(Vec::new());
     };
@@ -48,7 +51,13 @@ pub fn parse(text: &str) -> Result<Vec<PeerTiming>, String> {
             .position(|c| *c == name)
             .ok_or_else(|| format!("peers CSV: no `{name}` column in the header `{header}`"))
     };
-    let (peer, op, case, format, ms) = (col("peer")?, col("op")?, col("case")?, col("format")?, col("ms")?);
+    let (peer, op, case, format, ms) = (
+        col("peer")?,
+        col("op")?,
+        col("case")?,
+        col("format")?,
+        col("ms")?,
+    );
     let note = cols.iter().position(|c| *c == "note");
     let mut out = Vec::new();
     for (i, line) in lines {
@@ -63,8 +72,13 @@ pub fn parse(text: &str) -> Result<Vec<PeerTiming>, String> {
             op: get(op)?.to_string(),
             case: get(case)?.to_string(),
             format: get(format)?.to_string(),
-            ms: get(ms)?.parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0),
-            note: note.and_then(|c| f.get(c)).map_or(String::new(), |s| s.to_string()),
+            ms: get(ms)?
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0),
+            note: note
+                .and_then(|c| f.get(c))
+                .map_or(String::new(), |s| s.to_string()),
         });
     }
     Ok(out)

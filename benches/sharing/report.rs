@@ -69,7 +69,12 @@ fn unit(mode: Mode) -> (f64, &'static str) {
 }
 
 /// One table per op: both formats' times and FLOP/s, measured and ideal speedup.
-pub fn op_tables(c: &Config, entries: &[Entry], speedups: &[Speedup], peak: Option<f64>) -> Vec<Table> {
+pub fn op_tables(
+    c: &Config,
+    entries: &[Entry],
+    speedups: &[Speedup],
+    peak: Option<f64>,
+) -> Vec<Table> {
     let (div, u) = unit(c.mode);
     let mut out = Vec::new();
     for op in Op::ALL {
@@ -97,7 +102,10 @@ pub fn op_tables(c: &Config, entries: &[Entry], speedups: &[Speedup], peak: Opti
         }
         for s in speedups.iter().filter(|s| s.op == op) {
             let id = s.point.id();
-            let get = |f: &str| mine.iter().find(|e| e.point.id() == id && e.format.name() == f);
+            let get = |f: &str| {
+                mine.iter()
+                    .find(|e| e.point.id() == id && e.format.name() == f)
+            };
             let (Some(sh), Some(pa)) = (get("shared"), get("paired")) else {
                 continue;
             };
@@ -189,7 +197,15 @@ pub fn peer_tables(speedups: &[Speedup], peers: &[PeerTiming]) -> Vec<Table> {
         let notes: Vec<String> = peers
             .iter()
             .filter(|p| p.op == op.name() && !p.note.is_empty())
-            .map(|p| format!("{} {} {}: {}", peer_title(&p.peer), p.case, p.format, p.note))
+            .map(|p| {
+                format!(
+                    "{} {} {}: {}",
+                    peer_title(&p.peer),
+                    p.case,
+                    p.format,
+                    p.note
+                )
+            })
             .collect();
         t.notes.extend(notes);
         out.push(t);
@@ -218,7 +234,11 @@ pub fn target_lines(c: &Config, speedups: &[Speedup]) -> Vec<String> {
                 target * 100.0,
                 w.of_ideal() * 100.0,
                 w.point.id(),
-                if w.of_ideal() >= target { "met" } else { "SHORT" }
+                if w.of_ideal() >= target {
+                    "met"
+                } else {
+                    "SHORT"
+                }
             ));
         }
     }
@@ -230,7 +250,14 @@ pub fn above_ideal_note(mode: Mode, speedups: &[Speedup]) -> Option<String> {
     let above: Vec<String> = speedups
         .iter()
         .filter(|s| s.of_ideal() > 1.02)
-        .map(|s| format!("{} {} ({:.0}%)", s.op.name(), s.point.id(), 100.0 * s.of_ideal()))
+        .map(|s| {
+            format!(
+                "{} {} ({:.0}%)",
+                s.op.name(),
+                s.point.id(),
+                100.0 * s.of_ideal()
+            )
+        })
         .collect();
     if above.is_empty() {
         return None;

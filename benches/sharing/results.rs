@@ -123,12 +123,10 @@ impl Results {
 pub fn speedups(entries: &[Entry]) -> Vec<Speedup> {
     let mut out = Vec::new();
     for s in entries.iter().filter(|e| e.format == Format::Shared) {
-        let paired = entries.iter().find(|e| {
-            e.format == Format::Paired && e.op == s.op && e.point.id() == s.point.id()
-        });
-        if let (Some(shared_s), Some(paired_s)) =
-            (s.median_s(), paired.and_then(Entry::median_s))
-        {
+        let paired = entries
+            .iter()
+            .find(|e| e.format == Format::Paired && e.op == s.op && e.point.id() == s.point.id());
+        if let (Some(shared_s), Some(paired_s)) = (s.median_s(), paired.and_then(Entry::median_s)) {
             out.push(Speedup {
                 op: s.op,
                 point: s.point,

@@ -386,6 +386,34 @@ unsafe extern "C" {
     ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
+    pub fn pa_swiglu_bf16_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaSwigluParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn pa_swiglu_f16_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaSwigluParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn pa_rotary_bf16_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaRotaryParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn pa_rotary_f16_emu(
+        launch: *const PaEmuLaunch,
+        params: *const PaRotaryParams,
+        report: *mut PaEmuReport,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
     pub fn emu_gemm_tile_emu(
         launch: *const PaEmuLaunch,
         params: *const PaEmuGemmTileParams,
