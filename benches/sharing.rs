@@ -33,6 +33,8 @@ mod driver;
 mod files;
 #[path = "sharing/gpu.rs"]
 mod gpu;
+#[path = "sharing/gpu_peak.rs"]
+mod gpu_peak;
 #[path = "sharing/peers.rs"]
 mod peers;
 #[path = "sharing/report.rs"]
@@ -68,7 +70,10 @@ fn main() {
     } else if cases_only {
         (Mode::Gpu, Err("cases only".to_string()))
     } else {
-        match gpu::Gpu::open() {
+        let model = Config::new(Mode::Gpu, &env)
+            .map(|c| c.model)
+            .unwrap_or(config::MISTRAL_7B);
+        match gpu::Gpu::open(model) {
             Ok(d) => (Mode::Gpu, Ok(d)),
             Err(why) => (Mode::Cpu, Err(why)),
         }
