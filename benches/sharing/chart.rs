@@ -69,7 +69,7 @@ pub fn draw(chart: &Chart, path: &Path) -> Result<(), String> {
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(x_range.log_scale(), y_range)
+        .build_cartesian_2d(x_range.log_scale().with_key_points(ticks(chart)), y_range)
         .map_err(|x| e(&x))?;
     c.configure_mesh()
         .x_desc(chart.x_desc.as_str())
@@ -118,6 +118,19 @@ pub fn draw(chart: &Chart, path: &Path) -> Result<(), String> {
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;
     Ok(())
+}
+
+/// The x of every point, ascending and distinct: the ratios (or group sizes) measured, so the
+/// axis is labelled exactly there.
+fn ticks(chart: &Chart) -> Vec<f64> {
+    let mut xs: Vec<f64> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    xs
 }
 
 /// 0.5 -> "0.5", 4.0 -> "4".

@@ -112,8 +112,8 @@ impl Config {
         let (prefixes, model, tokens): (&[usize], Model, usize) = match (mode, quick) {
             (Mode::Gpu, false) => (&GPU_PREFIXES, MISTRAL_7B, 16 * 1024),
             (Mode::Gpu, true) => (&GPU_QUICK_PREFIXES, MISTRAL_7B, 16 * 1024),
-            (Mode::Cpu, false) => (&CPU_PREFIXES, CPU_MODEL, 1024),
-            (Mode::Cpu, true) => (&CPU_QUICK_PREFIXES, CPU_MODEL, 512),
+            (Mode::Cpu, false) => (&CPU_PREFIXES, CPU_MODEL, 512),
+            (Mode::Cpu, true) => (&CPU_QUICK_PREFIXES, CPU_MODEL, 256),
         };
         let ratios: &[f64] = if quick { &QUICK_RATIOS } else { &RATIOS };
         let mut c = Config {
