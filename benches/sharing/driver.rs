@@ -23,11 +23,6 @@ pub trait Runner {
     fn prepare<'a>(&'a self, op: Op, problem: &'a Problem) -> Result<Timed<'a>, String>;
 }
 
-/// The ops of a run, in order.
-pub fn ops() -> [Op; 4] {
-    Op::ALL
-}
-
 pub fn run(
     c: &mut Criterion,
     cfg: &Config,
@@ -35,9 +30,9 @@ pub fn run(
     runner: &dyn Runner,
     results: &Results,
 ) {
-    let total = ops().len() * cases.len();
+    let total = Op::ALL.len() * cases.len();
     let mut done = 0;
-    for op in ops() {
+    for op in Op::ALL {
         let mut g = c.benchmark_group(op.name());
         // One timed call can take a good fraction of a second on the CPU: flat sampling runs
         // every sample with the same number of calls instead of a growing ramp.
@@ -62,7 +57,7 @@ pub fn run(
                         bench(
                             &mut g, op, point, format, problem, cfg, timed, results, slot,
                         );
-                        times.push(results.entries().last().and_then(|e| e.median_s()));
+                        times.push(results.median_s(slot));
                     }
                     Err(why) => {
                         println!("      {}: not timed: {why}", format.name());

@@ -106,6 +106,11 @@ impl Results {
         }
     }
 
+    /// Median seconds per call of one entry, when timed.
+    pub fn median_s(&self, slot: Slot) -> Option<f64> {
+        self.entries.borrow()[slot.0].median_s()
+    }
+
     pub fn skip(&self, slot: Slot, why: &str) {
         self.entries.borrow_mut()[slot.0].skipped = Some(why.to_string());
     }
