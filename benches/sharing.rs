@@ -78,6 +78,13 @@ fn main() {
             Err(why) => (Mode::Cpu, Err(why)),
         }
     };
+    // scripts/gpucheck/run.sh sets this: there, falling back to CPU mode is a failure.
+    if mode == Mode::Cpu && env("PREFIX_ATTN_REQUIRE_GPU").as_deref() == Some("1") {
+        let why = device.as_ref().err().cloned().unwrap_or_default();
+        fail(&format!(
+            "PREFIX_ATTN_REQUIRE_GPU=1 but GPU mode is impossible: {why}"
+        ));
+    }
     let cfg = Config::new(mode, &env).unwrap_or_else(|e| fail(&e));
     let cases: Vec<_> = cases::points(&cfg)
         .into_iter()

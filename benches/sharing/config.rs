@@ -13,6 +13,7 @@
 //! | `PREFIX_ATTN_BENCH_PEERS=peers.csv` | PyTorch peers' timings to put in the tables and charts |
 //! | `PREFIX_ATTN_BENCH_CASES_ONLY=1` | only write `cases.json` (for the peers script) and exit |
 //! | `PREFIX_ATTN_BENCH_CPU=1` | CPU mode even when a GPU is there |
+//! | `PREFIX_ATTN_REQUIRE_GPU=1` | no GPU is a failure (exit 2) instead of CPU mode (the GPU check sets it) |
 //! | `PREFIX_ATTN_BENCH_LABEL=text` | a label (commit, card) written into the results |
 //! | `PREFIX_ATTN_BF16_PEAK_TFLOPS=989` | the card's dense bf16 peak, when the built-in table does not know it |
 
