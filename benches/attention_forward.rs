@@ -12,13 +12,16 @@
 //!
 //! Throughput: `Throughput::Elements(forward FLOPs)`, so criterion's "elem/s" is FLOP/s. FLOPs
 //! count only visible (query, key) pairs, 4 * pairs * q_heads * head_dim (FlashAttention
-//! convention applied to the mask used; /work/shared/ANCHORS.md); the group names say
-//! `elements_are_visible_pair_FLOPs`. At the end a table gives FLOP/s per case (median time per
+//! convention applied to the mask used; /work/shared/ANCHORS.md), as the header line says. Groups
+//! are `fwd_causal` and `fwd_prefix`. At the end a table gives FLOP/s per case (median time per
 //! forward over criterion's calls) and, per shared/paired problem, the measured speedup
 //! (paired time / shared time) next to the ideal one (paired visible pairs / shared).
 //!
 //! CPU mode (no device, no driver, or no kernels): says so on one line and times only a tiny
-//! forward on the SIMT emulator and the host plan building; group names start with `cpu_mode/`.
+//! forward on the SIMT emulator (group `emu_fwd`) and the host plan building (`plan_new`).
+//!
+//! The shared-vs-paired charts of the MLP, attention op and attention layer are the other bench,
+//! `cargo bench --bench sharing`.
 
 #[path = "attention_forward/cases.rs"]
 mod cases;
@@ -41,7 +44,7 @@ fn main() {
     match gpu::open() {
         Ok(device) => {
             println!(
-                "prefix-attn bench: GPU mode (device 0) - forward kernel, bf16, d 128, 32 q / 8 kv heads"
+                "prefix-attn bench: GPU mode (device 0) - forward kernel, bf16, d 128, 32 q / 8 kv heads; criterion's elem/s = FLOP/s of visible pairs"
             );
             // 11 cases, about 5 s of criterion time each plus input generation: about a minute and a
             // half in all.
@@ -55,11 +58,12 @@ fn main() {
             c.final_summary();
             summary.print(
                 "forward on the GPU, FLOPs of visible pairs (bf16, d 128, 32 q / 8 kv heads):",
+                "a GPU's time is not exactly proportional to visible pairs: per-tile fixed costs, partly filled tiles and the last wave of CTAs differ between the formats",
             );
         }
         Err(reason) => {
             println!(
-                "prefix-attn bench: CPU mode (no GPU: {reason}) \u{2014} timings below are the SIMT emulator and the host plan building, not kernel performance"
+                "prefix-attn bench: CPU mode (no GPU: {reason}) \u{2014} timings below are the SIMT emulator (emu_fwd, elem/s = FLOP/s of visible pairs) and the host plan building (plan_new, elem/s = tokens), not kernel performance"
             );
             // Milliseconds per emulated forward: about half a minute on 2 cores.
             let mut c = Criterion::default()
@@ -72,6 +76,7 @@ fn main() {
             c.final_summary();
             summary.print(
                 "CPU mode: forward on the SIMT emulator (bf16, d 64, 2 q / 1 kv heads) - NOT kernel performance:",
+                "the emulator's costs are not the GPU's: it runs every thread of every CTA as a fiber on the CPU, so per-CTA and per-tile overheads (fiber switches at every barrier and warp collective, whole PARTIAL tiles) weigh differently, and the two formats differ in CTAs and tiles per visible pair",
             );
         }
     }

@@ -2,26 +2,18 @@
 //! 64k-token row at 128x128 in under 1 ms.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use prefix_attn::layout::RowBuilder;
 use prefix_attn::mask::{BlockMask, TileShape, VisEnd};
 
-/// One row of `n` tokens packed with prefix + k completion samples: prompt `p` tokens,
-/// completions `c` tokens each, until the row is full (the tail is padding).
+/// One row of `n` tokens packed with prefix + k completion samples (prompt `p` tokens,
+/// completions `c` tokens each) until the next would not fit; padding after them. Laid out by
+/// the crate's row builder, like every mask of the crate.
 fn prefix_shared_row(n: usize, p: usize, c: usize, k: usize) -> Vec<i32> {
-    let mut v = Vec::with_capacity(n);
-    while v.len() + p + k * c <= n {
-        let start = v.len();
-        let end = start + p + k * c;
-        v.extend(std::iter::repeat_n(end as i32, p));
-        for i in 0..k {
-            let ce = start + p + (i + 1) * c;
-            v.extend(std::iter::repeat_n(ce as i32, c));
-        }
+    let mut row = RowBuilder::new();
+    while row.len() + p + k * c <= n {
+        row.prefix_completions(p, &vec![c; k]).unwrap();
     }
-    while v.len() < n {
-        let j = v.len() as i32;
-        v.push(j);
-    }
-    v
+    row.finish(n).unwrap().vis_end().to_vec()
 }
 
 fn bench_plan(c: &mut Criterion) {

@@ -115,6 +115,47 @@ typedef struct PaSegmentSumParams {
     int32_t _pad0;
 } PaSegmentSumParams;
 
+/* pa_swiglu_{bf16,f16}: the SwiGLU activation of an MLP, out[t, f] = silu(gate[t, f]) * up[t, f]
+ * with silu(g) = g / (1 + exp(-g)), in fp32, rounded once to the kernel's dtype. gate, up and out
+ * are row-major [tokens, ffn] views with row strides in elements (gate and up may be the two
+ * halves of one fused [tokens, 2 * ffn] GEMM output). Each thread step moves 8 elements (16
+ * bytes): ffn and every stride are multiples of 8 and every pointer 16-byte aligned (the host
+ * checks). Grid-stride loop over the tokens * ffn / 8 vectors. */
+typedef struct PaSwigluParams {
+    const void *gate;
+    const void *up;
+    void *out;
+    int64_t gate_stride;
+    int64_t up_stride;
+    int64_t out_stride;
+    /* tokens * ffn / 8 */
+    int64_t vectors;
+    /* ffn / 8 */
+    int32_t row_vectors;
+    int32_t _pad0;
+} PaSwigluParams;
+
+/* pa_rotary_{bf16,f16}: rotary position embedding in place (src/rotary.rs has the convention).
+ * Token t (one CTA each) starts at element t * token_stride of x; its heads 0..heads follow each
+ * other, head_dim apart (so the Q and K heads of a fused QKV row are rotated in one launch).
+ * Pair (i, i + head_dim / 2) of every head turns by the angle of (positions[t], i), read from
+ * the f32 tables cos and sin ([max_positions, head_dim / 2]); inverse = 1 turns by minus that
+ * angle (the inverse, which is also the backward). Positions outside the table leave the token
+ * untouched (the host checks they are all inside). */
+typedef struct PaRotaryParams {
+    void *x;
+    const int32_t *positions; /* [tokens] */
+    const float *cos;
+    const float *sin;
+    int64_t token_stride;
+    int32_t tokens;
+    int32_t heads;
+    int32_t head_dim;
+    int32_t max_positions;
+    int32_t inverse;
+    int32_t _pad0;
+} PaRotaryParams;
+
 #ifdef __cplusplus
 }
 #endif

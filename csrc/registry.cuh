@@ -16,6 +16,8 @@
 #include "kernels/probe_mma.cuh"
 #include "kernels/probe_shfl.cuh"
 #include "kernels/probe_tile.cuh"
+#include "kernels/rotary.cuh"
+#include "kernels/swiglu.cuh"
 
 // The forward's sm80 tile configurations (block_q x block_k, warps, stages) for one dtype and head
 // dim. Which one runs is chosen in Rust (src/attention/configs.rs); the GPU check sweeps them all.
@@ -35,6 +37,10 @@
     X(pa_logprob_gather_f16, pa_logprob::Gather<pa::f16>)                   \
     X(pa_logprob_gather_f32, pa_logprob::Gather<float>)                     \
     X(pa_segment_sum_f32, pa_logprob::SegmentSum)                           \
+    X(pa_swiglu_bf16, pa_swiglu::Swiglu<pa::bf16>)                          \
+    X(pa_swiglu_f16, pa_swiglu::Swiglu<pa::f16>)                            \
+    X(pa_rotary_bf16, pa_rotary::Rotary<pa::bf16>)                          \
+    X(pa_rotary_f16, pa_rotary::Rotary<pa::f16>)                            \
     /* test and probe kernels (csrc/pa_test_params.h) */                    \
     X(emu_gemm_tile, pa::kernels::EmuGemmTile)                              \
     X(emu_planted, pa::kernels::EmuPlanted)                                 \

@@ -106,6 +106,11 @@ pub enum Error {
     NoDevice { reason: String },
     /// The CUDA driver returned an error.
     Cuda { call: &'static str, detail: String },
+    /// A CUDA library loaded at run time (libcublas) was not found.
+    LibraryNotFound {
+        library: &'static str,
+        detail: String,
+    },
 
     // ---- emulator ----
     /// The SIMT emulator detected a kernel bug (divergent collective, barrier mismatch, guard
@@ -215,6 +220,9 @@ impl fmt::Display for Error {
             ),
             NoDevice { reason } => write!(f, "no usable CUDA device: {reason}"),
             Cuda { call, detail } => write!(f, "CUDA error in {call}: {detail}"),
+            LibraryNotFound { library, detail } => {
+                write!(f, "{library} was not found: {detail}")
+            }
             Emulator { kernel, detail } => write!(f, "emulator, kernel {kernel}: {detail}"),
         }
     }

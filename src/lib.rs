@@ -17,11 +17,16 @@
 //!   ([`attention::forward_emulated`]); docs/forward.md.
 //! - [`registry`]: every kernel of the fatbin with its launch facts (name, block, shared memory,
 //!   tile configuration), from the one kernel list in csrc/registry.cuh.
+//! - [`cpu`]: multi-threaded f32 attention (block-skipping), SwiGLU MLP and attention layer on the
+//!   CPU: what `cargo bench` times without a GPU.
+//! - [`ops`]: the SwiGLU and rotary kernels and cuBLAS GEMMs (an MLP and an attention layer).
+//! - [`rotary`]: rotary position embedding tables (position ids from the layout).
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 
 pub mod attention;
 pub mod batch;
+pub mod cpu;
 pub mod cuda;
 pub mod emu;
 pub mod error;
@@ -29,9 +34,11 @@ pub mod ffi;
 pub mod launch;
 pub mod layout;
 pub mod mask;
+pub mod ops;
 pub mod plan;
 pub mod reference;
 pub mod registry;
+pub mod rotary;
 pub mod shape;
 
 pub use error::{Error, Result};

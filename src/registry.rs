@@ -186,6 +186,23 @@ pub fn family(family: &'static str) -> impl Iterator<Item = &'static KernelInfo>
     all().iter().filter(move |k| k.family == family)
 }
 
+/// The block size every kernel of `family` is written for (the instantiations of one family
+/// template share it), or an error when the family has no kernel or its kernels disagree.
+pub fn family_threads(family: &'static str) -> Result<u32> {
+    let mut threads = self::family(family).map(|k| k.threads);
+    let first = threads.next().ok_or_else(|| Error::InvalidArgument {
+        what: "kernel",
+        detail: format!("no {family} kernel in the registry"),
+    })?;
+    if threads.any(|t| t != first) {
+        return Err(Error::InvalidArgument {
+            what: "kernel",
+            detail: format!("the {family} kernels differ in block size"),
+        });
+    }
+    Ok(first)
+}
+
 /// A kernel parameter struct of csrc/pa_params.h or csrc/pa_test_params.h.
 ///
 /// # Safety
@@ -211,7 +228,8 @@ use crate::ffi::emu::{
     PaProbeLdmatrixParams, PaProbeMmaParams, PaProbeShflParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
-    PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaSegmentSumParams,
+    PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams,
+    PaSwigluParams,
 };
 
 kernel_params!(
@@ -219,6 +237,8 @@ kernel_params!(
     PaAttnFwdParams,
     PaLogProbGatherParams,
     PaSegmentSumParams,
+    PaSwigluParams,
+    PaRotaryParams,
     PaEmuGemmTileParams,
     PaEmuPlantedParams,
     PaProbeShflParams,
@@ -274,6 +294,19 @@ impl<P: KernelParams> KernelRef<P> {
     /// The kernel exported as `name`, if it takes `P`.
     pub fn named(name: &str) -> Result<Self> {
         Self::new(by_name(name)?)
+    }
+
+    /// The kernel of `family` instantiated for `dtype` (families with one kernel per element
+    /// type: the log-prob gather, SwiGLU, rotary, probes).
+    pub fn of_family(family: &str, dtype: KernelDtype) -> Result<Self> {
+        let info = all()
+            .iter()
+            .find(|k| k.family == family && k.dtype == dtype)
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "kernel",
+                detail: format!("no {family} kernel for {dtype:?} in the registry"),
+            })?;
+        Self::new(info)
     }
 
     /// The one kernel that takes `P` (for parameter structs that belong to a single kernel: the

@@ -40,16 +40,14 @@ pub fn open() -> Result<Device, String> {
 
 pub fn run(c: &mut Criterion, dev: &Device, summary: &Summary) {
     let mut rng = StdRng::seed_from_u64(0x5eed);
-    let mut g =
-        c.benchmark_group("gpu_fwd_causal_bf16_d128_q32kv8__elements_are_visible_pair_FLOPs");
+    let mut g = c.benchmark_group("fwd_causal");
     for case in causal_cases() {
         let id = BenchmarkId::new("causal", &case.name);
         bench_case(&mut g, id, dev, &case, summary, &mut rng);
     }
     g.finish();
 
-    let mut g =
-        c.benchmark_group("gpu_fwd_prefix_bf16_d128_q32kv8__elements_are_visible_pair_FLOPs");
+    let mut g = c.benchmark_group("fwd_prefix");
     for (shared, paired) in prefix_cases() {
         for case in [&shared, &paired] {
             let id = BenchmarkId::new(case.format.name(), &case.name);

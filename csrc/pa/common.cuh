@@ -35,6 +35,18 @@ PA_DEVICE uint32_t pack2<f16>(float lo, float hi) {
     return pack_f16x2(lo, hi);
 }
 
+// Float to T (bf16 or f16), rounded to nearest even.
+template <typename T>
+PA_DEVICE T from_float(float x);
+template <>
+PA_DEVICE bf16 from_float<bf16>(float x) {
+    return to_bf16(x);
+}
+template <>
+PA_DEVICE f16 from_float<f16>(float x) {
+    return to_f16(x);
+}
+
 template <typename T>
 PA_DEVICE constexpr T min(T a, T b) {
     return b < a ? b : a;

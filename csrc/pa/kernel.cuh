@@ -13,7 +13,7 @@
 //   cp_async_16, cp_async_16_zfill, cp_async_4_zfill, cp_async_commit, cp_async_wait<N>
 //   atomic_add_f32, exp2_fast, log2_fast (lg2.approx, the inverse of exp2_fast)
 //   bf16, f16, u32x4 (16-byte vector), to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2,
-//   pack2<T>, f32_as_u32 / u32_as_f32 (bit casts), opaque_u32 (an optimisation barrier)
+//   pack2<T>, from_float<T>, f32_as_u32 / u32_as_f32 (bit casts), opaque_u32 (an optimisation barrier)
 //   pa::min / pa::max (constexpr), PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site,
 //   see host.cuh)
 // The tile layer (csrc/tile/) is written on these.

@@ -240,3 +240,97 @@ impl Default for PaSegmentSumParams {
         }
     }
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaSwigluParams {
+    pub gate: *const ::core::ffi::c_void,
+    pub up: *const ::core::ffi::c_void,
+    pub out: *mut ::core::ffi::c_void,
+    pub gate_stride: i64,
+    pub up_stride: i64,
+    pub out_stride: i64,
+    pub vectors: i64,
+    pub row_vectors: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaSwigluParams"][::core::mem::size_of::<PaSwigluParams>() - 64usize];
+    ["Alignment of PaSwigluParams"][::core::mem::align_of::<PaSwigluParams>() - 8usize];
+    ["Offset of field: PaSwigluParams::gate"]
+        [::core::mem::offset_of!(PaSwigluParams, gate) - 0usize];
+    ["Offset of field: PaSwigluParams::up"][::core::mem::offset_of!(PaSwigluParams, up) - 8usize];
+    ["Offset of field: PaSwigluParams::out"]
+        [::core::mem::offset_of!(PaSwigluParams, out) - 16usize];
+    ["Offset of field: PaSwigluParams::gate_stride"]
+        [::core::mem::offset_of!(PaSwigluParams, gate_stride) - 24usize];
+    ["Offset of field: PaSwigluParams::up_stride"]
+        [::core::mem::offset_of!(PaSwigluParams, up_stride) - 32usize];
+    ["Offset of field: PaSwigluParams::out_stride"]
+        [::core::mem::offset_of!(PaSwigluParams, out_stride) - 40usize];
+    ["Offset of field: PaSwigluParams::vectors"]
+        [::core::mem::offset_of!(PaSwigluParams, vectors) - 48usize];
+    ["Offset of field: PaSwigluParams::row_vectors"]
+        [::core::mem::offset_of!(PaSwigluParams, row_vectors) - 56usize];
+    ["Offset of field: PaSwigluParams::_pad0"]
+        [::core::mem::offset_of!(PaSwigluParams, _pad0) - 60usize];
+};
+impl Default for PaSwigluParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaRotaryParams {
+    pub x: *mut ::core::ffi::c_void,
+    pub positions: *const i32,
+    pub cos: *const f32,
+    pub sin: *const f32,
+    pub token_stride: i64,
+    pub tokens: i32,
+    pub heads: i32,
+    pub head_dim: i32,
+    pub max_positions: i32,
+    pub inverse: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaRotaryParams"][::core::mem::size_of::<PaRotaryParams>() - 64usize];
+    ["Alignment of PaRotaryParams"][::core::mem::align_of::<PaRotaryParams>() - 8usize];
+    ["Offset of field: PaRotaryParams::x"][::core::mem::offset_of!(PaRotaryParams, x) - 0usize];
+    ["Offset of field: PaRotaryParams::positions"]
+        [::core::mem::offset_of!(PaRotaryParams, positions) - 8usize];
+    ["Offset of field: PaRotaryParams::cos"]
+        [::core::mem::offset_of!(PaRotaryParams, cos) - 16usize];
+    ["Offset of field: PaRotaryParams::sin"]
+        [::core::mem::offset_of!(PaRotaryParams, sin) - 24usize];
+    ["Offset of field: PaRotaryParams::token_stride"]
+        [::core::mem::offset_of!(PaRotaryParams, token_stride) - 32usize];
+    ["Offset of field: PaRotaryParams::tokens"]
+        [::core::mem::offset_of!(PaRotaryParams, tokens) - 40usize];
+    ["Offset of field: PaRotaryParams::heads"]
+        [::core::mem::offset_of!(PaRotaryParams, heads) - 44usize];
+    ["Offset of field: PaRotaryParams::head_dim"]
+        [::core::mem::offset_of!(PaRotaryParams, head_dim) - 48usize];
+    ["Offset of field: PaRotaryParams::max_positions"]
+        [::core::mem::offset_of!(PaRotaryParams, max_positions) - 52usize];
+    ["Offset of field: PaRotaryParams::inverse"]
+        [::core::mem::offset_of!(PaRotaryParams, inverse) - 56usize];
+    ["Offset of field: PaRotaryParams::_pad0"]
+        [::core::mem::offset_of!(PaRotaryParams, _pad0) - 60usize];
+};
+impl Default for PaRotaryParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}

@@ -14,6 +14,9 @@
 //! and alone in its own row) gets bit-identical `O`, LSE and `dQ`. `dK`/`dV` sum over the
 //! queries of a row, so comparing them across different row layouts needs a tolerance.
 //!
+//! Beside attention: the SwiGLU MLP ([`swiglu_mlp`], [`swiglu`]) and the rotary embedding
+//! ([`rotary`]), in f64, for the CPU path and the layer kernels.
+//!
 //! [`rel_l2_error`] and [`max_abs_error`] compare a result with the reference; see [`compare`]
 //! for how they treat NaN and infinities.
 
@@ -25,8 +28,12 @@ mod visible;
 
 mod backward;
 mod forward;
+mod mlp;
+mod rotary;
 
 pub use backward::{backward, BackwardOut};
 pub use compare::{max_abs_error, rel_l2_error};
 pub use element::Element;
 pub use forward::{forward, ForwardOut};
+pub use mlp::{swiglu, swiglu_mlp};
+pub use rotary::rotary;
