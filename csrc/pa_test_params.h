@@ -98,6 +98,13 @@ typedef struct PaProbeConvertParams {
     int64_t count;
 } PaProbeConvertParams;
 
+/* ---- probe_log2: log2_fast element-wise, over a grid-stride loop. ---- */
+typedef struct PaProbeLog2Params {
+    const float *in; /* count floats */
+    float *out;      /* log2_fast(in[i]) */
+    int64_t count;
+} PaProbeLog2Params;
+
 #ifdef __cplusplus
 }
 #endif

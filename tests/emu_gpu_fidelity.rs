@@ -25,7 +25,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
 use emu_support::*;
 use prefix_attn::cuda::Gpu;
 use prefix_attn::emu::probes::*;
-use prefix_attn::emu::{self, GuardedBuf, Schedule};
+use prefix_attn::emu::{self, Approx, GuardedBuf, Options, Schedule};
 use prefix_attn::ffi::emu::*;
 use prefix_attn::launch::{Kernel, LaunchDims};
 
@@ -71,9 +71,12 @@ impl Device {
     }
 }
 
+/// The emulator's run of a probe, with exp2_fast / log2_fast correctly rounded: the device's
+/// approximate results are held against the documented error around them.
 fn emulate<K: Kernel>(dims: &LaunchDims, params: &K::Params) {
+    let options = Options::from(Schedule::Ascending).with_approx(Approx::Exact);
     // SAFETY: the callers' params point into GuardedBufs covering what K touches.
-    unsafe { emu::launch::<K>(dims, params, Schedule::Ascending) }.expect("emulated launch");
+    unsafe { emu::launch::<K>(dims, params, options) }.expect("emulated launch");
 }
 
 fn assert_bits_equal(what: &str, gpu: &[u32], emu: &[u32]) {

@@ -207,8 +207,8 @@ fn a_smaller_fiber_stack_can_be_asked_for() {
     let s = setup(PA_EMU_PLANTED_CORRECT);
     let dims = EmuPlanted::dims(THREADS);
     let options = emu::Options {
-        schedule: Schedule::Random { seed: 5 },
         stack_bytes: 64 * 1024,
+        ..emu::Options::from(Schedule::Random { seed: 5 })
     };
     let stats = unsafe { emu::launch::<EmuPlanted>(&dims, &s.params, options) }.unwrap();
     assert_eq!((stats.ctas, stats.barriers), (1, 1));

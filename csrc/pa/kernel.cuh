@@ -17,7 +17,8 @@
 //   thread_idx_y/_z, block_dim_y/_z (3-D blocks), pa::u32x4 (16-byte vector, 16-byte aligned),
 //   pa::min / pa::max (constexpr), f32_as_u32 / u32_as_f32 (bit casts), thread_linear,
 //   from_float<T>, PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site, see host.cuh),
-//   log2_fast (lg2.approx, the inverse of exp2_fast; for log-sum-exp).
+//   log2_fast (lg2.approx, the inverse of exp2_fast; for log-sum-exp),
+//   mul_rn (a product rounded on its own: nvcc never fuses it into an FMA).
 #pragma once
 
 #include "../pa_params.h"

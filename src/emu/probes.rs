@@ -74,6 +74,14 @@ kernel!(
     probe_convert_emu
 );
 
+kernel!(
+    /// `probe_log2`: log2_fast element-wise.
+    ProbeLog2,
+    PaProbeLog2Params,
+    "probe_log2",
+    probe_log2_emu
+);
+
 fn dims(grid: u32, block: u32, smem_bytes: u32) -> LaunchDims {
     LaunchDims {
         grid: [grid, 1, 1],
@@ -125,6 +133,13 @@ impl ProbeCpAsync {
 }
 
 impl ProbeConvert {
+    /// A small grid that strides over the elements.
+    pub fn dims(count: usize) -> LaunchDims {
+        dims((count.div_ceil(128)).clamp(1, 8) as u32, 128, 0)
+    }
+}
+
+impl ProbeLog2 {
     /// A small grid that strides over the elements.
     pub fn dims(count: usize) -> LaunchDims {
         dims((count.div_ceil(128)).clamp(1, 8) as u32, 128, 0)
