@@ -1,11 +1,22 @@
 // Online softmax in fp32 for the two query rows a thread holds (g and g + 8 of its warp's 16).
 //
 // Scores are kept raw (q.k); the running max m is raw too, and probabilities are
-// exp2(s * scale_log2 - m * scale_log2) with scale_log2 = scale * log2(e) folded into one FMA.
-// A row that has seen no visible key yet has m = -inf: the exponent base then uses 0 instead of
-// m, so masked scores give exp2(-inf) = 0 and the rescale factor of the (zero) accumulator is 0,
-// never (-inf) - (-inf) = NaN. The row sum l is kept per thread and reduced over the quad once,
-// at the end.
+// exp2(s * scale_log2 - b) with b = fl(m * scale_log2), the exponent base, and scale_log2 =
+// scale * log2(e), folded into one FMA. A row that has seen no visible key yet has m = -inf: the
+// base then uses 0 instead of m, so masked scores give exp2(-inf) = 0 and the rescale factor of
+// the (zero) accumulator is 0, never (-inf) - (-inf) = NaN. The row sum l is kept per thread and
+// reduced over the quad once, at the end.
+//
+// Rounding (docs/forward.md derives the bounds from it). Every product that meets an add is
+// either an explicit fmaf or a mul_rn, so nvcc cannot contract it differently from the host
+// build. The rescale factor is exp2(b_old - b_new): both bases are the floats the
+// probabilities were computed with, so it is exactly 1 (exp2(0)) while the max stays, and the
+// terms of earlier tiles end up relative to the final base without an extra rounding per tile.
+// (Contracting m_old * scale_log2 - b_new, as nvcc did, adds the rounding error of b, up to
+// 2^-24 |b|, at every k tile.) The LSE is m * scale + ln 2 * (log2 l - r) with
+// r = m * scale_log2 - b, which is exact with one FMA: the rounding of the base cancels, and
+// m * scale is carried as hi + lo (lo exact with one FMA), so the only error of size |LSE| is the
+// final add's rounding.
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -16,6 +27,7 @@ namespace attn {
 struct OnlineSoftmax {
     float m[2];
     float l[2];
+    float scale_log2;  // of the last update, for finish
 
     PA_DEVICE void init() {
         PA_UNROLL
@@ -23,12 +35,14 @@ struct OnlineSoftmax {
             m[h] = -__builtin_huge_valf();
             l[h] = 0.f;
         }
+        scale_log2 = 0.f;
     }
 
     // Turns the scores `s` into unnormalised probabilities (in place) and rescales the O
     // accumulator for the new running max. All 32 lanes must call it (quad shuffles).
     template <int kSTiles, int kOTiles>
-    PA_DEVICE void update(float (&s)[kSTiles][4], float (&acc)[kOTiles][4], float scale_log2) {
+    PA_DEVICE void update(float (&s)[kSTiles][4], float (&acc)[kOTiles][4], float sl2) {
+        scale_log2 = sl2;
         PA_UNROLL
         for (int h = 0; h < 2; ++h) {
             float mx = m[h];
@@ -39,20 +53,21 @@ struct OnlineSoftmax {
             // The four threads of a quad hold the same two rows.
             mx = fmaxf(mx, shfl_xor(mx, 1));
             mx = fmaxf(mx, shfl_xor(mx, 2));
-            const float base = mx == -__builtin_huge_valf() ? 0.f : mx * scale_log2;
-            const float alpha = exp2_fast(m[h] * scale_log2 - base);
+            const float base = mx == -__builtin_huge_valf() ? 0.f : mul_rn(mx, sl2);
+            // The previous base (the same float, recomputed), or -inf before the first key.
+            const float alpha = exp2_fast(mul_rn(m[h], sl2) - base);
             m[h] = mx;
             float sum = 0.f;
             PA_UNROLL
             for (int nt = 0; nt < kSTiles; ++nt) {
                 PA_UNROLL
                 for (int c = 0; c < 2; ++c) {
-                    const float pr = exp2_fast(fmaf(s[nt][2 * h + c], scale_log2, -base));
+                    const float pr = exp2_fast(fmaf(s[nt][2 * h + c], sl2, -base));
                     s[nt][2 * h + c] = pr;
                     sum += pr;
                 }
             }
-            l[h] = l[h] * alpha + sum;
+            l[h] = fmaf(l[h], alpha, sum);
             PA_UNROLL
             for (int dt = 0; dt < kOTiles; ++dt) {
                 acc[dt][2 * h] *= alpha;
@@ -62,8 +77,9 @@ struct OnlineSoftmax {
     }
 
     // Quad-reduces l; returns 1 / l for each row (0 for a row that saw no key) and writes the
-    // natural-log LSE (m * scale + ln l, or -inf).
+    // natural-log LSE (m * scale + ln l relative to m, or -inf).
     PA_DEVICE void finish(float (&inv_l)[2], float (&lse)[2], float scale) {
+        constexpr float kLn2 = 0.693147180559945309f;
         PA_UNROLL
         for (int h = 0; h < 2; ++h) {
             float sum = l[h];
@@ -71,7 +87,16 @@ struct OnlineSoftmax {
             sum += shfl_xor(sum, 2);
             const bool any = sum > 0.f;
             inv_l[h] = any ? 1.f / sum : 0.f;
-            lse[h] = any ? m[h] * scale + logf(sum) : -__builtin_huge_valf();
+            // log2 l = e + log2 f with l = 2^e f, f in [1, 2): exact split, and lg2.approx's
+            // error on (0.5, 2) is 2^-22 absolute, whatever the size of log2 l.
+            const uint32_t bits = f32_as_u32(sum);
+            const float e = static_cast<float>(static_cast<int>(bits >> 23) - 127);
+            const float f = u32_as_f32((bits & 0x007fffffu) | 0x3f800000u);
+            const float log2_l = e + log2_fast(f);
+            const float r = fmaf(m[h], scale_log2, -mul_rn(m[h], scale_log2));  // m sl2 - b
+            const float hi = mul_rn(m[h], scale);
+            const float lo = fmaf(m[h], scale, -hi);  // m scale - hi
+            lse[h] = any ? hi + fmaf(log2_l - r, kLn2, lo) : -__builtin_huge_valf();
         }
     }
 };
