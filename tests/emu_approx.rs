@@ -94,7 +94,7 @@ fn measure(input: &[f32], approx: Approx) -> (Vec<Option<i64>>, Vec<Option<f64>>
 /// ex2 results that are normal and away from the underflow and overflow edges, where a move of
 /// 2 floats is always possible.
 fn movable(x: f32) -> bool {
-    ex2_rounded(x).is_some_and(|c| c.is_finite() && c >= 4.0 * f32::MIN_POSITIVE && c < 1e38)
+    ex2_rounded(x).is_some_and(|c| (4.0 * f32::MIN_POSITIVE..1e38).contains(&c))
 }
 
 #[test]

@@ -11,6 +11,7 @@ use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::plan::Plan;
 use prefix_attn::{AttnShape, Error};
 
+use forward_support::bounds::Arith;
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
 use forward_support::fused::Fused;
@@ -59,6 +60,7 @@ fn run_case<T: KernelElem + prefix_attn::emu::Element>(case: &Case) -> Result<()
         &inp,
         out.o.as_slice(),
         out.lse.as_slice(),
+        Arith::Emulator,
     )
 }
 
