@@ -55,8 +55,6 @@ pub struct Tolerances {
     pub o: Vec<f64>,
     /// `[rows, q_heads, n]`: |LSE_kernel - LSE_ref| allowed (0 where the query sees no key).
     pub lse: Vec<f64>,
-    /// The largest coefficient of the O bound relative to sum_j w_ij |v_jc| (for messages).
-    pub o_rel_max: f64,
 }
 
 /// Unit roundoff of the input dtype (P and O are rounded to it) and the absolute rounding of a
@@ -92,59 +90,103 @@ fn score_error(q: &[f64], k: &[f64], arith: Arith) -> (f64, f64) {
     (c, bound * (1.0 + 1.0 / 1024.0))
 }
 
-/// One query's ingredients: its visible keys' weights and gaps, and the bounds' scalars.
-struct Query {
-    /// max_j scale * (score error bound of j).
-    e_s: f64,
-    /// Visible keys.
-    n_vis: usize,
-    /// (key, w_ij, gap_ij = max_k sigma_ik - sigma_ij) per visible key.
-    keys: Vec<(usize, f64, f64)>,
+/// The inputs widened to f64 once (exact for bf16 and f16), V as magnitudes.
+struct Wide {
+    q: Vec<f64>,
+    k: Vec<f64>,
+    v_abs: Vec<f64>,
 }
 
-fn query<T: Element>(
-    inp: &Inputs<T>,
-    lse: f64,
-    r: usize,
-    h: usize,
-    i: usize,
+/// What the bound of one query needs from the kernel's tiling and the dtype.
+struct Setup<'a> {
+    mask: &'a prefix_attn::mask::BlockMask,
+    block_q: usize,
+    block_k: usize,
+    u_t: f64,
+    tiny_t: f64,
     arith: Arith,
-) -> Query {
+}
+
+/// The LSE bound of query i of (row r, head h), returned, and its O bounds, written to `o_tol`
+/// (d values). `keys` is scratch space.
+#[allow(clippy::too_many_arguments)]
+fn query_bounds<T: Element>(
+    inp: &Inputs<T>,
+    wide: &Wide,
+    want: &ForwardOut,
+    st: &Setup<'_>,
+    (r, h, i): (usize, usize, usize),
+    keys: &mut Vec<(usize, f64, f64)>,
+    o_tol: &mut [f64],
+) -> f64 {
     let sh = &inp.shape;
     let d = sh.head_dim;
     let g = h / sh.group();
-    let row = inp.vis_end.row(r);
-    let q: Vec<f64> = inp.q[((r * sh.n + i) * sh.q_heads + h) * d..][..d]
-        .iter()
-        .map(|x| x.to_f64())
-        .collect();
+    let lse = want.lse[(r * sh.q_heads + h) * sh.n + i];
     let scale = f64::from(inp.scale);
-    let mut sig = Vec::new();
+    let q = &wide.q[((r * sh.n + i) * sh.q_heads + h) * d..][..d];
+    // Visible keys: scaled exact score, and E_s = scale * max_j (score error bound of j).
+    keys.clear();
     let mut e_s = 0.0f64;
-    let mut kv = vec![0.0; d];
-    for (j, &end) in row.iter().enumerate().take(i + 1) {
+    for (j, &end) in inp.vis_end.row(r).iter().enumerate().take(i + 1) {
         if i >= end as usize {
             continue;
         }
-        for (x, y) in kv
-            .iter_mut()
-            .zip(&inp.k[((r * sh.n + j) * sh.kv_heads + g) * d..][..d])
-        {
-            *x = y.to_f64();
-        }
-        let (s, err) = score_error(&q, &kv, arith);
+        let k = &wide.k[((r * sh.n + j) * sh.kv_heads + g) * d..][..d];
+        let (s, err) = score_error(q, k, st.arith);
         e_s = e_s.max(scale * err);
-        sig.push((j, scale * s));
+        keys.push((j, scale * s, 0.0));
     }
-    let top = sig.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    Query {
-        e_s,
-        n_vis: sig.len(),
-        keys: sig
-            .into_iter()
-            .map(|(j, s)| (j, (s - lse).exp(), top - s))
-            .collect(),
+    let top = keys.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+    // (key, w_ij, w_ij * gap_ij), gap_ij = max_k sigma_ik - sigma_ij.
+    for x in keys.iter_mut() {
+        let w = (x.1 - lse).exp();
+        *x = (x.0, w, w * (top - x.1));
     }
+    let n = keys.len() as f64;
+    let tiles = st.mask.q_list(r, i / st.block_q).count() as f64;
+    // Per-term relative errors of l: the in-tile sum (block_k/4 - 1 adds per thread), one FMA
+    // per tile, two quad adds.
+    let lambda = (tiles + st.block_k as f64 / 4.0 + 1.0) * U;
+    // Argument roundings (the FMA, the rescale subtraction) and scale_log2's error move a term
+    // by (2u + eta) times its gap to the max; summed over the weights, kappa times the weighted
+    // mean gap (at most ln n).
+    let kappa = 2.0 * U + ETA;
+    let mean_gap: f64 = keys.iter().map(|x| x.2).sum();
+    let lse_tol = (e_s
+        + U * lse.abs()
+        + tiles * EX2
+        + lambda
+        + kappa * mean_gap
+        + std::f64::consts::LN_2 * LG2_ABS
+        + 4.0 * U * (n.ln() + 1.0)
+        + n * 2f64.powi(-126))
+        * (1.0 + 1.0 / 1024.0);
+    // O: weights move by at most e_s + tiles * EX2 each (twice after normalising), P and O
+    // round to the dtype, P V accumulates in mma steps (and the rescales), l's sum rounds.
+    let pv = (st.block_k as f64 / 16.0) * tiles * st.arith.mma_step() + (tiles - 1.0) * U;
+    let rel = 2.0 * (e_s + tiles * EX2) + st.u_t + pv + lambda + kappa * mean_gap;
+    assert!(
+        rel < 0.05,
+        "row {r} head {h} query {i}: first-order O bound {rel:e} too large to apply"
+    );
+    // Per column c: o_tol accumulates rel * sum_j w |v_jc| + kappa * sum_j w gap |v_jc| +
+    // (tiny + 2^-126) * 1.002 * sum_j |v_jc| (l >= 1 - 2^-10), then the output's own rounding.
+    o_tol.fill(0.0);
+    let flushed = (st.tiny_t + 2f64.powi(-126)) * 1.002;
+    for &(j, w, wg) in keys.iter() {
+        let coef = rel * w + kappa * wg + flushed;
+        let v = &wide.v_abs[((r * sh.n + j) * sh.kv_heads + g) * d..][..d];
+        for (t, &x) in o_tol.iter_mut().zip(v) {
+            *t += coef * x;
+        }
+    }
+    let slack = 1.0 + 2.0 * rel;
+    let o = &want.o[((r * sh.n + i) * sh.q_heads + h) * d..][..d];
+    for (t, &oc) in o_tol.iter_mut().zip(o) {
+        *t = slack * (*t + (st.u_t + 2.0 * U) * oc.abs()) + st.tiny_t;
+    }
+    lse_tol
 }
 
 /// The bounds of every O and LSE element of `inp` against `want` (the reference on the same
@@ -159,81 +201,46 @@ pub fn tolerances<T: Element + Sync>(
     let d = sh.head_dim;
     let plan = Plan::new(inp.vis_end.clone()).expect("plan of a valid case");
     let mask = plan.forward_mask();
-    let (block_q, block_k) = (mask.tile().block_q(), mask.tile().block_k());
     let (u_t, tiny_t) = dtype_rounding(dtype);
-    let units: Vec<(usize, usize)> = (0..sh.rows)
+    let st = Setup {
+        mask,
+        block_q: mask.tile().block_q(),
+        block_k: mask.tile().block_k(),
+        u_t,
+        tiny_t,
+        arith,
+    };
+    let wide = Wide {
+        q: inp.q.iter().map(|x| x.to_f64()).collect(),
+        k: inp.k.iter().map(|x| x.to_f64()).collect(),
+        v_abs: inp.v.iter().map(|x| x.to_f64().abs()).collect(),
+    };
+    // Work items of up to 64 queries of one (row, head), spread over the threads.
+    const CHUNK: usize = 64;
+    let items: Vec<(usize, usize, usize)> = (0..sh.rows)
         .flat_map(|r| (0..sh.q_heads).map(move |h| (r, h)))
+        .flat_map(|(r, h)| (0..sh.n).step_by(CHUNK).map(move |i0| (r, h, i0)))
         .collect();
-    // Each (row, head) unit: LSE bounds [n] and O bounds [n][d], in parallel over units.
-    let unit = |&(r, h): &(usize, usize)| -> (Vec<f64>, Vec<f64>, f64) {
-        let g = h / sh.group();
-        let mut lse_tol = vec![0.0; sh.n];
-        let mut o_tol = vec![0.0; sh.n * d];
-        let mut rel_max = 0.0f64;
-        for i in 0..sh.n {
-            let lse = want.lse[(r * sh.q_heads + h) * sh.n + i];
-            if lse == f64::NEG_INFINITY {
+    let item = |&(r, h, i0): &(usize, usize, usize)| -> (Vec<f64>, Vec<f64>) {
+        let i1 = (i0 + CHUNK).min(sh.n);
+        let mut lse_tol = vec![0.0; i1 - i0];
+        let mut o_tol = vec![0.0; (i1 - i0) * d];
+        let mut keys = Vec::new();
+        for i in i0..i1 {
+            if want.lse[(r * sh.q_heads + h) * sh.n + i] == f64::NEG_INFINITY {
                 continue; // exact checks: O = 0, LSE = -inf
             }
-            let qr = query(inp, lse, r, h, i, arith);
-            let n = qr.n_vis as f64;
-            let tiles = mask.q_list(r, i / block_q).count() as f64;
-            // Per-term relative errors of l: the in-tile sum (block_k/4 - 1 adds per thread),
-            // one FMA per tile, two quad adds.
-            let lambda = (tiles + block_k as f64 / 4.0 + 1.0) * U;
-            // Argument roundings (the FMA, the rescale subtraction) and scale_log2's error move
-            // a term by (2u + eta) times its gap to the max.
-            // Summed over the weights: kappa times the weighted mean gap (at most ln n).
-            let kappa = 2.0 * U + ETA;
-            let mean_gap: f64 = qr.keys.iter().map(|k| k.1 * k.2).sum();
-            let lse_tol_i = qr.e_s
-                + U * lse.abs()
-                + tiles * EX2
-                + lambda
-                + kappa * mean_gap
-                + std::f64::consts::LN_2 * LG2_ABS
-                + 4.0 * U * (n.ln() + 1.0)
-                + n * 2f64.powi(-126);
-            lse_tol[i] = lse_tol_i * (1.0 + 1.0 / 1024.0);
-            // O: weights move by at most e_s + tiles * EX2 each (twice after normalising), P and
-            // O round to the dtype, P V accumulates in mma steps, l's sum rounds.
-            let pv = (block_k as f64 / 16.0) * tiles * arith.mma_step() + (tiles - 1.0) * U;
-            let rel = 2.0 * (qr.e_s + tiles * EX2) + u_t + pv + lambda + kappa * mean_gap;
-            assert!(
-                rel < 0.05,
-                "row {r} head {h} query {i}: first-order O bound {rel:e} too large to apply"
-            );
-            let slack = 1.0 + 2.0 * rel;
-            rel_max = rel_max.max(rel);
-            // Per column c: sum_j w |v_jc|, sum_j w gap_j |v_jc| and sum_j |v_jc|.
-            let (mut a, mut a_gap, mut u_sum) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
-            for &(j, w, gap) in &qr.keys {
-                let v = &inp.v[((r * sh.n + j) * sh.kv_heads + g) * d..][..d];
-                for c in 0..d {
-                    let x = v[c].to_f64().abs();
-                    a[c] += w * x;
-                    a_gap[c] += w * gap * x;
-                    u_sum[c] += x;
-                }
-            }
-            for c in 0..d {
-                let o = want.o[((r * sh.n + i) * sh.q_heads + h) * d + c].abs();
-                o_tol[i * d + c] = slack
-                    * (rel * a[c]
-                        + kappa * a_gap[c]
-                        + (u_t + 2.0 * U) * o
-                        + (tiny_t + 2f64.powi(-126)) * 1.002 * u_sum[c])
-                    + tiny_t;
-            }
+            let slot = &mut o_tol[(i - i0) * d..][..d];
+            lse_tol[i - i0] = query_bounds(inp, &wide, want, &st, (r, h, i), &mut keys, slot);
         }
-        (lse_tol, o_tol, rel_max)
+        (lse_tol, o_tol)
     };
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    let per = units.len().div_ceil(threads).max(1);
-    let results: Vec<(Vec<f64>, Vec<f64>, f64)> = std::thread::scope(|s| {
-        let handles: Vec<_> = units
+    let per = items.len().div_ceil(threads).max(1);
+    let results: Vec<(Vec<f64>, Vec<f64>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|chunk| s.spawn(move || chunk.iter().map(unit).collect::<Vec<_>>()))
+            .map(|chunk| s.spawn(move || chunk.iter().map(item).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -243,15 +250,14 @@ pub fn tolerances<T: Element + Sync>(
     let mut tol = Tolerances {
         o: vec![0.0; sh.q_len()],
         lse: vec![0.0; sh.lse_len()],
-        o_rel_max: 0.0,
     };
-    for (&(r, h), (lse_tol, o_tol, rel_max)) in units.iter().zip(results) {
-        tol.lse[(r * sh.q_heads + h) * sh.n..][..sh.n].copy_from_slice(&lse_tol);
-        for i in 0..sh.n {
+    for (&(r, h, i0), (lse_tol, o_tol)) in items.iter().zip(results) {
+        for (di, &l) in lse_tol.iter().enumerate() {
+            let i = i0 + di;
+            tol.lse[(r * sh.q_heads + h) * sh.n + i] = l;
             let at = ((r * sh.n + i) * sh.q_heads + h) * d;
-            tol.o[at..at + d].copy_from_slice(&o_tol[i * d..(i + 1) * d]);
+            tol.o[at..at + d].copy_from_slice(&o_tol[di * d..(di + 1) * d]);
         }
-        tol.o_rel_max = tol.o_rel_max.max(rel_max);
     }
     tol
 }
