@@ -90,11 +90,48 @@ fn score_error(q: &[f64], k: &[f64], arith: Arith) -> (f64, f64) {
     (c, bound * (1.0 + 1.0 / 1024.0))
 }
 
-/// The inputs widened to f64 once (exact for bf16 and f16), V as magnitudes.
+/// The inputs widened to f64 once (exact for bf16 and f16), V as magnitudes; K and |V| laid out
+/// `[rows, kv_heads, n, d]` so that one query's pass over its keys reads contiguous memory.
 struct Wide {
     q: Vec<f64>,
     k: Vec<f64>,
     v_abs: Vec<f64>,
+}
+
+impl Wide {
+    fn new<T: Element>(inp: &Inputs<T>) -> Wide {
+        let sh = &inp.shape;
+        let d = sh.head_dim;
+        let head_major = |x: &[T], f: fn(f64) -> f64| -> Vec<f64> {
+            let mut out = Vec::with_capacity(x.len());
+            for r in 0..sh.rows {
+                for g in 0..sh.kv_heads {
+                    for j in 0..sh.n {
+                        let at = ((r * sh.n + j) * sh.kv_heads + g) * d;
+                        out.extend(x[at..at + d].iter().map(|e| f(e.to_f64())));
+                    }
+                }
+            }
+            out
+        };
+        Wide {
+            q: inp.q.iter().map(|x| x.to_f64()).collect(),
+            k: head_major(&inp.k, |x| x),
+            v_abs: head_major(&inp.v, f64::abs),
+        }
+    }
+
+    /// Row j of K (or |V|) of kv head g in row r.
+    fn at<'a>(
+        x: &'a [f64],
+        sh: &prefix_attn::AttnShape,
+        r: usize,
+        g: usize,
+        j: usize,
+    ) -> &'a [f64] {
+        let d = sh.head_dim;
+        &x[((r * sh.kv_heads + g) * sh.n + j) * d..][..d]
+    }
 }
 
 /// What the bound of one query needs from the kernel's tiling and the dtype.
@@ -132,7 +169,7 @@ fn query_bounds<T: Element>(
         if i >= end as usize {
             continue;
         }
-        let k = &wide.k[((r * sh.n + j) * sh.kv_heads + g) * d..][..d];
+        let k = Wide::at(&wide.k, sh, r, g, j);
         let (s, err) = score_error(q, k, st.arith);
         e_s = e_s.max(scale * err);
         keys.push((j, scale * s, 0.0));
@@ -176,7 +213,7 @@ fn query_bounds<T: Element>(
     let flushed = (st.tiny_t + 2f64.powi(-126)) * 1.002;
     for &(j, w, wg) in keys.iter() {
         let coef = rel * w + kappa * wg + flushed;
-        let v = &wide.v_abs[((r * sh.n + j) * sh.kv_heads + g) * d..][..d];
+        let v = Wide::at(&wide.v_abs, sh, r, g, j);
         for (t, &x) in o_tol.iter_mut().zip(v) {
             *t += coef * x;
         }
@@ -210,11 +247,7 @@ pub fn tolerances<T: Element + Sync>(
         tiny_t,
         arith,
     };
-    let wide = Wide {
-        q: inp.q.iter().map(|x| x.to_f64()).collect(),
-        k: inp.k.iter().map(|x| x.to_f64()).collect(),
-        v_abs: inp.v.iter().map(|x| x.to_f64().abs()).collect(),
-    };
+    let wide = Wide::new(inp);
     // Work items of up to 64 queries of one (row, head), spread over the threads.
     const CHUNK: usize = 64;
     let items: Vec<(usize, usize, usize)> = (0..sh.rows)
