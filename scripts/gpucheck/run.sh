@@ -14,14 +14,17 @@
 # bench/results/<date>-<card>/.
 #
 # Time: one command, under 6.5 minutes even if every step hits its limit (limits below, in
-# seconds; a healthy H100/H200 run takes about 3). On top, the whole run is capped at
+# seconds; a healthy H100/H200 run should take about 3). Smoke-run here without a GPU, every
+# step fails or skips within a second (1 s in all). On top, the whole run is capped at
 # GPUCHECK_BUDGET_S (default 390): a step gets at most what is left of it, and a step that would
 # get under 5 s is skipped. A lent device has 15 minutes for a whole session including its
 # start: call this with a timeout_s that leaves room to run it once more.
 #
 #   step                      limit  measured / expected
 #   forward_gpu                  60  H200 2026-11-28: 8.7 s before the per-element bounds; their
-#                                    f64 pass for the 8k cases adds about 2-3x the reference's time
+#                                    f64 pass costs about 1.2x the f64 reference (8k causal d128,
+#                                    3 heads, 2 cores here: 30 s reference, 35 s bounds), so about
+#                                    20 s on a 16-core GPU host
 #   gpu_fill                     15  0.3 s
 #   logprob_gpu                  20  1.1 s
 #   emu_gpu_fidelity             30  0.3 s
