@@ -21,6 +21,19 @@ extern "C" {
 #define PA_EMU_SCHEDULE_DESCENDING 1
 #define PA_EMU_SCHEDULE_RANDOM 2
 
+/* How exp2_fast and log2_fast compute on the host (csrc/emu/approx.cpp). On the device they are
+ * ex2.approx.ftz.f32 and lg2.approx.ftz.f32, which the PTX ISA specifies only within a maximum
+ * error: ex2 within 2 ulp of the correctly rounded result; lg2 within 2^-22 absolute for inputs
+ * in (0.5, 2) and 2^-22 relative elsewhere. EXACT returns the correctly rounded value; PERTURBED
+ * moves it by a pseudo-random amount within that error, drawn from a hash of the seed and the
+ * input's bits (so a value depends on neither the thread nor the schedule); WORST_UP and
+ * WORST_DOWN move it by the whole error, up or down. Every mode flushes subnormal inputs and
+ * results to zero, as .ftz does. */
+#define PA_EMU_APPROX_EXACT 0
+#define PA_EMU_APPROX_PERTURBED 1
+#define PA_EMU_APPROX_WORST_UP 2
+#define PA_EMU_APPROX_WORST_DOWN 3
+
 /* Return codes of an emulator entry (PaEmuEntry, csrc/pa_registry.h). */
 #define PA_EMU_OK 0
 #define PA_EMU_KERNEL_ERROR 1 /* the kernel broke a rule (divergence, barrier, address, ...) */
@@ -30,7 +43,7 @@ extern "C" {
 #define PA_EMU_DETAIL_BYTES 1024
 
 /* One launch on the emulator: the same grid, block and dynamic shared memory as on the GPU,
- * plus the schedule. */
+ * plus the schedule and the model of the approximate instructions. */
 typedef struct PaEmuLaunch {
     uint32_t grid[3];
     uint32_t block[3];
@@ -41,7 +54,10 @@ typedef struct PaEmuLaunch {
     uint64_t seed;
     /* Stack of each emulated thread in bytes; 0 picks the default (256 KiB). */
     uint32_t stack_bytes;
-    uint32_t _pad0;
+    /* PA_EMU_APPROX_* */
+    uint32_t approx;
+    /* Seed of PA_EMU_APPROX_PERTURBED (ignored by the others). */
+    uint64_t approx_seed;
 } PaEmuLaunch;
 
 /* What the emulator saw: the error (when the return code is not PA_EMU_OK) and counters. */

@@ -116,6 +116,13 @@ typedef struct PaProbeTileParams {
     int32_t _pad0;
 } PaProbeTileParams;
 
+/* ---- probe_log2: log2_fast element-wise, over a grid-stride loop. ---- */
+typedef struct PaProbeLog2Params {
+    const float *in; /* count floats */
+    float *out;      /* log2_fast(in[i]) */
+    int64_t count;
+} PaProbeLog2Params;
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,7 @@
 #include "kernels/probe_convert.cuh"
 #include "kernels/probe_cp_async.cuh"
 #include "kernels/probe_ldmatrix.cuh"
+#include "kernels/probe_log2.cuh"
 #include "kernels/probe_mma.cuh"
 #include "kernels/probe_shfl.cuh"
 #include "kernels/probe_tile.cuh"
@@ -49,5 +50,6 @@
     X(probe_mma, pa::kernels::ProbeMma)                                     \
     X(probe_cp_async, pa::kernels::ProbeCpAsync)                            \
     X(probe_convert, pa::kernels::ProbeConvert)                             \
+    X(probe_log2, pa::kernels::ProbeLog2)                                   \
     X(probe_tile_bf16, pa::kernels::ProbeTile<pa::bf16>)                    \
     X(probe_tile_f16, pa::kernels::ProbeTile<pa::f16>)

@@ -225,7 +225,8 @@ macro_rules! kernel_params {
 
 use crate::ffi::emu::{
     PaEmuGemmTileParams, PaEmuPlantedParams, PaProbeConvertParams, PaProbeCpAsyncParams,
-    PaProbeLdmatrixParams, PaProbeMmaParams, PaProbeShflParams, PaProbeTileParams,
+    PaProbeLdmatrixParams, PaProbeLog2Params, PaProbeMmaParams, PaProbeShflParams,
+    PaProbeTileParams,
 };
 use crate::ffi::params::{
     PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams,
@@ -247,6 +248,7 @@ kernel_params!(
     PaProbeCpAsyncParams,
     PaProbeConvertParams,
     PaProbeTileParams,
+    PaProbeLog2Params,
 );
 
 /// A registered kernel whose parameter struct is `P` (checked when the handle is made), which is

@@ -240,8 +240,8 @@ fn a_smaller_fiber_stack_can_be_asked_for() {
     let s = setup(PA_EMU_PLANTED_CORRECT);
     let dims = EmuPlanted::dims(THREADS);
     let options = emu::Options {
-        schedule: Schedule::Random { seed: 5 },
         stack_bytes: 64 * 1024,
+        ..emu::Options::from(Schedule::Random { seed: 5 })
     };
     let stats =
         unsafe { emu::launch(EmuPlanted::kernel().unwrap(), &dims, &s.params, options) }.unwrap();

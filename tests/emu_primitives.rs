@@ -6,7 +6,7 @@ mod emu_support;
 
 use emu_support::*;
 use prefix_attn::emu::probes::{ProbeConvert, ProbeCpAsync, ProbeLdmatrix, ProbeMma, ProbeShfl};
-use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf};
+use prefix_attn::emu::{self, check_schedules, watch, Approx, GuardedBuf, Options};
 use prefix_attn::ffi::emu::*;
 
 const SEED: u64 = 0x5eed_0003;
@@ -312,11 +312,19 @@ fn conversions_round_to_nearest_even() {
         watch("exp2", &bufs.8),
         watch("atomic_sums", &bufs.9),
     ];
+    // exp2_fast exact (correctly rounded): its perturbed modes are tests/emu_approx.rs's.
     check_schedules(
         ProbeConvert::kernel().unwrap().name(),
         SEED,
         &watches,
-        |s| unsafe { emu::launch(ProbeConvert::kernel().unwrap(), &dims, &params, s) },
+        |s| unsafe {
+            emu::launch(
+                ProbeConvert::kernel().unwrap(),
+                &dims,
+                &params,
+                Options::from(s).with_approx(Approx::Exact),
+            )
+        },
     )
     .unwrap();
 
@@ -355,17 +363,15 @@ fn conversions_round_to_nearest_even() {
             same_float_bits(bufs.5.as_slice()[i].to_bits(), fh, 0x7f80_0000, 0x7f_ffff),
             "f16 {h:#06x}"
         );
-        // exp2f on the host: within 1 ulp of the f64 value (the device's ex2.approx is checked
-        // against the host in the GPU fidelity test).
-        let e = (x as f64).exp2();
-        let g = bufs.8.as_slice()[i] as f64;
-        if x.is_nan() {
-            assert!(g.is_nan());
-        } else if e.is_finite() && e >= f32::MIN_POSITIVE as f64 && e <= f32::MAX as f64 {
-            assert!(
-                (g - e).abs() <= e * 2f64.powi(-23),
-                "exp2({x:e}) = {g:e}, expected {e:e}"
-            );
+        // exp2_fast in the exact mode: ex2.approx.ftz's PTX table, otherwise the correctly
+        // rounded value (a result below the normals flushed to +0).
+        let g = bufs.8.as_slice()[i];
+        match approx::ex2_rounded(x) {
+            None => assert_eq!(approx::ex2_ok(x, g), Ok(None), "exp2({x:e})"),
+            Some(c) => {
+                let c = if c < f32::MIN_POSITIVE { 0.0 } else { c };
+                assert_eq!(g.to_bits(), c.to_bits(), "exp2({x:e}) = {g:e}, want {c:e}");
+            }
         }
     }
     for s in 0..PA_PROBE_ATOMIC_SLOTS as usize {

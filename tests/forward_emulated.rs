@@ -15,6 +15,7 @@ use prefix_attn::plan::Plan;
 use prefix_attn::registry::Arch;
 use prefix_attn::{AttnShape, Error};
 
+use forward_support::bounds::Arith;
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
 use forward_support::configs::{self, plan_for_all};
@@ -69,6 +70,8 @@ fn run_case<T: KernelElem + prefix_attn::emu::Element>(
         &inp,
         out.o.as_slice(),
         out.lse.as_slice(),
+        Arith::Emulator,
+        configs::tile_of(&choice, case.head_dim),
     )
 }
 

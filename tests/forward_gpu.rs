@@ -1,10 +1,12 @@
 //! The forward kernels on a real device against the f64 reference: the emulator matrix, a subset
 //! of the emulator's edge cases (tests/forward_support/edge.rs: arbitrary `vis_end`, tile-boundary
 //! lengths, padding tiles, large scores, tiny scales, checkerboards, GQA 8:1, head-major views),
-//! large shapes (8k tokens, 32 query heads over 8 kv heads) and strided views. Without a device
-//! (or in a build without nvcc) every device test is reported as ignored with the reason, unless
-//! `PREFIX_ATTN_REQUIRE_GPU=1` (set by scripts/gpucheck/run.sh) makes it a failure
-//! (tests/device_harness). The host-side tests of the cases run everywhere.
+//! large shapes (8k tokens, 32 query heads over 8 kv heads) and strided views, every element
+//! within its device bound (tests/forward_support/bounds.rs: the PTX ISA's latitude for mma and
+//! documented error of ex2 / lg2.approx). Without a device (or in a build without nvcc) every
+//! device test is reported as ignored with the reason, unless `PREFIX_ATTN_REQUIRE_GPU=1` (set by
+//! scripts/gpucheck/run.sh) makes it a failure (tests/device_harness). The host-side tests of the
+//! cases run everywhere.
 
 #[macro_use]
 mod device_harness;
@@ -15,15 +17,19 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaStream, DeviceRepr};
 use half::{bf16, f16};
-use prefix_attn::attention::{DeviceTensors, Forward, View};
+use prefix_attn::attention::configs::tile_shape;
+use prefix_attn::attention::{DeviceTensors, Forward, KernelChoice, View};
 use prefix_attn::cuda::Gpu;
-use prefix_attn::mask::VisEnd;
+use prefix_attn::mask::{TileShape, VisEnd};
 use prefix_attn::plan::Plan;
 use prefix_attn::reference::Element;
+use prefix_attn::registry::{Arch, KernelDtype};
 use prefix_attn::AttnShape;
 
+use forward_support::bounds::Arith;
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32, POISON_U16};
+use forward_support::configs::{self, plan_for_all};
 use forward_support::edge::{self, from_layout, strides, to_layout, Edge, Layout};
 use forward_support::fused::Fused;
 use forward_support::masks::{causal, prefix_groups};
@@ -37,6 +43,7 @@ struct Device {
 fn main() -> ExitCode {
     let mut trials = device_tests![
         gpu_matrix_matches_reference,
+        gpu_every_config_matches_reference,
         gpu_is_deterministic,
         gpu_edge_cases_match_reference,
         gpu_edge_head_major_is_deterministic,
@@ -54,9 +61,26 @@ fn main() -> ExitCode {
 
 impl Device {
     fn new(gpu: Gpu) -> Device {
-        let fwd = Forward::new(&gpu).expect("forward kernels load");
+        Self::with_choice(gpu, KernelChoice::default())
+    }
+
+    fn with_choice(gpu: Gpu, choice: KernelChoice) -> Device {
+        let fwd = Forward::with_choice(&gpu, choice).expect("forward kernels load");
         let stream = gpu.default_stream();
         Device { gpu, fwd, stream }
+    }
+
+    /// The block-list tile of the kernel this device's Forward runs for a dtype and head dim.
+    fn tile(&self, dtype: Dtype, head_dim: usize) -> TileShape {
+        let d = match dtype {
+            Dtype::Bf16 => KernelDtype::Bf16,
+            Dtype::F16 => KernelDtype::F16,
+        };
+        let k = self
+            .fwd
+            .kernel_for(d, head_dim)
+            .expect("a forward kernel for the case");
+        tile_shape(k.info().tile.expect("forward kernels have tiles"))
     }
 }
 
@@ -73,7 +97,9 @@ fn run_in_layout<T: KernelElem + DeviceRepr>(
     let s = &dev.stream;
     let sh = &inp.shape;
     let (q_len, lse_len) = (sh.q_len(), sh.lse_len());
-    let plan = Plan::on_device(inp.vis_end.clone(), s).unwrap();
+    // Block lists at every registered forward tile: the device may run any configuration.
+    let mut plan = plan_for_all(inp.vis_end.clone());
+    plan.upload(s).unwrap();
     let put =
         |dense: &[T], heads: usize| s.clone_htod(&to_layout(layout, dense, sh, heads)).unwrap();
     let (q, k, v) = (
@@ -133,21 +159,56 @@ fn run_dense<T: KernelElem + DeviceRepr>(dev: &Device, inp: &Inputs<T>) -> (Vec<
 fn run_case<T: KernelElem + DeviceRepr>(dev: &Device, case: &Case) -> Result<(), String> {
     let inp = inputs::<T>(case);
     let (o, lse) = run_dense(dev, &inp);
-    check(case.name, case.dtype, &inp, &o, &lse)
+    check(
+        case.name,
+        case.dtype,
+        &inp,
+        &o,
+        &lse,
+        Arith::Device,
+        dev.tile(case.dtype, inp.shape.head_dim),
+    )
 }
 
-fn gpu_matrix_matches_reference(gpu: Gpu) {
-    let dev = Device::new(gpu);
-    let failures: Vec<String> = matrix()
+fn run_matrix(dev: &Device) -> Vec<String> {
+    matrix()
         .iter()
         .filter_map(|case| {
             match case.dtype {
-                Dtype::Bf16 => run_case::<bf16>(&dev, case),
-                Dtype::F16 => run_case::<f16>(&dev, case),
+                Dtype::Bf16 => run_case::<bf16>(dev, case),
+                Dtype::F16 => run_case::<f16>(dev, case),
             }
             .err()
         })
-        .collect();
+        .collect()
+}
+
+fn gpu_matrix_matches_reference(gpu: Gpu) {
+    let failures = run_matrix(&Device::new(gpu));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The matrix under every registered forward configuration this device runs, on every path
+/// (the default picks run the other tests).
+fn gpu_every_config_matches_reference(gpu: Gpu) {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for arch in [Arch::Sm80, Arch::Sm90a] {
+        for choice in configs::choices(arch) {
+            let Ok(fwd) = Forward::with_choice(&gpu, choice) else {
+                continue; // not for this device (path or shared memory)
+            };
+            drop(fwd);
+            ran += 1;
+            let dev = Device::with_choice(Gpu::new(0).expect("the same device"), choice);
+            failures.extend(
+                run_matrix(&dev)
+                    .into_iter()
+                    .map(|f| format!("[{}] {f}", configs::name(&choice))),
+            );
+        }
+    }
+    assert!(ran > 0, "no forward configuration runs on this device");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -176,7 +237,15 @@ fn run_edge<T: KernelElem + DeviceRepr>(dev: &Device, e: &Edge) -> Result<(), St
     let inp = e.inputs::<T>();
     let (o, lse) =
         run_in_layout(dev, e.layout, &inp).map_err(|err| format!("{}: {err}", e.name))?;
-    check(&e.name, e.dtype, &inp, &o, &lse)
+    check(
+        &e.name,
+        e.dtype,
+        &inp,
+        &o,
+        &lse,
+        Arith::Device,
+        dev.tile(e.dtype, inp.shape.head_dim),
+    )
 }
 
 /// The emulator's edge cases (tests/forward_edge_cases.rs runs all 26) on the device, 23 of them:
@@ -196,7 +265,7 @@ fn device_edge_cases() -> Vec<Edge> {
     cases
 }
 
-/// The edge cases on the device against the f64 reference, with the matrix's tolerances and
+/// The edge cases on the device against the f64 reference, within the device bounds and
 /// checks (every element, exact 0 / -inf for queries that see no key) and guarded outputs.
 fn gpu_edge_cases_match_reference(gpu: Gpu) {
     let dev = Device::new(gpu);
@@ -214,7 +283,16 @@ fn gpu_edge_head_major_is_deterministic(gpu: Gpu) {
     let e = edge::head_major_large_scores(71);
     let inp = e.inputs::<f16>();
     let (o, lse) = run_in_layout(&dev, e.layout, &inp).unwrap();
-    check(&e.name, e.dtype, &inp, &o, &lse).unwrap();
+    check(
+        &e.name,
+        e.dtype,
+        &inp,
+        &o,
+        &lse,
+        Arith::Device,
+        dev.tile(e.dtype, inp.shape.head_dim),
+    )
+    .unwrap();
     for launch in 1..4 {
         let (again_o, again_lse) = run_in_layout(&dev, e.layout, &inp).unwrap();
         let o_diff = o
@@ -348,7 +426,16 @@ fn large_case<T: KernelElem + DeviceRepr>(dev: &Device, case: &Case) {
         lse.iter().all(|x| !x.is_nan()),
         "{name}: an LSE element was not written"
     );
-    check(name, case.dtype, &sub, &so, &sl).unwrap();
+    check(
+        name,
+        case.dtype,
+        &sub,
+        &so,
+        &sl,
+        Arith::Device,
+        dev.tile(case.dtype, sub.shape.head_dim),
+    )
+    .unwrap();
 }
 
 fn gpu_large_shapes_match_reference(gpu: Gpu) {

@@ -108,8 +108,9 @@ fn dense(logits: &[impl Element], positions: usize, layout: LogitsLayout) -> Vec
 }
 
 /// Bound on |kernel - f64| for one gathered log-prob, from the kernel's fp32 arithmetic.
-/// u = 2^-24 (f32 rounding); e = 2^-21, the relative error of one exp2_fast / log2_fast (the
-/// device's ex2/lg2.approx are within about 2^-22, the host's exp2f/log2f within an ulp);
+/// u = 2^-24 (f32 rounding); e = 2^-21, above the documented error of one exp2_fast (PTX ISA:
+/// ex2.approx within 2 ulp of the correctly rounded result, at most 5u = 2^-21.7 relative) and of
+/// log2_fast relative to max(1, |log2 x|) (lg2.approx: 2^-22), which the emulator models;
 /// `range` bounds |x - max| over a row.
 /// - each exp term (and each rescale of a partial sum) carries e, plus the rounding of
 ///   (x - m) * log2(e) magnified by the exponential: 2u * range, plus the add: u;

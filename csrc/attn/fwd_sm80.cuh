@@ -130,7 +130,7 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
         for (int g = 0; g < kGroups; ++g) {
             float inv_l[kGroupRows / 16][2];
             float lse[kGroupRows / 16][2];
-            softmax[g].finish(inv_l, lse, a.scale);
+            softmax[g].finish(inv_l, lse, a.scale, a.scale_log2);
             tile::store_scaled(sQ, row0 + g * kGroupRows, o[g], inv_l);
             write_lse(p, w, q0 + row0 + g * kGroupRows, lse);
         }

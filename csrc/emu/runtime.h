@@ -74,6 +74,8 @@ struct Launch {
     uint32_t schedule = 0;
     uint64_t rng = 0;
     CopyTiming copy_timing = CopyTiming::AtWait;
+    uint32_t approx = PA_EMU_APPROX_EXACT;  // exp2_fast / log2_fast model (approx.cpp)
+    uint64_t approx_seed = 0;
 
     uint32_t block[3] = {1, 1, 1};
     uint32_t grid[3] = {1, 1, 1};

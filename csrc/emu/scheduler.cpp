@@ -299,6 +299,8 @@ int run_grid(const char *kernel, const PaEmuLaunch *launch, const void *params,
                                         " bytes of dynamic shared memory exceed the 227 KiB limit");
     if (launch->schedule > PA_EMU_SCHEDULE_RANDOM)
         return launch_error(report, "unknown schedule " + std::to_string(launch->schedule));
+    if (launch->approx > PA_EMU_APPROX_WORST_DOWN)
+        return launch_error(report, "unknown approx mode " + std::to_string(launch->approx));
 
     const uint32_t nthreads = static_cast<uint32_t>(nthreads64);
     size_t stack = launch->stack_bytes ? launch->stack_bytes : kDefaultStack;
@@ -344,6 +346,8 @@ int run_grid(const char *kernel, const PaEmuLaunch *launch, const void *params,
     L.entry = entry;
     L.schedule = launch->schedule;
     L.rng = launch->seed ^ 0x5ca1ab1e0ddba11ull;
+    L.approx = launch->approx;
+    L.approx_seed = launch->approx_seed;
     L.copy_timing = launch->schedule == PA_EMU_SCHEDULE_ASCENDING    ? CopyTiming::AtWait
                     : launch->schedule == PA_EMU_SCHEDULE_DESCENDING ? CopyTiming::AtIssue
                                                                      : CopyTiming::Coin;

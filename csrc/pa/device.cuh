@@ -158,20 +158,26 @@ PA_DEVICE void cp_async_wait() {
 
 // ---- memory and math ----
 PA_DEVICE void atomic_add_f32(float* addr, float v) { atomicAdd(addr, v); }
-// ex2.approx.ftz.f32: about 2 ulp, subnormal inputs and results flushed to zero.
+// ex2.approx.ftz.f32. PTX ISA (Floating Point Instructions: ex2): at most 2 ulp from the
+// correctly rounded result over the full range; .ftz flushes subnormal inputs and results to zero.
 PA_DEVICE float exp2_fast(float x) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
 
-// lg2.approx.ftz.f32: absolute error about 2^-22 near 1, relative about 2^-22 elsewhere;
-// subnormal inputs flushed to zero.
+// lg2.approx.ftz.f32. PTX ISA (Floating Point Instructions: lg2): absolute error at most 2^-22 for
+// inputs in (0.5, 2), relative error at most 2^-22 for other positive finite inputs; .ftz
+// flushes subnormal inputs and results to zero.
 PA_DEVICE float log2_fast(float x) {
     float y;
     asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
+
+// a * b rounded to nearest, never contracted with a following add into an FMA (nvcc fuses a
+// plain `a * b + c`, which would give the device a different rounding than the emulator).
+PA_DEVICE float mul_rn(float a, float b) { return __fmul_rn(a, b); }
 
 // ---- bit views ----
 // x, hidden from the optimiser: it cannot re-associate expressions through it (used for per-lane

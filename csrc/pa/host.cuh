@@ -210,10 +210,21 @@ inline void cp_async_wait(PA_SITE_DEFAULTS) {
 // One emulated thread runs at a time, so a plain add is atomic; the order of adds follows the
 // schedule (as on a GPU, float atomics make sums order-dependent).
 inline void atomic_add_f32(float *addr, float v) { *addr += v; }
-// ex2.approx.ftz.f32 on the device (about 2 ulp, flushes subnormals); exp2f here.
-inline float exp2_fast(float x) { return exp2f(x); }
-// lg2.approx.ftz.f32 on the device (about 2^-22 absolute near 1, relative elsewhere); log2f here.
-inline float log2_fast(float x) { return log2f(x); }
+// ex2.approx.ftz.f32 / lg2.approx.ftz.f32 on the device, specified only within a maximum error;
+// here the launch's model of them (PA_EMU_APPROX_* in pa_emu.h, csrc/emu/approx.cpp): correctly
+// rounded, or moved within the documented error, with subnormal inputs and results flushed.
+namespace emu {
+float exp2_approx(float x);
+float log2_approx(float x);
+}  // namespace emu
+inline float exp2_fast(float x) { return emu::exp2_approx(x); }
+inline float log2_fast(float x) { return emu::log2_approx(x); }
+// A product rounded on its own. g++ may contract `a * b + c` into an FMA where the target has
+// one, as nvcc does; the volatile keeps this product a separate rounding on every host target.
+inline float mul_rn(float a, float b) {
+    volatile float p = a * b;
+    return p;
+}
 
 // ---- bit views ----
 // Only an optimisation barrier on the device (a mov the compiler cannot see through).

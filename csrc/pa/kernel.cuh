@@ -11,7 +11,8 @@
 //   shfl_xor, shfl_idx (float, uint32_t), ldmatrix_x1/_x2/_x4[_trans],
 //   mma_m16n8k16_bf16 / _f16, MmaOp<T>::run
 //   cp_async_16, cp_async_16_zfill, cp_async_4_zfill, cp_async_commit, cp_async_wait<N>
-//   atomic_add_f32, exp2_fast, log2_fast (lg2.approx, the inverse of exp2_fast)
+//   atomic_add_f32, exp2_fast, log2_fast (lg2.approx, the inverse of exp2_fast), mul_rn (a
+//   product rounded on its own: nvcc never fuses it into an FMA)
 //   bf16, f16, u32x4 (16-byte vector), to_float, to_bf16, to_f16, pack_bf16x2, pack_f16x2,
 //   pack2<T>, from_float<T>, f32_as_u32 / u32_as_f32 (bit casts), opaque_u32 (an optimisation barrier)
 //   pa::min / pa::max (constexpr), PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site,

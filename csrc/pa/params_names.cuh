@@ -31,6 +31,7 @@ PA_PARAMS_NAME(PaProbeMmaParams)
 PA_PARAMS_NAME(PaProbeCpAsyncParams)
 PA_PARAMS_NAME(PaProbeConvertParams)
 PA_PARAMS_NAME(PaProbeTileParams)
+PA_PARAMS_NAME(PaProbeLog2Params)
 
 #undef PA_PARAMS_NAME
 

@@ -7,12 +7,16 @@
 //! - [`GuardedBuf`]: host buffers with guard bytes on both sides, for kernel inputs and outputs.
 //! - [`check_schedules`]: runs a launch under every schedule, checks the guards after each and
 //!   compares the outputs: a difference is a race, reported with the buffer and the index.
+//! - [`Approx`]: how the host computes the device's approximate `exp2_fast` / `log2_fast`
+//!   (perturbed within the PTX ISA's documented error unless a launch asks otherwise).
 //! - [`probes`]: the test and probe kernels of csrc/kernels/emu_*.cu and probe_*.cu.
 
+mod approx;
 mod buffer;
 pub mod probes;
 mod schedules;
 
+pub use approx::{Approx, Sign};
 pub use buffer::{Element, GuardedBuf};
 pub use schedules::{check_schedules, watch, Watch};
 
@@ -74,6 +78,15 @@ pub struct Options {
     pub schedule: Schedule,
     /// Stack of each emulated thread; 0 = the runtime's default (256 KiB).
     pub stack_bytes: u32,
+    /// How `exp2_fast` / `log2_fast` compute ([`Approx::DEFAULT`] from a [`Schedule`]).
+    pub approx: Approx,
+}
+
+impl Options {
+    /// `self` with `approx` as the model of the approximate instructions.
+    pub fn with_approx(self, approx: Approx) -> Self {
+        Options { approx, ..self }
+    }
 }
 
 impl From<Schedule> for Options {
@@ -81,6 +94,7 @@ impl From<Schedule> for Options {
         Options {
             schedule,
             stack_bytes: 0,
+            approx: Approx::DEFAULT,
         }
     }
 }
@@ -112,6 +126,7 @@ pub unsafe fn launch<P: KernelParams>(
 ) -> Result<Stats> {
     let options = options.into();
     let (schedule, seed) = options.schedule.code();
+    let (approx, approx_seed) = options.approx.code();
     let cfg = PaEmuLaunch {
         grid: dims.grid,
         block: dims.block,
@@ -119,7 +134,8 @@ pub unsafe fn launch<P: KernelParams>(
         schedule,
         seed,
         stack_bytes: options.stack_bytes,
-        _pad0: 0,
+        approx,
+        approx_seed,
     };
     let mut report = PaEmuReport::default();
     let entry = kernel.info().emu;
@@ -136,9 +152,10 @@ pub unsafe fn launch<P: KernelParams>(
         return Err(Error::Emulator {
             kernel: kernel.name(),
             detail: format!(
-                "{} (schedule {})",
+                "{} (schedule {}, approx {})",
                 String::from_utf8_lossy(&bytes),
-                options.schedule
+                options.schedule,
+                options.approx
             ),
         });
     }

@@ -62,6 +62,11 @@ kernel!(
     ProbeConvert,
     PaProbeConvertParams
 );
+kernel!(
+    /// `probe_log2`: log2_fast element-wise.
+    ProbeLog2,
+    PaProbeLog2Params
+);
 
 /// `probe_tile_{bf16,f16}`: every tile-layer operation on 64 x 64 tiles, two warps of 32 rows.
 pub struct ProbeTile;
@@ -141,6 +146,13 @@ impl ProbeCpAsync {
 }
 
 impl ProbeConvert {
+    /// A small grid that strides over the elements.
+    pub fn dims(count: usize) -> LaunchDims {
+        dims((count.div_ceil(128)).clamp(1, 8) as u32, 128, 0)
+    }
+}
+
+impl ProbeLog2 {
     /// A small grid that strides over the elements.
     pub fn dims(count: usize) -> LaunchDims {
         dims((count.div_ceil(128)).clamp(1, 8) as u32, 128, 0)

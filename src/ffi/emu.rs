@@ -22,6 +22,10 @@ pub const PA_PROBE_ATOMIC_SLOTS: u32 = 16;
 pub const PA_EMU_SCHEDULE_ASCENDING: u32 = 0;
 pub const PA_EMU_SCHEDULE_DESCENDING: u32 = 1;
 pub const PA_EMU_SCHEDULE_RANDOM: u32 = 2;
+pub const PA_EMU_APPROX_EXACT: u32 = 0;
+pub const PA_EMU_APPROX_PERTURBED: u32 = 1;
+pub const PA_EMU_APPROX_WORST_UP: u32 = 2;
+pub const PA_EMU_APPROX_WORST_DOWN: u32 = 3;
 pub const PA_EMU_OK: u32 = 0;
 pub const PA_EMU_KERNEL_ERROR: u32 = 1;
 pub const PA_EMU_LAUNCH_ERROR: u32 = 2;
@@ -314,6 +318,33 @@ impl Default for PaProbeTileParams {
     }
 }
 #[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeLog2Params {
+    pub in_: *const f32,
+    pub out: *mut f32,
+    pub count: i64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeLog2Params"][::core::mem::size_of::<PaProbeLog2Params>() - 24usize];
+    ["Alignment of PaProbeLog2Params"][::core::mem::align_of::<PaProbeLog2Params>() - 8usize];
+    ["Offset of field: PaProbeLog2Params::in_"]
+        [::core::mem::offset_of!(PaProbeLog2Params, in_) - 0usize];
+    ["Offset of field: PaProbeLog2Params::out"]
+        [::core::mem::offset_of!(PaProbeLog2Params, out) - 8usize];
+    ["Offset of field: PaProbeLog2Params::count"]
+        [::core::mem::offset_of!(PaProbeLog2Params, count) - 16usize];
+};
+impl Default for PaProbeLog2Params {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct PaEmuLaunch {
     pub grid: [u32; 3usize],
@@ -322,11 +353,12 @@ pub struct PaEmuLaunch {
     pub schedule: u32,
     pub seed: u64,
     pub stack_bytes: u32,
-    pub _pad0: u32,
+    pub approx: u32,
+    pub approx_seed: u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of PaEmuLaunch"][::core::mem::size_of::<PaEmuLaunch>() - 48usize];
+    ["Size of PaEmuLaunch"][::core::mem::size_of::<PaEmuLaunch>() - 56usize];
     ["Alignment of PaEmuLaunch"][::core::mem::align_of::<PaEmuLaunch>() - 8usize];
     ["Offset of field: PaEmuLaunch::grid"][::core::mem::offset_of!(PaEmuLaunch, grid) - 0usize];
     ["Offset of field: PaEmuLaunch::block"][::core::mem::offset_of!(PaEmuLaunch, block) - 12usize];
@@ -337,7 +369,10 @@ const _: () = {
     ["Offset of field: PaEmuLaunch::seed"][::core::mem::offset_of!(PaEmuLaunch, seed) - 32usize];
     ["Offset of field: PaEmuLaunch::stack_bytes"]
         [::core::mem::offset_of!(PaEmuLaunch, stack_bytes) - 40usize];
-    ["Offset of field: PaEmuLaunch::_pad0"][::core::mem::offset_of!(PaEmuLaunch, _pad0) - 44usize];
+    ["Offset of field: PaEmuLaunch::approx"]
+        [::core::mem::offset_of!(PaEmuLaunch, approx) - 44usize];
+    ["Offset of field: PaEmuLaunch::approx_seed"]
+        [::core::mem::offset_of!(PaEmuLaunch, approx_seed) - 48usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

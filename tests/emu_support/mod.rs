@@ -2,6 +2,8 @@
 //! special values each primitive must get right.
 #![allow(dead_code)]
 
+pub mod approx;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -52,3 +52,12 @@ pub fn name(c: &KernelChoice) -> String {
         _ => "default".into(),
     }
 }
+
+/// The block-list tile the kernel `choice` picks for `head_dim` runs at (the emulator's default
+/// choice is the sm80 path's first pick).
+pub fn tile_of(choice: &KernelChoice, head_dim: usize) -> TileShape {
+    let arch = choice.arch.unwrap_or(Arch::Sm80);
+    let k = select_forward(arch, KernelDtype::Bf16, head_dim, choice.tile, |_| true)
+        .expect("a registered forward kernel");
+    tile_shape(k.tile.expect("forward kernels have tiles"))
+}

@@ -3,6 +3,7 @@
 //! cases beyond the matrix.
 #![allow(dead_code)]
 
+pub mod bounds;
 pub mod cases;
 pub mod check;
 pub mod configs;
