@@ -22,18 +22,23 @@
 
 // The forward's sm80 tile configurations (block_q x block_k, warps, stages) for one dtype and head
 // dim. Which one runs is chosen in Rust (src/attention/configs.rs); the GPU check sweeps them all.
-#define PA_ATTN_FWD_SM80_CONFIGS(X, T, tn, D)                                                     \
-    X(pa_attn_fwd_sm80_##tn##_d##D##_q64k64w4s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 64, 64, 4, 2>>)  \
-    X(pa_attn_fwd_sm80_##tn##_d##D##_q128k64w4s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 128, 64, 4, 2>>) \
-    X(pa_attn_fwd_sm80_##tn##_d##D##_q128k64w8s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 128, 64, 8, 2>>) \
-    X(pa_attn_fwd_sm80_##tn##_d##D##_q128k128w8s2, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, 128, 128, 8, 2>>)
+// 128 x 64 with 4 warps (32 query rows per warp) is registered at head dim 64 only: at 128 its O
+// accumulator alone is 128 of a lane's 255 registers, and ptxas spills it on sm_90a.
+#define PA_FWD_SM80(X, T, tn, D, BQ, BK, W, S) \
+    X(pa_attn_fwd_sm80_##tn##_d##D##_q##BQ##k##BK##w##W##s##S, pa::attn::FwdSm80<pa::attn::TileConfig<T, D, BQ, BK, W, S>>)
+#define PA_ATTN_FWD_SM80_CONFIGS(X, T, tn)        \
+    PA_FWD_SM80(X, T, tn, 64, 64, 64, 4, 2)        \
+    PA_FWD_SM80(X, T, tn, 64, 128, 64, 4, 2)       \
+    PA_FWD_SM80(X, T, tn, 64, 128, 64, 8, 2)       \
+    PA_FWD_SM80(X, T, tn, 64, 128, 128, 8, 2)      \
+    PA_FWD_SM80(X, T, tn, 128, 64, 64, 4, 2)       \
+    PA_FWD_SM80(X, T, tn, 128, 128, 64, 8, 2)      \
+    PA_FWD_SM80(X, T, tn, 128, 128, 128, 8, 2)
 
 #define PA_KERNEL_LIST(X)                                                   \
     X(pa_fill_u32, pa::kernels::FillU32)                                    \
-    PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16, 64)                         \
-    PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16, 128)                        \
-    PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16, 64)                           \
-    PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16, 128)                          \
+    PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16)                             \
+    PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16)                               \
     X(pa_logprob_gather_bf16, pa_logprob::Gather<pa::bf16>)                 \
     X(pa_logprob_gather_f16, pa_logprob::Gather<pa::f16>)                   \
     X(pa_logprob_gather_f32, pa_logprob::Gather<float>)                     \

@@ -35,13 +35,11 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
     static constexpr int kWarps = Cfg::kWarps;
     static constexpr int kStages = Cfg::kStages;
     static constexpr int kRows = Cfg::kRowsPerWarp;  // query rows per warp
-    // A warp computes its rows in groups of kGroupRows: all at once, so that each K and V fragment
-    // it loads serves every 16-row block, unless the O and S accumulators of all of them would
-    // pass 160 fp32 registers per lane (128 rows per 4 warps at head dim 128: 128 + 64), where the
-    // kernel would spill; then one 16-row block at a time, loading K and V fragments per block.
+    // A warp computes all its 16-row blocks at once, so that each K and V fragment it loads serves
+    // every block. O and S of a lane take (kRows / 16) * (head_dim + block_k) / 2 fp32 registers:
+    // past 160 (e.g. 32 rows per warp at head dim 128: 192) ptxas runs out of the 255 and spills.
     static constexpr int kAccFloats = (kRows / 16) * (Cfg::kHeadDim + kBlockK) / 2;
-    static constexpr int kGroupRows = kAccFloats > 160 ? 16 : kRows;
-    static constexpr int kGroups = kRows / kGroupRows;
+    static_assert(kAccFloats <= 160, "a tile configuration whose accumulators leave too few registers");
     // Q (reused to stage O at the end), then kStages K tiles, kStages V tiles, and the k tiles'
     // vis_end (kStages x kBlockK int32) for the partial mask.
     static constexpr int kSmemBytes = QTile::kBytes + 2 * kStages * KvTile::kBytes + kStages * kBlockK * 4;
@@ -84,13 +82,10 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
             cp_async_commit();
         }
 
-        tile::Acc<kGroupRows, kHeadDim> o[kGroups];
-        OnlineSoftmax<kGroupRows / 16> softmax[kGroups];
-        PA_UNROLL
-        for (int g = 0; g < kGroups; ++g) {
-            o[g].zero();
-            softmax[g].init();
-        }
+        tile::Acc<kRows, kHeadDim> o;
+        o.zero();
+        OnlineSoftmax<kRows / 16> softmax;
+        softmax.init();
         const int row0 = (int)warp_id() * kRows;  // the warp's first row in the q tile
 
         int stage = 0;
@@ -102,38 +97,27 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
             cp_async_commit();
 
             const int entry = p.q_major.entries[e];
-            PA_UNROLL
-            for (int g = 0; g < kGroups; ++g) {
-                const int grow0 = row0 + g * kGroupRows;
-                tile::Acc<kGroupRows, kBlockK> s;
-                s.zero();
-                tile::mma_ABt(s, sQ, grow0, stage_k(stage), 0);
-                if (entry_partial(entry)) {
-                    apply_partial_mask(s, q0 + grow0, entry_tile(entry) * kBlockK, vis_stages + stage * kBlockK,
-                                       a.n);
-                }
-                softmax[g].update(s, o[g], a.scale_log2);
-                tile::AFrag<T, kGroupRows, kBlockK> pf;
-                tile::to_a(pf, s);
-                tile::mma_AB(o[g], pf, stage_v(stage), 0);
-                // One group's scores at a time: without a fence the scheduler starts the next
-                // group's S = Q K^T under this one's P V, which at 128 accumulators for O spills.
-                if (g + 1 < kGroups) sync_warp();
+            tile::Acc<kRows, kBlockK> s;
+            s.zero();
+            tile::mma_ABt(s, sQ, row0, stage_k(stage), 0);
+            if (entry_partial(entry)) {
+                apply_partial_mask(s, q0 + row0, entry_tile(entry) * kBlockK, vis_stages + stage * kBlockK, a.n);
             }
+            softmax.update(s, o, a.scale_log2);
+            tile::AFrag<T, kRows, kBlockK> pf;
+            tile::to_a(pf, s);
+            tile::mma_AB(o, pf, stage_v(stage), 0);
             stage = stage + 1 == kStages ? 0 : stage + 1;
         }
 
         // The Q tile stages O: every copy has landed and every warp is past its last ldmatrix.
         cp_async_wait<0>();
         sync_threads();
-        PA_UNROLL
-        for (int g = 0; g < kGroups; ++g) {
-            float inv_l[kGroupRows / 16][2];
-            float lse[kGroupRows / 16][2];
-            softmax[g].finish(inv_l, lse, a.scale, a.scale_log2);
-            tile::store_scaled(sQ, row0 + g * kGroupRows, o[g], inv_l);
-            write_lse(p, w, q0 + row0 + g * kGroupRows, lse);
-        }
+        float inv_l[kRows / 16][2];
+        float lse[kRows / 16][2];
+        softmax.finish(inv_l, lse, a.scale, a.scale_log2);
+        tile::store_scaled(sQ, row0, o, inv_l);
+        write_lse(p, w, q0 + row0, lse);
         sync_threads();
         tile::store_rows<QTile, Cfg::kThreads>(head_ptr<T>(p.o, w.row, w.head), p.o.stride.token, sQ, q0,
                                                a.n);

@@ -16,7 +16,7 @@ namespace emu {
 enum class State : uint8_t { Runnable, AtBarrier, AtCollective, Done, Failed };
 
 // The collectives a warp can be gathered at.
-enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma, SyncWarp };
+enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma };
 
 const char *op_name(Op op, int variant);
 

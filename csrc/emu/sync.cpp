@@ -26,7 +26,6 @@ const char *op_name(Op op, int variant) {
         case Op::Mma:
             return variant == static_cast<int>(MmaKind::Bf16) ? "mma_m16n8k16_bf16"
                                                               : "mma_m16n8k16_f16";
-        case Op::SyncWarp: return "sync_warp";
         default: return "nothing";
     }
 }
@@ -152,11 +151,6 @@ void ldmatrix(uint32_t *regs, int count, bool trans, const void *row_addr, Site 
     w->addr[lane] = static_cast<const unsigned char *>(row_addr);
     finish_arrival(w);
     for (int i = 0; i < count; i++) regs[i] = w->out[lane][i];
-}
-
-void sync_warp(Site site) {
-    Warp *w = arrive(Op::SyncWarp, 0, site);
-    finish_arrival(w);
 }
 
 void mma(MmaKind kind, float *d, const uint32_t *a, const uint32_t *b, const float *c, Site site) {

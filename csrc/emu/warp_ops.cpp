@@ -147,7 +147,6 @@ std::string compute_collective(Launch *L, Warp *w) {
         case Op::Shfl: compute_shfl(w); return std::string();
         case Op::Ldmatrix: return compute_ldmatrix(L, w);
         case Op::Mma: compute_mma(w); return std::string();
-        case Op::SyncWarp: return std::string();  // only the arrival of all 32 lanes
         default: return "internal: collective without an operation";
     }
 }

@@ -69,11 +69,6 @@ PA_DEVICE T* dyn_smem() {
 
 PA_DEVICE void sync_threads() { __syncthreads(); }
 
-// bar.warp.sync 0xffffffff: the warp's lanes reconverge here, and (to ptxas) no shared-memory
-// access moves across it; kernels also use it to bound how far the scheduler overlaps two
-// independent phases of a warp, when that overlap would spill registers.
-PA_DEVICE void sync_warp() { __syncwarp(); }
-
 // ---- warp shuffles (full mask, width 32) ----
 PA_DEVICE float shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 PA_DEVICE uint32_t shfl_xor(uint32_t v, int lane_mask) {

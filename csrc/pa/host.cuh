@@ -70,7 +70,6 @@ int run_grid(const char *kernel, const PaEmuLaunch *launch, const void *params,
              void (*entry)(const void *), uint32_t max_threads, PaEmuReport *report);
 
 void barrier(Site site);
-void sync_warp(Site site);
 enum class ShflMode : int { Xor = 0, Idx = 1 };
 uint32_t shfl(uint32_t v, int32_t b, ShflMode mode, Site site);
 void ldmatrix(uint32_t *regs, int count, bool trans, const void *row_addr, Site site);
@@ -131,10 +130,6 @@ inline T *dyn_smem() {
 }
 
 inline void sync_threads(PA_SITE_DEFAULTS) { emu::barrier({pa_site_file, pa_site_line}); }
-
-// bar.warp.sync with the full mask: all 32 lanes of the warp must reach the same call (checked
-// like a collective).
-inline void sync_warp(PA_SITE_DEFAULTS) { emu::sync_warp({pa_site_file, pa_site_line}); }
 
 // ---- warp shuffles: PTX shfl.sync.{bfly,idx}.b32 with c = 0x1f (width 32) ----
 inline uint32_t shfl_xor(uint32_t v, int lane_mask, PA_SITE_DEFAULTS) {

@@ -7,7 +7,7 @@
 //   PA_DEVICE, PA_UNROLL; kernels are structs deriving pa::KernelSpec (entry.cuh), listed in
 //   csrc/registry.cuh, and defined per path by PA_DEFINE_KERNEL
 //   pa::thread_idx_x/_y/_z, block_idx_x/_y/_z, block_dim_x/_y/_z, grid_dim_x/_y/_z,
-//   thread_linear, lane_id, warp_id, dyn_smem<T>(), sync_threads(), sync_warp(), trap()
+//   thread_linear, lane_id, warp_id, dyn_smem<T>(), sync_threads(), trap()
 //   shfl_xor, shfl_idx (float, uint32_t), ldmatrix_x1/_x2/_x4[_trans],
 //   mma_m16n8k16_bf16 / _f16, MmaOp<T>::run
 //   cp_async_16, cp_async_16_zfill, cp_async_4_zfill, cp_async_commit, cp_async_wait<N>

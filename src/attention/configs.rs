@@ -26,6 +26,7 @@ pub struct ForwardPick {
 
 const Q64K64W4S2: TileConfig = TileConfig::new(64, 64, 4, 2);
 const Q128K64W4S2: TileConfig = TileConfig::new(128, 64, 4, 2);
+const Q128K64W8S2: TileConfig = TileConfig::new(128, 64, 8, 2);
 
 /// The picks. Change a row when a GPU check sweep (scripts/gpucheck, one table per path and head
 /// dim) measures a better configuration, and quote the run.
@@ -33,15 +34,20 @@ pub const FORWARD_PICKS: &[ForwardPick] = &[
     ForwardPick {
         arch: Arch::Sm80,
         head_dim: 128,
-        prefer: &[Q128K64W4S2, Q64K64W4S2],
+        prefer: &[Q128K64W8S2, Q64K64W4S2],
         evidence: "Reasoned, not measured (no device was lent when the tile configurations \
                    became templates). 64x64/4 warps ran at 229-248 TFLOP/s on an H200 \
-                   (bench/results/2026-11-28-h200), 0.74-0.79x FlashAttention-2, whose own pick \
-                   for this head dim is 128x64/4 warps. At 128 queries per CTA each K/V tile is \
-                   loaded from global memory and waited for at one barrier per 128 query rows \
-                   instead of 64, with the same shared-memory loads per mma (a warp computes its \
-                   two 16-row blocks one after the other, which keeps it at 255 registers without \
-                   spills) and 2 CTAs of 96 KiB per SM on Hopper. 64x64 stays as the fallback.",
+                   (bench/results/2026-11-28-h200), 0.74-0.79x FlashAttention-2, with 46% of its \
+                   instructions integer address arithmetic (the tile layer now computes each \
+                   lane's ldmatrix addresses once). At 128 queries per CTA each K/V tile is loaded \
+                   from global memory and waited for at one barrier per 128 query rows instead \
+                   of 64; with 8 warps of 16 rows each warp keeps 64x64/4 warps' registers \
+                   (170-178, no spills: one CTA of 8 warps per SM, as 64x64 gave two of 4) and \
+                   96 KiB of shared memory, which sm_86/89 cards also have. FlexAttention's own \
+                   pick on H100 is 128x64 with 8 warps. 128x64 with 4 warps (FlashAttention-2's \
+                   pick) needs 32 rows per warp, whose O accumulator alone takes 128 of the 255 \
+                   registers: it spills on sm_90a and is not registered at this head dim. 64x64 \
+                   stays as the fallback.",
     },
     ForwardPick {
         arch: Arch::Sm80,
@@ -49,7 +55,7 @@ pub const FORWARD_PICKS: &[ForwardPick] = &[
         prefer: &[Q128K64W4S2, Q64K64W4S2],
         evidence: "Reasoned, not measured (as for head dim 128). 64x64/4 warps ran at 204-229 \
                    TFLOP/s on an H200, 0.78x FlashAttention-2. At 128x64/4 warps each warp holds \
-                   both of its 16-row blocks at once (221-225 registers, no spills), so every K \
+                   both of its 16-row blocks at once (about 220 registers, no spills), so every K \
                    and V fragment it loads serves two mma rows: half the shared-memory loads per \
                    mma and half the global K/V traffic per query; 48 KiB per CTA.",
     },

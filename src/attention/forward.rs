@@ -48,7 +48,7 @@ impl Forward {
     }
 
     /// The kernels `choice` picks for this device; errors when it names a path or tile the device
-    /// cannot run.
+    /// cannot run at any head dim.
     pub fn with_choice(gpu: &Gpu, choice: KernelChoice) -> Result<Self> {
         let best = gpu.arch()?;
         let mut kernels = Vec::new();
@@ -73,9 +73,22 @@ impl Forward {
                         Arch::Sm80
                     }
                 });
-                let info = select_forward(arch, dtype, head_dim, choice.tile, |k| gpu.runs(k))?;
+                // A forced tile configuration need not exist at every head dim: calls at the
+                // others are then errors (UnsupportedHeadDim), like any head dim without a kernel.
+                let info = match select_forward(arch, dtype, head_dim, choice.tile, |k| gpu.runs(k))
+                {
+                    Ok(info) => info,
+                    Err(_) if choice.tile.is_some() => continue,
+                    Err(e) => return Err(e),
+                };
                 kernels.push((dtype, head_dim, gpu.load(KernelRef::new(info)?)?));
             }
+        }
+        if kernels.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "kernel choice",
+                detail: format!("{choice:?} picks no forward kernel this device runs"),
+            });
         }
         Ok(Self {
             ctx: gpu.context().clone(),

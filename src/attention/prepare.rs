@@ -235,7 +235,7 @@ mod tests {
             Arch::Sm80,
             KernelDtype::F16,
             128,
-            Some(TileConfig::new(128, 64, 4, 2)),
+            Some(TileConfig::new(128, 64, 8, 2)),
             |_| true,
         )
         .unwrap();

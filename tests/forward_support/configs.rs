@@ -7,18 +7,26 @@ use prefix_attn::mask::{TileShape, VisEnd};
 use prefix_attn::plan::Plan;
 use prefix_attn::registry::{self, Arch, KernelDtype, TileConfig};
 
-/// Every registered forward tile configuration of `arch` (bf16 and f16 are registered alike), the
-/// default pick for head dim 128 first.
+/// Every registered forward tile configuration of `arch`, at any head dim (bf16 and f16 are
+/// registered alike), the default pick for head dim 128 first.
 pub fn tiles(arch: Arch) -> Vec<TileConfig> {
     let first = select_forward(arch, KernelDtype::Bf16, 128, None, |_| true)
         .ok()
         .and_then(|k| k.tile);
     let mut tiles: Vec<TileConfig> = registry::family(FORWARD_FAMILY)
-        .filter(|k| k.arch == arch && k.dtype == KernelDtype::Bf16 && k.head_dim == 128)
+        .filter(|k| k.arch == arch && k.dtype == KernelDtype::Bf16)
         .filter_map(|k| k.tile)
         .collect();
     tiles.sort_by_key(|t| (Some(*t) != first, *t));
+    tiles.dedup();
     tiles
+}
+
+/// Whether `choice` has a kernel at `head_dim` (not every configuration is registered at every
+/// head dim).
+pub fn runs_at(choice: &KernelChoice, head_dim: usize) -> bool {
+    let arch = choice.arch.unwrap_or(Arch::Sm80);
+    select_forward(arch, KernelDtype::Bf16, head_dim, choice.tile, |_| true).is_ok()
 }
 
 /// [`tiles`] as kernel choices.
