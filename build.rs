@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// SASS for every architecture we tune for, plus PTX for the newest so later GPUs can JIT it.
-const SASS_ARCHS: &[&str] = &["80", "86", "89", "90"];
+/// Hopper gets `sm_90a` SASS: wgmma and setmaxnreg exist only in the architecture-specific
+/// target (its SASS runs on compute capability 9.0 only, which is all sm_90 SASS serves anyway).
+const SASS_ARCHS: &[&str] = &["80", "86", "89", "90a"];
 const PTX_ARCH: &str = "90";
 
 fn main() {

@@ -80,6 +80,11 @@ PA_EMU_DECLARE(probe_ldmatrix, PaProbeLdmatrixParams)
 PA_EMU_DECLARE(probe_mma, PaProbeMmaParams)
 PA_EMU_DECLARE(probe_cp_async, PaProbeCpAsyncParams)
 PA_EMU_DECLARE(probe_convert, PaProbeConvertParams)
+PA_EMU_DECLARE(probe_sm90_sync, PaProbeSm90SyncParams)
+PA_EMU_DECLARE(probe_sm90_tma, PaProbeSm90TmaParams)
+PA_EMU_DECLARE(probe_sm90_wgmma, PaProbeSm90WgmmaParams)
+PA_EMU_DECLARE(probe_sm90_pipeline, PaProbeSm90PipelineParams)
+PA_EMU_DECLARE(emu_planted_sm90, PaEmuPlantedSm90Params)
 
 #ifdef __cplusplus
 }

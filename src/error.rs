@@ -81,6 +81,10 @@ pub enum Error {
     /// The CUDA driver returned an error.
     Cuda { call: &'static str, detail: String },
 
+    // ---- Hopper tensor maps ----
+    /// A tensor map description (`sm90::TensorMapDesc`) has a field the encoder refuses.
+    InvalidTensorMap { field: String, detail: String },
+
     // ---- emulator ----
     /// The SIMT emulator detected a kernel bug (divergent collective, barrier mismatch, guard
     /// overwrite) or could not run the launch.
@@ -157,6 +161,7 @@ impl fmt::Display for Error {
             ),
             NoDevice { reason } => write!(f, "no usable CUDA device: {reason}"),
             Cuda { call, detail } => write!(f, "CUDA error in {call}: {detail}"),
+            InvalidTensorMap { field, detail } => write!(f, "tensor map {field}: {detail}"),
             Emulator { kernel, detail } => write!(f, "emulator, kernel {kernel}: {detail}"),
         }
     }

@@ -17,6 +17,7 @@
 //!   ([`attention::forward_emulated`]); docs/forward.md.
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
+//! - [`sm90`]: Hopper host support: tensor maps for TMA loads ([`sm90::TensorMapDesc`]).
 
 pub mod attention;
 pub mod batch;
@@ -30,6 +31,7 @@ pub mod mask;
 pub mod plan;
 pub mod reference;
 pub mod shape;
+pub mod sm90;
 
 pub use error::{Error, Result};
 pub use shape::AttnShape;

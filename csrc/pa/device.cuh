@@ -14,10 +14,13 @@
 #define PA_SITE_PARAM
 #define PA_SITE_ARG
 
-// A kernel takes exactly one parameter struct from pa_params.h by value, named `p`.
-#define PA_KERNEL(name, Params) extern "C" __global__ void name(const Params p)
-#define PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks) \
-    extern "C" __global__ void __launch_bounds__(max_threads, min_blocks) name(const Params p)
+// A kernel takes exactly one parameter struct from pa_params.h by value, named `p`. It is a
+// __grid_constant__ parameter, so `&p.field` is an address in parameter space rather than in a
+// local copy: TMA needs that for the tensor maps it receives (pa_tma.h).
+#define PA_KERNEL(name, Params) extern "C" __global__ void name(const __grid_constant__ Params p)
+#define PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks)                        \
+    extern "C" __global__ void __launch_bounds__(max_threads, min_blocks) name(        \
+        const __grid_constant__ Params p)
 
 namespace pa {
 

@@ -30,8 +30,11 @@
 // Host build of a kernel: its body becomes a function every emulated thread runs, and the C entry
 // `name_emu` (declared in csrc/pa_emu.h, whose declaration this definition must match) runs a
 // whole grid. max_threads (0 = none) is checked against the launch like __launch_bounds__.
+// The body takes the launch's one parameter struct by reference, as a __grid_constant__
+// parameter on the device: every thread sees the same object (its fields' addresses are stable,
+// e.g. the tensor maps TMA reads), and nobody may modify it.
 #define PA_EMU_KERNEL_(name, Params, max_threads)                                              \
-    static void name##_pa_body(const Params p);                                                \
+    static void name##_pa_body(const Params &p);                                               \
     static void name##_pa_entry(const void *params) {                                          \
         name##_pa_body(*static_cast<const Params *>(params));                                  \
     }                                                                                          \
@@ -40,7 +43,7 @@
         return ::pa::emu::run_grid(#name, launch, params, &name##_pa_entry, (max_threads),      \
                                    report);                                                    \
     }                                                                                          \
-    static void name##_pa_body(const Params p)
+    static void name##_pa_body(const Params &p)
 
 #define PA_KERNEL(name, Params) PA_EMU_KERNEL_(name, Params, 0)
 #define PA_KERNEL_BOUNDS(name, Params, max_threads, min_blocks) \
