@@ -188,9 +188,10 @@ void tma_load(void *dst, const PaTensorMap *map, void *bar, const int32_t *coord
     const uint32_t align = dst_alignment(p.map.swizzle);
     if (shared_addr_of(L, static_cast<uint32_t>(off)) % align != 0) {
         fail_thread(what + "the destination (shared address " +
-                    std::to_string(shared_addr_of(L, static_cast<uint32_t>(off))) +
-                    ") is not " + std::to_string(align) +
-                    "-byte aligned, as its swizzle mode needs (align tiles with smem_align_up)");
+                    std::to_string(shared_addr_of(L, static_cast<uint32_t>(off))) + ") is not " +
+                    std::to_string(align) +
+                    "-byte aligned (TMA needs 128 bytes; a swizzled box, its pattern's repeat: "
+                    "align tiles with smem_align_up)");
     }
     MbarState *m = mbar_live(L, t, bar, "complete_tx (of a TMA load)", site);
     p.dst_offset = static_cast<uint32_t>(off);
