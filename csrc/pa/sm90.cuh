@@ -61,6 +61,8 @@
 // (phase k has parity k % 2; a fresh barrier counts as having completed phase -1, parity 1).
 // Flip the parity after each completed phase. The producer of a TMA stage calls
 // arrive_expect_tx(box_bytes) (or expect_tx + arrive) and issues the loads; consumers wait.
+// Named barriers: named_barrier_sync / _arrive(id, threads) with ids 1..15 (0 is
+// sync_threads'), counts a multiple of 32, whole warps; e.g. two consumer warpgroups taking turns.
 // wgmma: wgmma_fence() before the first wgmma and after any access to its accumulators or
 // A fragment; issue; wgmma_commit(); wgmma_wait<n>() before touching the accumulators or
 // A fragments again. Shared memory written by ordinary stores and read by wgmma (or written by
