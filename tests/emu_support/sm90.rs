@@ -260,21 +260,30 @@ pub struct TmaCase {
     pub coords: Vec<[i32; 5]>,
 }
 
-fn tma_case(
-    name: &'static str,
+/// A tensor map description without an address (set by whoever uploads the tensor).
+fn desc(
     dtype: TmaDtype,
     dims: &[u64],
     strides: &[u64],
     box_dims: &[u32],
     swizzle: TmaSwizzle,
-    coords: &[&[i32]],
-    seed: u64,
-) -> TmaCase {
-    let rank = dims.len();
+) -> TensorMapDesc {
+    TensorMapDesc {
+        dtype,
+        global_address: 0,
+        dims: dims.to_vec(),
+        strides: strides.to_vec(),
+        box_dims: box_dims.to_vec(),
+        swizzle,
+    }
+}
+
+fn tma_case(name: &'static str, desc: TensorMapDesc, coords: &[&[i32]], seed: u64) -> TmaCase {
+    let rank = desc.rank();
     let last = if rank == 1 {
-        dims[0] * dtype.bytes() as u64
+        desc.dims[0] * desc.dtype.bytes() as u64
     } else {
-        strides[rank - 2] * dims[rank - 1]
+        desc.strides[rank - 2] * desc.dims[rank - 1]
     };
     let bytes = (last as usize).div_ceil(16) * 16;
     let tensor: Vec<u8> = random_u32(bytes / 4, seed)
@@ -291,14 +300,7 @@ fn tma_case(
         .collect();
     TmaCase {
         name,
-        desc: TensorMapDesc {
-            dtype,
-            global_address: 0,
-            dims: dims.to_vec(),
-            strides: strides.to_vec(),
-            box_dims: box_dims.to_vec(),
-            swizzle,
-        },
+        desc,
         tensor,
         coords,
     }
@@ -309,71 +311,73 @@ pub fn tma_cases(seed: u64) -> Vec<TmaCase> {
     vec![
         tma_case(
             "2-D bf16, 128B swizzle",
-            TmaDtype::Bf16,
-            &[64, 100],
-            &[128],
-            &[64, 32],
-            TmaSwizzle::B128,
+            desc(
+                TmaDtype::Bf16,
+                &[64, 100],
+                &[128],
+                &[64, 32],
+                TmaSwizzle::B128,
+            ),
             &[&[0, 0], &[0, 80], &[0, -5], &[-8, 10], &[8, 99], &[64, 0]],
             seed,
         ),
         tma_case(
             "3-D f32, no swizzle, padded rows",
-            TmaDtype::F32,
-            &[12, 7, 5],
-            &[64, 512],
-            &[8, 4, 2],
-            TmaSwizzle::None,
+            desc(
+                TmaDtype::F32,
+                &[12, 7, 5],
+                &[64, 512],
+                &[8, 4, 2],
+                TmaSwizzle::None,
+            ),
             &[&[0, 0, 0], &[8, 5, 4], &[-4, -2, -1], &[4, 3, 2]],
             seed + 1,
         ),
         tma_case(
             "2-D u8, 32B swizzle",
-            TmaDtype::U8,
-            &[48, 40],
-            &[48],
-            &[32, 16],
-            TmaSwizzle::B32,
+            desc(TmaDtype::U8, &[48, 40], &[48], &[32, 16], TmaSwizzle::B32),
             &[&[0, 0], &[16, 30], &[-16, -8]],
             seed + 2,
         ),
         tma_case(
             "4-D u16, 64B swizzle",
-            TmaDtype::U16,
-            &[32, 3, 4, 2],
-            &[64, 192, 768],
-            &[32, 2, 3, 2],
-            TmaSwizzle::B64,
+            desc(
+                TmaDtype::U16,
+                &[32, 3, 4, 2],
+                &[64, 192, 768],
+                &[32, 2, 3, 2],
+                TmaSwizzle::B64,
+            ),
             &[&[0, 0, 0, 0], &[0, 2, 3, 1], &[-16, -1, 1, 0]],
             seed + 3,
         ),
         tma_case(
             "5-D f16, no swizzle",
-            TmaDtype::F16,
-            &[8, 2, 2, 2, 3],
-            &[16, 32, 64, 128],
-            &[8, 2, 2, 2, 2],
-            TmaSwizzle::None,
+            desc(
+                TmaDtype::F16,
+                &[8, 2, 2, 2, 3],
+                &[16, 32, 64, 128],
+                &[8, 2, 2, 2, 2],
+                TmaSwizzle::None,
+            ),
             &[&[0, 0, 0, 0, 0], &[0, 1, 1, 1, 2], &[0, -1, 0, 1, -1]],
             seed + 4,
         ),
         tma_case(
             "1-D u32",
-            TmaDtype::U32,
-            &[100],
-            &[],
-            &[64],
-            TmaSwizzle::None,
+            desc(TmaDtype::U32, &[100], &[], &[64], TmaSwizzle::None),
             &[&[0], &[60], &[-16]],
             seed + 5,
         ),
         tma_case(
             "2-D f64, 128B swizzle",
-            TmaDtype::F64,
-            &[16, 20],
-            &[256],
-            &[16, 16],
-            TmaSwizzle::B128,
+            desc(
+                TmaDtype::F64,
+                &[16, 20],
+                &[256],
+                &[16, 16],
+                TmaSwizzle::B128,
+            ),
             &[&[0, 0], &[0, 8], &[-8, -8]],
             seed + 6,
         ),
