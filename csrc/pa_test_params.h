@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "pa_tma.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -122,6 +124,108 @@ typedef struct PaProbeLog2Params {
     float *out;      /* log2_fast(in[i]) */
     int64_t count;
 } PaProbeLog2Params;
+
+/* ==== Hopper (sm_90) probes: csrc/kernels/probe_sm90_*.cu, emu_planted_sm90.cuh ==== */
+
+/* ---- probe_sm90_sync: mbarrier phases and arrival counts, a two-slot producer/consumer ring
+ * over mbarriers, named barriers (sync, arrive, separate ids). Launch: 1 CTA of 256 threads,
+ * 1024 bytes of dynamic smem. */
+#define PA_PROBE_SYNC_ROUNDS 6
+#define PA_PROBE_SYNC_WORDS 8 /* outputs per thread */
+typedef struct PaProbeSm90SyncParams {
+    const uint32_t *in; /* PA_PROBE_SYNC_ROUNDS * 32 words (the producer's data) + 256 */
+    uint32_t *out;      /* PA_PROBE_SYNC_WORDS per thread */
+} PaProbeSm90SyncParams;
+
+/* ---- probe_sm90_tma: one TMA box per CTA (coordinates from `coords`), completed on an
+ * mbarrier and copied back raw (swizzled, zero-filled). Launch: `count` CTAs of 128 threads,
+ * box_bytes + 1024 + 128 bytes of dynamic smem. */
+typedef struct PaProbeSm90TmaParams {
+    PaTensorMap map;
+    const int32_t *coords; /* count x PA_TMA_MAX_RANK, innermost first */
+    uint32_t *out;         /* count x box_bytes / 4 words */
+    uint32_t box_bytes;
+    uint32_t rank;
+    uint32_t count;
+    uint32_t _pad0;
+} PaProbeSm90TmaParams;
+
+/* ---- probe_sm90_wgmma: per CTA one warpgroup runs `ksteps` chained wgmma.m64nNk16 on operands
+ * copied verbatim from a shared-memory image, with descriptors given by the test (start
+ * addresses relative to the image, which the kernel places 1024-byte aligned). N is 16, 64, 128
+ * or 256. Launch: one CTA of 128 threads per case, PA_PROBE_WGMMA_SMEM bytes of smem. */
+#define PA_PROBE_WGMMA_MAX_K 4
+#define PA_PROBE_WGMMA_MAX_IMAGE 45056 /* the whole smem stays under the 48 KiB default */
+#define PA_PROBE_WGMMA_SMEM (PA_PROBE_WGMMA_MAX_IMAGE + 1024)
+typedef struct PaProbeWgmmaCase {
+    uint32_t n;
+    uint32_t f16;         /* 0 bf16, 1 f16 */
+    uint32_t a_regs;      /* 1: A from registers (a_frags) */
+    uint32_t trans_a;     /* imm-trans-a (0 when A is in registers) */
+    uint32_t trans_b;     /* imm-trans-b */
+    uint32_t ksteps;      /* 1..PA_PROBE_WGMMA_MAX_K */
+    uint32_t scale_d;     /* scale-d of the first wgmma; later ones accumulate */
+    uint32_t image_bytes; /* a multiple of 16, at most PA_PROBE_WGMMA_MAX_IMAGE */
+    uint64_t image_offset; /* of this case's image in `images`, a multiple of 16 */
+    uint64_t desc_a[PA_PROBE_WGMMA_MAX_K];
+    uint64_t desc_b[PA_PROBE_WGMMA_MAX_K];
+} PaProbeWgmmaCase;
+typedef struct PaProbeSm90WgmmaParams {
+    const PaProbeWgmmaCase *cases; /* one per CTA */
+    const uint8_t *images;
+    const uint32_t *a_frags; /* per case: PA_PROBE_WGMMA_MAX_K x 128 threads x 4 words */
+    const float *c;          /* per case: [64][256] (columns < n used) */
+    float *d;                /* per case: [64][256] */
+} PaProbeSm90WgmmaParams;
+
+/* ---- probe_sm90_pipeline: the attention forward's skeleton. Warpgroup 0 (setmaxnreg.dec)
+ * loads Q once and K/V tiles through a two-stage ring of mbarriers with TMA (SWIZZLE_128B);
+ * warpgroup 1 (setmaxnreg.inc) computes S = Q K^T (wgmma, both from shared memory, K-major)
+ * and O += bf16(S) V (P from registers, V N-major). Launch: 1 CTA of 256 threads,
+ * PA_PROBE_PIPE_SMEM bytes of dynamic smem. */
+#define PA_PROBE_PIPE_STAGES 2
+#define PA_PROBE_PIPE_SMEM (1024 + 8192 * (1 + 2 * PA_PROBE_PIPE_STAGES) + 128)
+typedef struct PaProbeSm90PipelineParams {
+    PaTensorMap q_map; /* bf16 [64][64], box 64 x 64, SWIZZLE_128B */
+    PaTensorMap k_map; /* bf16 [tiles * 64][64], box 64 x 64, SWIZZLE_128B */
+    PaTensorMap v_map; /* the same over V */
+    float *s;          /* [64][64]: S of the last tile */
+    float *o;          /* [64][64]: sum over tiles of bf16(S_t) V_t */
+    uint32_t tiles;
+    uint32_t _pad0;
+} PaProbeSm90PipelineParams;
+
+/* ---- emu_planted_sm90: one deliberate bug per mode in the Hopper features. ---- */
+#define PA_SM90_PLANTED_CORRECT 0            /* TMA + mbarrier + wgmma, no bug */
+#define PA_SM90_PLANTED_OVER_ARRIVE 1        /* a second arrival in a phase held open by tx */
+#define PA_SM90_PLANTED_TX_UNDERFLOW 2       /* expect_tx of half the box */
+#define PA_SM90_PLANTED_STALE_PARITY 3       /* waits the second phase with the first's parity */
+#define PA_SM90_PLANTED_BEFORE_INIT 4        /* arrivals without the barrier after init */
+#define PA_SM90_PLANTED_INIT_IN_USE 5        /* re-init with an arrival pending */
+#define PA_SM90_PLANTED_DEADLOCK 6           /* count 2, one arrival, everyone waits */
+#define PA_SM90_PLANTED_OVERWRITTEN 7        /* an ordinary store over a live mbarrier */
+#define PA_SM90_PLANTED_NAMED_COUNTS 8       /* one named barrier, counts 128 and 96 */
+#define PA_SM90_PLANTED_NAMED_HALF 9         /* bar.arrive that nobody completes */
+#define PA_SM90_PLANTED_NAMED_PARTIAL_WARP 10 /* half a warp at a named barrier */
+#define PA_SM90_PLANTED_ACC_BEFORE_WAIT 11   /* accumulator read before wgmma.wait_group */
+#define PA_SM90_PLANTED_NO_FENCE 12          /* accumulator written, then wgmma without fence */
+#define PA_SM90_PLANTED_MISALIGNED_WARPGROUP 13 /* wgmma by warps 1..4 */
+#define PA_SM90_PLANTED_NONUNIFORM_DESC 14   /* one warp's B descriptor differs */
+#define PA_SM90_PLANTED_BAD_DESC 15          /* a descriptor with a base offset */
+#define PA_SM90_PLANTED_SETMAXNREG 16        /* two register counts in one warpgroup */
+#define PA_SM90_PLANTED_TMA_READ_EARLY 17    /* reads the TMA box before waiting */
+#define PA_SM90_PLANTED_EARLY_RELEASE 18     /* releases a stage before the wgmma reading it completes */
+#define PA_SM90_PLANTED_TMA_MISALIGNED 19    /* TMA destination not 128-byte aligned */
+#define PA_SM90_PLANTED_MODES 20
+/* Launch: 1 CTA of 256 threads, PA_SM90_PLANTED_SMEM bytes of dynamic smem. */
+#define PA_SM90_PLANTED_SMEM 16384
+typedef struct PaEmuPlantedSm90Params {
+    PaTensorMap map;    /* u32 [64][64], box 8 x 16 (512 bytes), no swizzle */
+    const uint32_t *in; /* 4096 words (the tensor of `map`) */
+    uint32_t *out;      /* 4096 words */
+    int32_t mode;
+    uint32_t _pad0;
+} PaEmuPlantedSm90Params;
 
 #ifdef __cplusplus
 }

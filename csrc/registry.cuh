@@ -8,6 +8,7 @@
 #include "attn/fwd_sm80.cuh"
 #include "kernels/emu_gemm_tile.cuh"
 #include "kernels/emu_planted.cuh"
+#include "kernels/emu_planted_sm90.cuh"
 #include "kernels/fill.cuh"
 #include "kernels/logprob_gather.cuh"
 #include "kernels/probe_convert.cuh"
@@ -16,6 +17,10 @@
 #include "kernels/probe_log2.cuh"
 #include "kernels/probe_mma.cuh"
 #include "kernels/probe_shfl.cuh"
+#include "kernels/probe_sm90_pipeline.cuh"
+#include "kernels/probe_sm90_sync.cuh"
+#include "kernels/probe_sm90_tma.cuh"
+#include "kernels/probe_sm90_wgmma.cuh"
 #include "kernels/probe_tile.cuh"
 #include "kernels/rotary.cuh"
 #include "kernels/swiglu.cuh"
@@ -57,4 +62,10 @@
     X(probe_convert, pa::kernels::ProbeConvert)                             \
     X(probe_log2, pa::kernels::ProbeLog2)                                   \
     X(probe_tile_bf16, pa::kernels::ProbeTile<pa::bf16>)                    \
-    X(probe_tile_f16, pa::kernels::ProbeTile<pa::f16>)
+    X(probe_tile_f16, pa::kernels::ProbeTile<pa::f16>)                      \
+    /* Hopper (sm_90a) probes and planted bugs */                           \
+    X(probe_sm90_sync, pa::kernels::ProbeSm90Sync)                          \
+    X(probe_sm90_tma, pa::kernels::ProbeSm90Tma)                            \
+    X(probe_sm90_wgmma, pa::kernels::ProbeSm90Wgmma)                        \
+    X(probe_sm90_pipeline, pa::kernels::ProbeSm90Pipeline)                  \
+    X(emu_planted_sm90, pa::kernels::EmuPlantedSm90)

@@ -112,6 +112,10 @@ pub enum Error {
         detail: String,
     },
 
+    // ---- Hopper tensor maps ----
+    /// A tensor map description (`sm90::TensorMapDesc`) has a field the encoder refuses.
+    InvalidTensorMap { field: String, detail: String },
+
     // ---- emulator ----
     /// The SIMT emulator detected a kernel bug (divergent collective, barrier mismatch, guard
     /// overwrite) or could not run the launch.
@@ -223,6 +227,7 @@ impl fmt::Display for Error {
             LibraryNotFound { library, detail } => {
                 write!(f, "{library} was not found: {detail}")
             }
+            InvalidTensorMap { field, detail } => write!(f, "tensor map {field}: {detail}"),
             Emulator { kernel, detail } => write!(f, "emulator, kernel {kernel}: {detail}"),
         }
     }

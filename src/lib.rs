@@ -23,6 +23,7 @@
 //! - [`rotary`]: rotary position embedding tables (position ids from the layout).
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
+//! - [`sm90`]: Hopper host support: tensor maps for TMA loads ([`sm90::TensorMapDesc`]).
 
 pub mod attention;
 pub mod batch;
@@ -40,6 +41,7 @@ pub mod reference;
 pub mod registry;
 pub mod rotary;
 pub mod shape;
+pub mod sm90;
 
 pub use error::{Error, Result};
 pub use shape::AttnShape;

@@ -224,9 +224,10 @@ macro_rules! kernel_params {
 }
 
 use crate::ffi::emu::{
-    PaEmuGemmTileParams, PaEmuPlantedParams, PaProbeConvertParams, PaProbeCpAsyncParams,
-    PaProbeLdmatrixParams, PaProbeLog2Params, PaProbeMmaParams, PaProbeShflParams,
-    PaProbeTileParams,
+    PaEmuGemmTileParams, PaEmuPlantedParams, PaEmuPlantedSm90Params, PaProbeConvertParams,
+    PaProbeCpAsyncParams, PaProbeLdmatrixParams, PaProbeLog2Params, PaProbeMmaParams,
+    PaProbeShflParams, PaProbeSm90PipelineParams, PaProbeSm90SyncParams, PaProbeSm90TmaParams,
+    PaProbeSm90WgmmaParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
     PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams,
@@ -249,6 +250,11 @@ kernel_params!(
     PaProbeConvertParams,
     PaProbeTileParams,
     PaProbeLog2Params,
+    PaProbeSm90SyncParams,
+    PaProbeSm90TmaParams,
+    PaProbeSm90WgmmaParams,
+    PaProbeSm90PipelineParams,
+    PaEmuPlantedSm90Params,
 );
 
 /// A registered kernel whose parameter struct is `P` (checked when the handle is made), which is

@@ -20,6 +20,12 @@
 //! - The tile kernel's softmax p: within a bound derived from the c difference above and the
 //!   probe's arithmetic (see `p_bound`).
 //!
+//! - The Hopper probes (compute capability 9.0 only; skipped with the reason printed elsewhere):
+//!   mbarrier / named-barrier semantics, TMA boxes (device-encoded tensor maps vs the emulator's
+//!   encoding) bit for bit; wgmma bit for bit on exactly representable inputs and otherwise
+//!   within the bound derived at `wgmma_bound`; the TMA + wgmma pipeline bit for bit on exact
+//!   inputs.
+//!
 //! Reported as ignored, with the reason, without a device or without nvcc at build time
 //! (tests/device_harness).
 
@@ -46,6 +52,7 @@ struct Device {
 
 fn main() -> ExitCode {
     let mut trials = device_tests![probes_agree_with_the_gpu];
+    trials.extend(hopper_tests![hopper_probes_agree_with_the_gpu]);
     trials.extend(host_tests![
         p_bound_covers_ex2_moved_both_ways_on_the_emulator
     ]);
@@ -736,4 +743,219 @@ fn p_bound_covers_ex2_moved_both_ways_on_the_emulator() {
     }
     // These logits span hundreds of units, so most p are exactly 0 or 1; the rest must move.
     assert!(moved >= 32, "only {moved} of 4096 p differ");
+}
+
+// ---- Hopper (sm_90a) probes ----
+
+use emu_support::sm90::*;
+use prefix_attn::sm90::TensorMapDesc;
+
+fn sm90_sync(dev: &Device) {
+    let (input, expected) = sync_case(51);
+    let dims = ProbeSm90Sync::dims();
+    let (di, dout) = (dev.up(&input), dev.up(&vec![0u32; expected.len()]));
+    let p = PaProbeSm90SyncParams {
+        in_: dev.ptr(&di) as *const u32,
+        out: dev.ptr(&dout) as *mut u32,
+    };
+    dev.run(ProbeSm90Sync::kernel().unwrap(), &dims, &p);
+    let (hi, hout) = (
+        GuardedBuf::from_slice(&input),
+        GuardedBuf::<u32>::filled(expected.len(), 0),
+    );
+    let q = PaProbeSm90SyncParams {
+        in_: hi.as_ptr(),
+        out: hout.as_mut_ptr(),
+    };
+    emulate(ProbeSm90Sync::kernel().unwrap(), &dims, &q);
+    assert_bits_equal("probe_sm90_sync out", &dev.down(&dout), hout.as_slice());
+}
+
+fn sm90_tma(dev: &Device) {
+    for case in tma_cases(52) {
+        let count = case.coords.len();
+        let coords: Vec<i32> = case.coords.iter().flatten().copied().collect();
+        let box_bytes = case.desc.box_bytes().expect("valid case");
+        let words = count * box_bytes as usize / 4;
+        let dims = ProbeSm90Tma::dims(count as u32, box_bytes);
+
+        let (dt, dc, dout) = (
+            dev.up(&case.tensor),
+            dev.up(&coords),
+            dev.up(&vec![0u32; words]),
+        );
+        let desc = TensorMapDesc {
+            global_address: dev.ptr(&dt),
+            ..case.desc.clone()
+        };
+        let p = PaProbeSm90TmaParams {
+            map: desc.encode_device().expect("cuTensorMapEncodeTiled"),
+            coords: dev.ptr(&dc) as *const i32,
+            out: dev.ptr(&dout) as *mut u32,
+            box_bytes,
+            rank: desc.rank() as u32,
+            count: count as u32,
+            _pad0: 0,
+        };
+        dev.run(ProbeSm90Tma::kernel().unwrap(), &dims, &p);
+
+        let (ht, hc, hout) = (
+            GuardedBuf::from_slice(&case.tensor),
+            GuardedBuf::from_slice(&coords),
+            GuardedBuf::<u32>::filled(words, 0),
+        );
+        let hdesc = TensorMapDesc {
+            global_address: ht.as_ptr() as u64,
+            ..case.desc.clone()
+        };
+        let q = PaProbeSm90TmaParams {
+            map: hdesc.encode_emulator().expect("valid case"),
+            coords: hc.as_ptr(),
+            out: hout.as_mut_ptr(),
+            ..p
+        };
+        emulate(ProbeSm90Tma::kernel().unwrap(), &dims, &q);
+        assert_bits_equal(
+            &format!("probe_sm90_tma ({})", case.name),
+            &dev.down(&dout),
+            hout.as_slice(),
+        );
+    }
+}
+
+/// Bound between the GPU and the emulator for one output of a chain of `ksteps` wgmmas, with M
+/// the sum of |a_k b_k| over every k plus |c|. Every partial result (each step's c included) is
+/// within rounding of a partial sum of those terms, so |c_j| <= M (to first order) and each
+/// step's own terms plus |c_j| sum to S_j <= 2M. A step on the tensor core adds its 16 exact
+/// products and c with at most 16 additions, each off by at most one f32 ulp (2^-23, truncation
+/// included) of a partial sum bounded by S_j, and rounds once: at most 16 * 2^-23 * S_j +
+/// 2^-23 * |d_j| <= 33 * 2^-23 * M. The emulator rounds the exact sum once: 2^-24 * M. Errors of
+/// earlier steps pass through c unchanged, so over the chain |gpu - emu| <= ksteps * 34 *
+/// 2^-23 * M; the bound used is ksteps * 36 * 2^-23 * M.
+fn wgmma_bound(ksteps: usize, mag: f64) -> f64 {
+    ksteps as f64 * 36.0 * 2f64.powi(-23) * mag
+}
+
+fn sm90_wgmma(dev: &Device, exact_inputs: bool) {
+    let batch = wgmma_batch(wgmma_specs(), 53 + exact_inputs as u64, exact_inputs);
+    let n = batch.cases.len();
+    let cases = batch.case_bytes();
+    let dims = ProbeSm90Wgmma::dims(n as u32);
+    let (dcases, dimg, dfr, dc, dd) = (
+        dev.up(&cases),
+        dev.up(&batch.images),
+        dev.up(&batch.a_frags),
+        dev.up(&batch.c),
+        dev.up(&vec![f32::NAN; n * WG_C]),
+    );
+    let p = PaProbeSm90WgmmaParams {
+        cases: dev.ptr(&dcases) as *const PaProbeWgmmaCase,
+        images: dev.ptr(&dimg) as *const u8,
+        a_frags: dev.ptr(&dfr) as *const u32,
+        c: dev.ptr(&dc) as *const f32,
+        d: dev.ptr(&dd) as *mut f32,
+    };
+    dev.run(ProbeSm90Wgmma::kernel().unwrap(), &dims, &p);
+    let (hcases, himg, hfr, hc, hd) = (
+        GuardedBuf::from_slice(&cases),
+        GuardedBuf::from_slice(&batch.images),
+        GuardedBuf::from_slice(&batch.a_frags),
+        GuardedBuf::from_slice(&batch.c),
+        GuardedBuf::<f32>::filled(n * WG_C, f32::NAN),
+    );
+    let q = PaProbeSm90WgmmaParams {
+        cases: hcases.as_ptr() as *const PaProbeWgmmaCase,
+        images: himg.as_ptr(),
+        a_frags: hfr.as_ptr(),
+        c: hc.as_ptr(),
+        d: hd.as_mut_ptr(),
+    };
+    emulate(ProbeSm90Wgmma::kernel().unwrap(), &dims, &q);
+    let gpu = dev.down(&dd);
+    for (ci, s) in batch.specs.iter().enumerate() {
+        for m in 0..64 {
+            for col in 0..s.n {
+                let i = ci * WG_C + m * 256 + col;
+                let (g, e) = (gpu[i], hd.as_slice()[i]);
+                let what = format!(
+                    "wgmma case {ci} (n {}, f16 {}, A regs {}, A {:?}, B {:?}, {} k-steps) \
+                     d[{m}][{col}]: gpu {g}, emulator {e}",
+                    s.n, s.f16, s.a_regs, s.a, s.b, s.ksteps
+                );
+                if exact_inputs {
+                    assert_eq!(g.to_bits(), e.to_bits(), "{what}");
+                } else {
+                    let bound = wgmma_bound(s.ksteps, batch.mag[i]);
+                    assert!(((g - e) as f64).abs() <= bound, "{what}, bound {bound:e}");
+                }
+            }
+        }
+    }
+}
+
+fn sm90_pipeline(dev: &Device) {
+    let pc = pipeline_case(3, 54, true);
+    let dims = ProbeSm90Pipeline::dims();
+    let (dq, dk, dv) = (dev.up(&pc.q), dev.up(&pc.k), dev.up(&pc.v));
+    let (ds, dout) = (
+        dev.up(&vec![f32::NAN; 64 * 64]),
+        dev.up(&vec![f32::NAN; 64 * 64]),
+    );
+    let dmaps = pipeline_maps(dev.ptr(&dq), dev.ptr(&dk), dev.ptr(&dv), pc.tiles);
+    let p = PaProbeSm90PipelineParams {
+        q_map: dmaps[0].encode_device().expect("q map"),
+        k_map: dmaps[1].encode_device().expect("k map"),
+        v_map: dmaps[2].encode_device().expect("v map"),
+        s: dev.ptr(&ds) as *mut f32,
+        o: dev.ptr(&dout) as *mut f32,
+        tiles: pc.tiles as u32,
+        _pad0: 0,
+    };
+    dev.run(ProbeSm90Pipeline::kernel().unwrap(), &dims, &p);
+    let (hq, hk, hv) = (
+        GuardedBuf::from_slice(&pc.q),
+        GuardedBuf::from_slice(&pc.k),
+        GuardedBuf::from_slice(&pc.v),
+    );
+    let (hs, hout) = (
+        GuardedBuf::<f32>::filled(64 * 64, f32::NAN),
+        GuardedBuf::<f32>::filled(64 * 64, f32::NAN),
+    );
+    let hmaps = pipeline_maps(
+        hq.as_ptr() as u64,
+        hk.as_ptr() as u64,
+        hv.as_ptr() as u64,
+        pc.tiles,
+    );
+    let q = PaProbeSm90PipelineParams {
+        q_map: hmaps[0].encode_emulator().expect("q map"),
+        k_map: hmaps[1].encode_emulator().expect("k map"),
+        v_map: hmaps[2].encode_emulator().expect("v map"),
+        s: hs.as_mut_ptr(),
+        o: hout.as_mut_ptr(),
+        tiles: pc.tiles as u32,
+        _pad0: 0,
+    };
+    emulate(ProbeSm90Pipeline::kernel().unwrap(), &dims, &q);
+    // Exactly representable inputs: every product and partial sum is exact in f32 on both sides.
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    assert_bits_equal(
+        "probe_sm90_pipeline s",
+        &bits(&dev.down(&ds)),
+        &bits(hs.as_slice()),
+    );
+    assert_bits_equal(
+        "probe_sm90_pipeline o",
+        &bits(&dev.down(&dout)),
+        &bits(hout.as_slice()),
+    );
+}
+
+fn hopper_probes_agree_with_the_gpu(gpu: Gpu) {
+    let dev = Device::new(gpu);
+    sm90_sync(&dev);
+    sm90_tma(&dev);
+    sm90_wgmma(&dev, true);
+    sm90_wgmma(&dev, false);
+    sm90_pipeline(&dev);
 }

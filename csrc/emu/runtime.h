@@ -9,11 +9,21 @@
 
 #include "../pa/host.cuh"
 #include "fiber.h"
+#include "sm90_state.h"
 
 namespace pa {
 namespace emu {
 
-enum class State : uint8_t { Runnable, AtBarrier, AtCollective, Done, Failed };
+enum class State : uint8_t {
+    Runnable,
+    AtBarrier,
+    AtCollective,
+    AtNamedBarrier,  // bar.sync id, n (sm90_state.h)
+    AtWarpgroup,     // a warpgroup-wide instruction (wgmma.*, setmaxnreg)
+    AtMbarrier,      // asleep in mbarrier.try_wait until the barrier changes
+    Done,
+    Failed
+};
 
 // The collectives a warp can be gathered at.
 enum class Op : uint8_t { None, Shfl, Ldmatrix, Mma };
@@ -44,6 +54,7 @@ struct Thread {
     Site site{nullptr, 0};  // the sync point it waits at
     std::vector<PendingCopy> copies;
     uint32_t committed_groups = 0;
+    Sm90Thread sm90;
 };
 
 // Staging area of one warp's collective: every lane deposits its operands, the last one to arrive
@@ -96,6 +107,8 @@ struct Launch {
     uint32_t barrier_first = 0;
     uint32_t done = 0;
 
+    Sm90Cta sm90;  // mbarriers, named barriers, TMA, warpgroups of the current CTA
+
     bool failed = false;
     std::string error;
 
@@ -128,6 +141,16 @@ void perform_copy(const PendingCopy &c);
 void complete_copies(Thread *t, uint32_t limit);
 
 uint64_t next_random(uint64_t *state);
+
+// Hooks of the Hopper features (sm90_cta.cpp), called by the scheduler.
+void sm90_cta_begin(Launch *L);   // before a CTA's threads start
+void sm90_thread_exit(Launch *L, Thread *t);  // a thread returned from the kernel
+// Nothing can run: lands copies in flight, or wakes try_wait sleepers once per stall without
+// progress in between. False when that changes nothing (a deadlock).
+bool sm90_unstick(Launch *L);
+// What a thread blocked in a Hopper state waits for (empty for the other states).
+std::string sm90_describe(const Launch *L, const Thread *t);
+void sm90_cta_end(Launch *L);     // after the CTA's threads finished
 
 }  // namespace emu
 }  // namespace pa

@@ -80,6 +80,7 @@ void fiber_main(void *arg) {
                             " threads wait at the barrier at " + site_str(L->barrier_site) +
                             ": every thread of the CTA must reach it");
     }
+    sm90_thread_exit(L, t);
     fiber_switch(&t->ctx, &L->scheduler);
     abort();  // a finished fiber is never resumed
 }
@@ -97,14 +98,15 @@ void fill_order(Launch *L, std::vector<uint32_t> *order, uint32_t n) {
     }
 }
 
-std::string describe_stuck(Launch *L) {
+std::string describe_stuck(const Launch *L) {
     std::string s = "no thread can make progress:";
     int shown = 0;
     for (const Thread &t : *L->threads) {
         if (t.state == State::Done || shown >= 8) continue;
-        s += " thread " + std::to_string(t.view.linear) +
-             (t.state == State::AtBarrier ? " at barrier " : " at collective ") +
-             site_str(t.site) + ";";
+        std::string what = sm90_describe(L, &t);
+        if (what.empty())
+            what = (t.state == State::AtBarrier ? " at barrier " : " at collective ") + site_str(t.site);
+        s += " thread " + std::to_string(t.view.linear) + what + ";";
         shown++;
     }
     return s;
@@ -160,6 +162,7 @@ void run_cta(Launch *L, std::vector<uint32_t> *order) {
     }
     L->barrier_arrived = 0;
     L->done = 0;
+    sm90_cta_begin(L);
 
     const bool warp_by_warp = L->schedule == PA_EMU_SCHEDULE_DESCENDING;
     const uint32_t nwarps = (L->nthreads + 31) / 32;
@@ -189,8 +192,9 @@ void run_cta(Launch *L, std::vector<uint32_t> *order) {
                 if (L->failed) break;
             }
         }
-        if (!progressed && !L->failed) record_error(L, describe_stuck(L));
+        if (!progressed && !L->failed && !sm90_unstick(L)) record_error(L, describe_stuck(L));
     }
+    if (!L->failed) sm90_cta_end(L);
     if (L->failed) return;
     for (size_t i = 0; i < kSmemGuard; i++) {
         if (L->smem[-static_cast<ptrdiff_t>(kSmemGuard) + static_cast<ptrdiff_t>(i)] != guard_byte(i)) {

@@ -54,10 +54,14 @@ Warp *arrive(Op op, int variant, Site site) {
                             site_str(site) + ") but lane " + std::to_string(i) +
                             " of its warp has exited: divergent collective");
             }
-            if (o.state == State::AtBarrier) {
+            if (o.state == State::AtBarrier || o.state == State::AtNamedBarrier ||
+                o.state == State::AtWarpgroup) {
+                const char *at = o.state == State::AtBarrier        ? "the barrier"
+                                 : o.state == State::AtNamedBarrier ? "a named barrier"
+                                                                    : "a warpgroup instruction";
                 fail_thread(where(L, t) + " calls " + op_name(op, variant) + " (" +
                             site_str(site) + ") while lane " + std::to_string(i) +
-                            " of its warp waits at the barrier at " + site_str(o.site) +
+                            " of its warp waits at " + at + " at " + site_str(o.site) +
                             ": divergent collective");
             }
         }

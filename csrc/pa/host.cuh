@@ -30,7 +30,9 @@
 // One line of the kernel list (csrc/registry.cuh) as an emulator entry: `name_pa_body` is what
 // every emulated thread runs (pa::kernel_entry, csrc/pa/entry.cuh), `name_pa_emu` runs a whole
 // grid (the PaEmuEntry of the kernel's registry row, built by PA_REGISTRY_ROW). The kernel's
-// kThreads is checked against the launch like __launch_bounds__.
+// kThreads is checked against the launch like __launch_bounds__. Every thread's body receives the
+// launch's one parameter struct by reference, as a __grid_constant__ parameter on the device:
+// the same object for all (its fields' addresses are stable, e.g. the tensor maps TMA reads).
 #define PA_DEFINE_KERNEL(name, ...)                                                           \
     static void name##_pa_body(const void *params) {                                          \
         ::pa::kernel_entry<__VA_ARGS__>(*static_cast<const __VA_ARGS__::Params *>(params));   \

@@ -18,6 +18,13 @@
 //   pa::min / pa::max (constexpr), PA_SITE_PARAM / PA_SITE_ARG (forward a caller's call site,
 //   see host.cuh)
 // The tile layer (csrc/tile/) is written on these.
+// Hopper (sm_90a), namespace pa::sm90 (sm90.cuh has the layouts and rules):
+//   Mbarrier {init, arrive, arrive_expect_tx, expect_tx, try_wait, wait, inval},
+//   fence_mbarrier_init, fence_proxy_async_smem, named_barrier_sync / _arrive,
+//   tma_load_1d.._5d, tma_prefetch_map, smem_addr, smem_align_up<A>, Swizzle, Major,
+//   make_smem_desc, WgAcc<N>, WgFragA, wgmma_ss<N, T, MajorA, MajorB>, wgmma_rs<N, T, MajorB>,
+//   wgmma_fence, wgmma_commit, wgmma_wait<n>, fence_operands, acc_row / acc_col,
+//   frag_a_row / frag_a_col, frag_a_from_acc<T>, setmaxnreg_inc<R> / _dec<R>.
 #pragma once
 
 #include "../pa_params.h"
@@ -30,4 +37,11 @@
 #endif
 
 #include "common.cuh"
+#if defined(__CUDACC__)
+#include "device_sm90.cuh"
+#else
+#include "host_sm90.cuh"
+#endif
+
+#include "sm90.cuh"
 #include "entry.cuh"

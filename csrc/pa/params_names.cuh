@@ -32,6 +32,11 @@ PA_PARAMS_NAME(PaProbeCpAsyncParams)
 PA_PARAMS_NAME(PaProbeConvertParams)
 PA_PARAMS_NAME(PaProbeTileParams)
 PA_PARAMS_NAME(PaProbeLog2Params)
+PA_PARAMS_NAME(PaProbeSm90SyncParams)
+PA_PARAMS_NAME(PaProbeSm90TmaParams)
+PA_PARAMS_NAME(PaProbeSm90WgmmaParams)
+PA_PARAMS_NAME(PaProbeSm90PipelineParams)
+PA_PARAMS_NAME(PaEmuPlantedSm90Params)
 
 #undef PA_PARAMS_NAME
 

@@ -68,6 +68,33 @@ kernel!(
     PaProbeLog2Params
 );
 
+kernel!(
+    /// `probe_sm90_sync`: mbarrier phases, arrival counts, a producer/consumer ring over
+    /// mbarriers, named barriers.
+    ProbeSm90Sync,
+    PaProbeSm90SyncParams
+);
+kernel!(
+    /// `probe_sm90_tma`: one TMA box per CTA, copied back raw.
+    ProbeSm90Tma,
+    PaProbeSm90TmaParams
+);
+kernel!(
+    /// `probe_sm90_wgmma`: chains of wgmma.m64nNk16 on test-made shared-memory images.
+    ProbeSm90Wgmma,
+    PaProbeSm90WgmmaParams
+);
+kernel!(
+    /// `probe_sm90_pipeline`: a TMA + mbarrier ring feeding wgmma, the attention skeleton.
+    ProbeSm90Pipeline,
+    PaProbeSm90PipelineParams
+);
+kernel!(
+    /// `emu_planted_sm90`: one deliberate bug per `PA_SM90_PLANTED_*` mode.
+    EmuPlantedSm90,
+    PaEmuPlantedSm90Params
+);
+
 /// `probe_tile_{bf16,f16}`: every tile-layer operation on 64 x 64 tiles, two warps of 32 rows.
 pub struct ProbeTile;
 
@@ -156,5 +183,40 @@ impl ProbeLog2 {
     /// A small grid that strides over the elements.
     pub fn dims(count: usize) -> LaunchDims {
         dims((count.div_ceil(128)).clamp(1, 8) as u32, 128, 0)
+    }
+}
+
+impl ProbeSm90Sync {
+    /// One CTA of 256 threads.
+    pub fn dims() -> LaunchDims {
+        dims(1, 256, 1024)
+    }
+}
+
+impl ProbeSm90Tma {
+    /// One CTA of 128 threads per box, room for the box at a 1 KiB aligned address.
+    pub fn dims(count: u32, box_bytes: u32) -> LaunchDims {
+        dims(count, 128, box_bytes + 1024 + 128)
+    }
+}
+
+impl ProbeSm90Wgmma {
+    /// One warpgroup per case.
+    pub fn dims(cases: u32) -> LaunchDims {
+        dims(cases, 128, PA_PROBE_WGMMA_SMEM)
+    }
+}
+
+impl ProbeSm90Pipeline {
+    /// One CTA: a producer warpgroup and a consumer warpgroup.
+    pub fn dims() -> LaunchDims {
+        dims(1, 256, PA_PROBE_PIPE_SMEM)
+    }
+}
+
+impl EmuPlantedSm90 {
+    /// One CTA of 256 threads.
+    pub fn dims() -> LaunchDims {
+        dims(1, 256, PA_SM90_PLANTED_SMEM)
     }
 }

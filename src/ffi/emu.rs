@@ -3,6 +3,8 @@
 
 #[allow(unused_imports)]
 use super::params::*;
+#[allow(unused_imports)]
+use super::tma::*;
 
 pub const PA_EMU_PLANTED_CORRECT: u32 = 0;
 pub const PA_EMU_PLANTED_RACE: u32 = 1;
@@ -19,6 +21,35 @@ pub const PA_PROBE_SHFL_CASES: u32 = 16;
 pub const PA_PROBE_LDMATRIX_ROWS: u32 = 128;
 pub const PA_PROBE_LDMATRIX_REGS: u32 = 14;
 pub const PA_PROBE_ATOMIC_SLOTS: u32 = 16;
+pub const PA_PROBE_SYNC_ROUNDS: u32 = 6;
+pub const PA_PROBE_SYNC_WORDS: u32 = 8;
+pub const PA_PROBE_WGMMA_MAX_K: u32 = 4;
+pub const PA_PROBE_WGMMA_MAX_IMAGE: u32 = 45056;
+pub const PA_PROBE_WGMMA_SMEM: u32 = 46080;
+pub const PA_PROBE_PIPE_STAGES: u32 = 2;
+pub const PA_PROBE_PIPE_SMEM: u32 = 42112;
+pub const PA_SM90_PLANTED_CORRECT: u32 = 0;
+pub const PA_SM90_PLANTED_OVER_ARRIVE: u32 = 1;
+pub const PA_SM90_PLANTED_TX_UNDERFLOW: u32 = 2;
+pub const PA_SM90_PLANTED_STALE_PARITY: u32 = 3;
+pub const PA_SM90_PLANTED_BEFORE_INIT: u32 = 4;
+pub const PA_SM90_PLANTED_INIT_IN_USE: u32 = 5;
+pub const PA_SM90_PLANTED_DEADLOCK: u32 = 6;
+pub const PA_SM90_PLANTED_OVERWRITTEN: u32 = 7;
+pub const PA_SM90_PLANTED_NAMED_COUNTS: u32 = 8;
+pub const PA_SM90_PLANTED_NAMED_HALF: u32 = 9;
+pub const PA_SM90_PLANTED_NAMED_PARTIAL_WARP: u32 = 10;
+pub const PA_SM90_PLANTED_ACC_BEFORE_WAIT: u32 = 11;
+pub const PA_SM90_PLANTED_NO_FENCE: u32 = 12;
+pub const PA_SM90_PLANTED_MISALIGNED_WARPGROUP: u32 = 13;
+pub const PA_SM90_PLANTED_NONUNIFORM_DESC: u32 = 14;
+pub const PA_SM90_PLANTED_BAD_DESC: u32 = 15;
+pub const PA_SM90_PLANTED_SETMAXNREG: u32 = 16;
+pub const PA_SM90_PLANTED_TMA_READ_EARLY: u32 = 17;
+pub const PA_SM90_PLANTED_EARLY_RELEASE: u32 = 18;
+pub const PA_SM90_PLANTED_TMA_MISALIGNED: u32 = 19;
+pub const PA_SM90_PLANTED_MODES: u32 = 20;
+pub const PA_SM90_PLANTED_SMEM: u32 = 16384;
 pub const PA_EMU_SCHEDULE_ASCENDING: u32 = 0;
 pub const PA_EMU_SCHEDULE_DESCENDING: u32 = 1;
 pub const PA_EMU_SCHEDULE_RANDOM: u32 = 2;
@@ -336,6 +367,224 @@ const _: () = {
         [::core::mem::offset_of!(PaProbeLog2Params, count) - 16usize];
 };
 impl Default for PaProbeLog2Params {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeSm90SyncParams {
+    pub in_: *const u32,
+    pub out: *mut u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeSm90SyncParams"][::core::mem::size_of::<PaProbeSm90SyncParams>() - 16usize];
+    ["Alignment of PaProbeSm90SyncParams"]
+        [::core::mem::align_of::<PaProbeSm90SyncParams>() - 8usize];
+    ["Offset of field: PaProbeSm90SyncParams::in_"]
+        [::core::mem::offset_of!(PaProbeSm90SyncParams, in_) - 0usize];
+    ["Offset of field: PaProbeSm90SyncParams::out"]
+        [::core::mem::offset_of!(PaProbeSm90SyncParams, out) - 8usize];
+};
+impl Default for PaProbeSm90SyncParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[repr(align(64))]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeSm90TmaParams {
+    pub map: PaTensorMap,
+    pub coords: *const i32,
+    pub out: *mut u32,
+    pub box_bytes: u32,
+    pub rank: u32,
+    pub count: u32,
+    pub _pad0: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeSm90TmaParams"][::core::mem::size_of::<PaProbeSm90TmaParams>() - 192usize];
+    ["Alignment of PaProbeSm90TmaParams"]
+        [::core::mem::align_of::<PaProbeSm90TmaParams>() - 64usize];
+    ["Offset of field: PaProbeSm90TmaParams::map"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, map) - 0usize];
+    ["Offset of field: PaProbeSm90TmaParams::coords"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, coords) - 128usize];
+    ["Offset of field: PaProbeSm90TmaParams::out"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, out) - 136usize];
+    ["Offset of field: PaProbeSm90TmaParams::box_bytes"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, box_bytes) - 144usize];
+    ["Offset of field: PaProbeSm90TmaParams::rank"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, rank) - 148usize];
+    ["Offset of field: PaProbeSm90TmaParams::count"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, count) - 152usize];
+    ["Offset of field: PaProbeSm90TmaParams::_pad0"]
+        [::core::mem::offset_of!(PaProbeSm90TmaParams, _pad0) - 156usize];
+};
+impl Default for PaProbeSm90TmaParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct PaProbeWgmmaCase {
+    pub n: u32,
+    pub f16: u32,
+    pub a_regs: u32,
+    pub trans_a: u32,
+    pub trans_b: u32,
+    pub ksteps: u32,
+    pub scale_d: u32,
+    pub image_bytes: u32,
+    pub image_offset: u64,
+    pub desc_a: [u64; 4usize],
+    pub desc_b: [u64; 4usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeWgmmaCase"][::core::mem::size_of::<PaProbeWgmmaCase>() - 104usize];
+    ["Alignment of PaProbeWgmmaCase"][::core::mem::align_of::<PaProbeWgmmaCase>() - 8usize];
+    ["Offset of field: PaProbeWgmmaCase::n"][::core::mem::offset_of!(PaProbeWgmmaCase, n) - 0usize];
+    ["Offset of field: PaProbeWgmmaCase::f16"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, f16) - 4usize];
+    ["Offset of field: PaProbeWgmmaCase::a_regs"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, a_regs) - 8usize];
+    ["Offset of field: PaProbeWgmmaCase::trans_a"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, trans_a) - 12usize];
+    ["Offset of field: PaProbeWgmmaCase::trans_b"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, trans_b) - 16usize];
+    ["Offset of field: PaProbeWgmmaCase::ksteps"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, ksteps) - 20usize];
+    ["Offset of field: PaProbeWgmmaCase::scale_d"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, scale_d) - 24usize];
+    ["Offset of field: PaProbeWgmmaCase::image_bytes"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, image_bytes) - 28usize];
+    ["Offset of field: PaProbeWgmmaCase::image_offset"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, image_offset) - 32usize];
+    ["Offset of field: PaProbeWgmmaCase::desc_a"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, desc_a) - 40usize];
+    ["Offset of field: PaProbeWgmmaCase::desc_b"]
+        [::core::mem::offset_of!(PaProbeWgmmaCase, desc_b) - 72usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeSm90WgmmaParams {
+    pub cases: *const PaProbeWgmmaCase,
+    pub images: *const u8,
+    pub a_frags: *const u32,
+    pub c: *const f32,
+    pub d: *mut f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeSm90WgmmaParams"][::core::mem::size_of::<PaProbeSm90WgmmaParams>() - 40usize];
+    ["Alignment of PaProbeSm90WgmmaParams"]
+        [::core::mem::align_of::<PaProbeSm90WgmmaParams>() - 8usize];
+    ["Offset of field: PaProbeSm90WgmmaParams::cases"]
+        [::core::mem::offset_of!(PaProbeSm90WgmmaParams, cases) - 0usize];
+    ["Offset of field: PaProbeSm90WgmmaParams::images"]
+        [::core::mem::offset_of!(PaProbeSm90WgmmaParams, images) - 8usize];
+    ["Offset of field: PaProbeSm90WgmmaParams::a_frags"]
+        [::core::mem::offset_of!(PaProbeSm90WgmmaParams, a_frags) - 16usize];
+    ["Offset of field: PaProbeSm90WgmmaParams::c"]
+        [::core::mem::offset_of!(PaProbeSm90WgmmaParams, c) - 24usize];
+    ["Offset of field: PaProbeSm90WgmmaParams::d"]
+        [::core::mem::offset_of!(PaProbeSm90WgmmaParams, d) - 32usize];
+};
+impl Default for PaProbeSm90WgmmaParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[repr(align(64))]
+#[derive(Debug, Copy, Clone)]
+pub struct PaProbeSm90PipelineParams {
+    pub q_map: PaTensorMap,
+    pub k_map: PaTensorMap,
+    pub v_map: PaTensorMap,
+    pub s: *mut f32,
+    pub o: *mut f32,
+    pub tiles: u32,
+    pub _pad0: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaProbeSm90PipelineParams"]
+        [::core::mem::size_of::<PaProbeSm90PipelineParams>() - 448usize];
+    ["Alignment of PaProbeSm90PipelineParams"]
+        [::core::mem::align_of::<PaProbeSm90PipelineParams>() - 64usize];
+    ["Offset of field: PaProbeSm90PipelineParams::q_map"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, q_map) - 0usize];
+    ["Offset of field: PaProbeSm90PipelineParams::k_map"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, k_map) - 128usize];
+    ["Offset of field: PaProbeSm90PipelineParams::v_map"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, v_map) - 256usize];
+    ["Offset of field: PaProbeSm90PipelineParams::s"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, s) - 384usize];
+    ["Offset of field: PaProbeSm90PipelineParams::o"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, o) - 392usize];
+    ["Offset of field: PaProbeSm90PipelineParams::tiles"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, tiles) - 400usize];
+    ["Offset of field: PaProbeSm90PipelineParams::_pad0"]
+        [::core::mem::offset_of!(PaProbeSm90PipelineParams, _pad0) - 404usize];
+};
+impl Default for PaProbeSm90PipelineParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[repr(align(64))]
+#[derive(Debug, Copy, Clone)]
+pub struct PaEmuPlantedSm90Params {
+    pub map: PaTensorMap,
+    pub in_: *const u32,
+    pub out: *mut u32,
+    pub mode: i32,
+    pub _pad0: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaEmuPlantedSm90Params"][::core::mem::size_of::<PaEmuPlantedSm90Params>() - 192usize];
+    ["Alignment of PaEmuPlantedSm90Params"]
+        [::core::mem::align_of::<PaEmuPlantedSm90Params>() - 64usize];
+    ["Offset of field: PaEmuPlantedSm90Params::map"]
+        [::core::mem::offset_of!(PaEmuPlantedSm90Params, map) - 0usize];
+    ["Offset of field: PaEmuPlantedSm90Params::in_"]
+        [::core::mem::offset_of!(PaEmuPlantedSm90Params, in_) - 128usize];
+    ["Offset of field: PaEmuPlantedSm90Params::out"]
+        [::core::mem::offset_of!(PaEmuPlantedSm90Params, out) - 136usize];
+    ["Offset of field: PaEmuPlantedSm90Params::mode"]
+        [::core::mem::offset_of!(PaEmuPlantedSm90Params, mode) - 144usize];
+    ["Offset of field: PaEmuPlantedSm90Params::_pad0"]
+        [::core::mem::offset_of!(PaEmuPlantedSm90Params, _pad0) - 148usize];
+};
+impl Default for PaEmuPlantedSm90Params {
     fn default() -> Self {
         let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
         unsafe {

@@ -3,6 +3,8 @@
 //! drift.
 //!
 //! - [`params`]: csrc/pa_params.h, the library kernels' parameter structs.
+//! - [`tma`]: csrc/pa_tma.h, the tensor map kernels receive for TMA loads and the emulator's
+//!   encoding of it.
 //! - [`emu`]: csrc/pa_emu.h, the SIMT emulator's C ABI and the parameter structs of the test and
 //!   probe kernels (csrc/pa_test_params.h).
 //! - [`registry`]: csrc/pa_registry.h, the kernel registry the host library exports.
@@ -15,6 +17,15 @@
 )]
 #[allow(clippy::all)]
 pub mod params;
+
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code
+)]
+#[allow(clippy::all)]
+pub mod tma;
 
 #[allow(
     non_camel_case_types,

@@ -49,6 +49,32 @@ pub fn on_device(name: &str, body: fn(Gpu)) -> Trial {
     })
 }
 
+/// A test of device 0 that also needs something of it: ignored with `needs`' reason (not a failure,
+/// even under `PREFIX_ATTN_REQUIRE_GPU=1`: another device is not a missing one) when the device
+/// lacks it.
+pub fn on_device_if(name: &str, needs: fn(&Gpu) -> Result<(), String>, body: fn(Gpu)) -> Trial {
+    Trial::ignorable_test(name, move || match Gpu::new(0) {
+        Ok(gpu) => match needs(&gpu) {
+            Ok(()) => {
+                body(gpu);
+                Ok(Completion::Completed)
+            }
+            Err(why) => Ok(Completion::ignored_with(why)),
+        },
+        Err(e) => no_device(&e),
+    })
+}
+
+/// The Hopper path's requirement: compute capability 9.0 (its sm_90a SASS runs there only).
+pub fn hopper(gpu: &Gpu) -> Result<(), String> {
+    match gpu.compute_capability() {
+        (9, 0) => Ok(()),
+        (major, minor) => Err(format!(
+            "needs compute capability 9.0 (sm_90a: wgmma, TMA, setmaxnreg), the device is {major}.{minor}"
+        )),
+    }
+}
+
 /// A test that needs no device (host-side checks that share the binary's helpers).
 pub fn on_host(name: &str, body: fn()) -> Trial {
     Trial::test(name, move || {
@@ -68,6 +94,15 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
 macro_rules! device_tests {
     ($($test:ident),* $(,)?) => {
         vec![$(device_harness::on_device(stringify!($test), $test)),*]
+    };
+}
+
+/// `hopper_tests![f, g]`: trials named after the functions, each run by [`on_device_if`] with
+/// [`hopper`].
+#[allow(unused_macros)]
+macro_rules! hopper_tests {
+    ($($test:ident),* $(,)?) => {
+        vec![$(device_harness::on_device_if(stringify!($test), device_harness::hopper, $test)),*]
     };
 }
 

@@ -120,3 +120,5 @@ pub fn bf16_to_f64(bits: u16) -> f64 {
 pub fn f16_to_f64(bits: u16) -> f64 {
     half::f16::from_bits(bits).to_f64()
 }
+
+pub mod sm90;

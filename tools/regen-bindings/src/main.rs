@@ -31,16 +31,31 @@ const MIRRORS: &[Mirror] = &[
         blocklist_file: "",
         raw_lines: &[],
     },
+    // Tensor maps for TMA (the opaque PaTensorMap kernels receive and the emulator's encoding).
+    Mirror {
+        header: "pa_tma.h",
+        mirror: "ffi/tma.rs",
+        types: "PaTensorMap.*",
+        funcs: "",
+        vars: "PA_TMA_.*",
+        blocklist_file: "",
+        raw_lines: &[],
+    },
     // The emulator's C ABI (launch and report structs) and the test kernels' params; the library
-    // params it refers to come from ffi/params.rs.
+    // params and tensor maps it refers to come from ffi/params.rs and ffi/tma.rs.
     Mirror {
         header: "pa_emu.h",
         mirror: "ffi/emu.rs",
         types: "PaEmu.*|PaProbe.*",
         funcs: "",
-        vars: "PA_EMU_.*|PA_PROBE_.*",
-        blocklist_file: ".*pa_params\\.h",
-        raw_lines: &["#[allow(unused_imports)]", "use super::params::*;"],
+        vars: "PA_EMU_.*|PA_PROBE_.*|PA_SM90_.*",
+        blocklist_file: ".*pa_params\\.h|.*pa_tma\\.h",
+        raw_lines: &[
+            "#[allow(unused_imports)]",
+            "use super::params::*;",
+            "#[allow(unused_imports)]",
+            "use super::tma::*;",
+        ],
     },
     // The kernel registry the host library exports (csrc/pa_registry.h); the emulator types it
     // refers to come from ffi/emu.rs.
@@ -55,6 +70,29 @@ const MIRRORS: &[Mirror] = &[
     },
 ];
 
+/// What bindgen may assume of types that another mirror defines: PaTensorMap (ffi/tma.rs) is
+/// Copy and Debug, with a hand-written Default, so parameter structs holding one derive those.
+#[derive(Debug)]
+struct SharedTypes;
+
+impl bindgen::callbacks::ParseCallbacks for SharedTypes {
+    fn blocklisted_type_implements_trait(
+        &self,
+        name: &str,
+        derive_trait: bindgen::callbacks::DeriveTrait,
+    ) -> Option<bindgen::callbacks::ImplementsTrait> {
+        use bindgen::callbacks::{DeriveTrait, ImplementsTrait};
+        if name != "PaTensorMap" {
+            return None;
+        }
+        Some(match derive_trait {
+            DeriveTrait::Copy | DeriveTrait::Debug => ImplementsTrait::Yes,
+            DeriveTrait::Default => ImplementsTrait::Manually,
+            _ => ImplementsTrait::No,
+        })
+    }
+}
+
 fn generate(root: &Path, m: &Mirror) -> String {
     let mut b = bindgen::Builder::default()
         .header(
@@ -67,6 +105,7 @@ fn generate(root: &Path, m: &Mirror) -> String {
         .derive_default(true)
         .derive_debug(true)
         .layout_tests(true)
+        .parse_callbacks(Box::new(SharedTypes))
         .generate_comments(true)
         .use_core();
     if !m.types.is_empty() {
