@@ -211,12 +211,16 @@ use crate::ffi::emu::{
     PaProbeLdmatrixParams, PaProbeMmaParams, PaProbeShflParams,
 };
 use crate::ffi::params::{
-    PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaSegmentSumParams,
+    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams, PaAttnFwdParams, PaFillParams,
+    PaLogProbGatherParams, PaSegmentSumParams,
 };
 
 kernel_params!(
     PaFillParams,
     PaAttnFwdParams,
+    PaAttnBwdPreParams,
+    PaAttnBwdDkvParams,
+    PaAttnBwdDqParams,
     PaLogProbGatherParams,
     PaSegmentSumParams,
     PaEmuGemmTileParams,

@@ -34,5 +34,30 @@ PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, co
     }
 }
 
+// The same rule on a transposed score tile (dK/dV: rows are keys key0.., columns are queries
+// query0..): the lane's keys are its rows, so each lane reads vis_end once per row it holds.
+template <int kR, int kC>
+PA_DEVICE void apply_partial_mask_keys_by_queries(tile::Acc<kR, kC>& st, int key0, int query0,
+                                                  const int32_t* vis_end, int n) {
+    const tile::LaneCoords lc = tile::lane_coords();
+    PA_UNROLL
+    for (int m = 0; m < kR / 16; ++m) {
+        PA_UNROLL
+        for (int h = 0; h < 2; ++h) {
+            const int j = key0 + 16 * m + tile::c_row(lc.g, 2 * h);
+            const int end = j < n ? vis_end[j] : 0;
+            PA_UNROLL
+            for (int nb = 0; nb < kC / 8; ++nb) {
+                PA_UNROLL
+                for (int c = 0; c < 2; ++c) {
+                    const int i = query0 + nb * 8 + tile::c_col(lc.t, c);
+                    const bool seen = j <= i && i < end && i < n;
+                    if (!seen) st.f[m][nb][2 * h + c] = -__builtin_huge_valf();
+                }
+            }
+        }
+    }
+}
+
 }  // namespace attn
 }  // namespace pa
