@@ -203,3 +203,125 @@ pub(crate) fn prepare_backward(c: &BackwardCall<'_>) -> Result<BackwardLaunch> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::configs::{select_backward, tile_shape, BackwardChoice};
+    use crate::attention::Strides;
+    use crate::mask::VisEnd;
+    use crate::plan::Plan;
+    use crate::registry::{Arch, TileConfig};
+
+    #[test]
+    fn dims_and_params_follow_the_kernels_the_plan_and_the_workspace() {
+        let n = 130; // 3 q tiles of 64, 2 k tiles of 128
+        let plan =
+            Plan::new(VisEnd::from_rows(&[vec![n as i32; n], vec![n as i32; n]]).unwrap()).unwrap();
+        let shape = AttnShape {
+            rows: 2,
+            n,
+            q_heads: 8,
+            kv_heads: 2,
+            head_dim: 128,
+        };
+        let view = |heads: usize, addr: u64| RawView {
+            len: shape.rows * n * heads * 128,
+            addr,
+            strides: Strides::dense(n, heads, 128),
+        };
+        let choice = BackwardChoice {
+            arch: Some(Arch::Sm80),
+            dkv_tile: Some(TileConfig::new(64, 128, 8, 2)),
+            dq_tile: Some(TileConfig::new(64, 64, 4, 2)),
+        };
+        let kernels =
+            select_backward(Arch::Sm80, KernelDtype::F16, 128, &choice, |_| true).unwrap();
+        let mask =
+            |k: &crate::registry::KernelInfo| plan.mask(tile_shape(k.tile.unwrap())).unwrap();
+        let lists = ListAddrs {
+            offsets: 0x2000,
+            entries: 0x3000,
+            order: 0x4000,
+        };
+        let ws_len = workspace_len(&shape).unwrap();
+        let call = BackwardCall {
+            kernels,
+            dkv_mask: mask(kernels.dkv),
+            k_major: lists,
+            dq_mask: mask(kernels.dq),
+            q_major: lists,
+            vis_end: 0x1000,
+            shape: &shape,
+            dtype: KernelDtype::F16,
+            q: view(8, 0x10_0000),
+            k: view(2, 0x20_0000),
+            v: view(2, 0x30_0000),
+            o: view(8, 0x40_0000),
+            d_o: view(8, 0x50_0000),
+            dq: view(8, 0x60_0000),
+            dk: view(2, 0x70_0000),
+            dv: view(2, 0x80_0000),
+            lse_len: shape.lse_len(),
+            lse_addr: 0x90_0000,
+            ws_len,
+            ws_lse_log2: 0xa0_0000,
+            ws_delta: 0xb0_0000,
+            scale: 0.5,
+        };
+        let l = prepare_backward(&call).unwrap();
+        let n_pad = stats_stride(n).unwrap();
+        assert_eq!(n_pad % 64, 0);
+        assert_eq!(l.pre.dims.grid, [(2 * 8 * n_pad / 64) as u32, 1, 1]);
+        assert_eq!(l.dkv.dims.grid, [2 * 2 * 2, 1, 1]); // rows * k tiles * kv heads
+        assert_eq!(l.dkv.dims.block, [256, 1, 1]);
+        assert_eq!(l.dq.dims.grid, [2 * 3 * 8, 1, 1]); // rows * q tiles * q heads
+        assert_eq!(l.dq.dims.smem_bytes, kernels.dq.smem_bytes);
+        assert_eq!(
+            (l.dkv.params.k_major.tiles, l.dq.params.q_major.tiles),
+            (2, 3)
+        );
+        assert_eq!(l.dkv.params.stats.n_pad as usize, n_pad);
+        assert_eq!(l.dq.params.stats.delta as usize, 0xb0_0000);
+        assert_eq!((l.pre.params.n, l.pre.params.q_heads), (130, 8));
+        assert_eq!(l.dkv.params.qkv.kv_group, 4);
+        assert_eq!(l.dq.params.dq.stride.token, 8 * 128);
+
+        // A workspace one element short, a misaligned one, overlapping outputs: typed errors.
+        let short = BackwardCall {
+            ws_len: ws_len - 1,
+            ..call
+        };
+        assert!(matches!(
+            prepare_backward(&short),
+            Err(Error::LengthMismatch { .. })
+        ));
+        let misaligned = BackwardCall {
+            ws_delta: 0xb0_0004,
+            ..call
+        };
+        assert!(matches!(
+            prepare_backward(&misaligned),
+            Err(Error::InvalidView {
+                what: "workspace delta",
+                ..
+            })
+        ));
+        let overlap = BackwardCall {
+            dv: view(2, 0x70_0000 + 64 * 2),
+            ..call
+        };
+        assert!(matches!(
+            prepare_backward(&overlap),
+            Err(Error::InvalidView { what: "dk", .. })
+        ));
+        let on_q = BackwardCall {
+            dq: view(8, 0x10_0000),
+            ..call
+        };
+        assert!(matches!(
+            prepare_backward(&on_q),
+            Err(Error::InvalidView { what: "dq", .. })
+        ));
+    }
+}

@@ -40,3 +40,8 @@ pub use workspace::BackwardWorkspace;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/forward.md")]
 pub struct ForwardGuide;
+
+/// docs/backward.md, compiled and run as doc tests (the GPU example is compile-only).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/backward.md")]
+pub struct BackwardGuide;
