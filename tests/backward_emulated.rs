@@ -40,19 +40,6 @@ fn run_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
         "{label}: dQ {:.2e} (bound {:.2e}), dK {:.2e} ({:.2e}), dV {:.2e} ({:.2e})",
         errs[0].0, errs[0].1, errs[1].0, errs[1].1, errs[2].0, errs[2].1
     );
-    for w in 0..3 {
-        let t = bounds::terms(&rf, w, T::DTYPE);
-        eprintln!(
-            "   {}: rel err {:.2e}; 2u|R| {:.2e} d|W| {:.2e} u|G| {:.2e} |G| {:.2e} delta {:.2e}",
-            bounds::NAMES[w],
-            errs[w].0 / t[3],
-            t[0] / t[3],
-            t[1] / t[3],
-            t[2] / t[3],
-            t[3],
-            rf.delta
-        );
-    }
     Ok(())
 }
 

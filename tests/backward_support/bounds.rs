@@ -12,6 +12,7 @@
 //!   by the forward, the exponent's roundings, ex2.approx: delta_sys relative to each P) and the
 //!   fp32 accumulation chains of the sums themselves (gamma_acc), bounded term by term;
 //!   delta = delta_sys + gamma_acc.
+//!
 //! fp32 accumulation on tensor cores: 18 * 2^-23 of the absolute sum per mma of 16 products
 //! (tests/emu_gpu_fidelity.rs), for the device as for the emulator.
 
@@ -192,8 +193,8 @@ pub fn reference<T: Element + Tagged>(inp: &Inputs<T>, d_o: &[T]) -> Reference {
                     }
                 }
                 // dQ's share of D's error is one term per element: scale * dD_i * (P K)_i.
-                for c in 0..d {
-                    out.r[0][aq + c] += (scale * d_err * pk[c]).powi(2);
+                for (c, pkc) in pk.iter().enumerate() {
+                    out.r[0][aq + c] += (scale * d_err * pkc).powi(2);
                 }
             }
         }
