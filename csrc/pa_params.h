@@ -89,6 +89,74 @@ typedef struct PaAttnFwdParams {
     float *lse;
 } PaAttnFwdParams;
 
+/* ---- backward ----
+ * A backward call runs three kernels on one stream: the preprocess (pa_attn_bwd_pre_*), then
+ * dK/dV (pa_attn_bwd_dkv_*), then dQ (pa_attn_bwd_dq_*). The preprocess fills a workspace of two
+ * fp32 arrays [rows, q_heads, n_pad] (n_pad: n rounded up to a multiple of every backward q tile,
+ * so whole q tiles are read with 16-byte copies and no bounds checks) that the other two read. */
+
+/* The per-query statistics the dK/dV and dQ kernels read (written by the preprocess). */
+typedef struct PaAttnBwdStats {
+    /* LSE * log2(e) of each query; +inf where the query sees no key (LSE = -inf) and for the
+     * padding i >= n, so that exp2(s * scale_log2 - lse_log2) is 0 there, never NaN. */
+    const float *lse_log2;
+    /* D = rowsum(dO * O) of each query; 0 for i >= n. */
+    const float *delta;
+    /* elements between consecutive (row, head) runs of both arrays; a multiple of 4 */
+    int32_t n_pad;
+    int32_t _pad0;
+} PaAttnBwdStats;
+
+/* pa_attn_bwd_pre_*: for every (row, q head, token i < n_pad), delta = rowsum(dO * O) in fp32
+ * (0 for i >= n) and lse_log2 as PaAttnBwdStats says.
+ * Grid: x = (row * q_heads + head) * (n_pad / PA_BWD_PRE_TOKENS) + token block; block as the
+ * registry entry says; no shared memory. */
+#define PA_BWD_PRE_TOKENS 64
+typedef struct PaAttnBwdPreParams {
+    /* O (forward output) and dO, both [rows, n, q_heads, head_dim] views of the kernel's dtype */
+    PaView o;
+    PaView d_o;
+    /* [rows, q_heads, n] natural log, as the forward wrote it */
+    const float *lse;
+    /* written: [rows, q_heads, n_pad] each */
+    float *lse_log2;
+    float *delta;
+    int32_t n;
+    int32_t n_pad;
+    int32_t q_heads;
+    int32_t _pad0;
+} PaAttnBwdPreParams;
+
+/* pa_attn_bwd_dkv_*: dK = scale * sum over the group's q heads of dS^T Q and dV = sum of P^T dO
+ * for every (row, key, kv head), written once (zeros for a key nobody sees).
+ * Grid: x = rank * kv_heads + kv head, one CTA per (slot of k_major.order, kv head). */
+typedef struct PaAttnBwdDkvParams {
+    PaAttnQkv qkv;
+    /* k-major lists at the kernel's tile shape */
+    PaBlockList k_major;
+    /* like q; read */
+    PaView d_o;
+    /* like k; written */
+    PaView dk;
+    PaView dv;
+    PaAttnBwdStats stats;
+} PaAttnBwdDkvParams;
+
+/* pa_attn_bwd_dq_*: dQ = scale * dS K for every (row, query, q head), written once (zeros for a
+ * query that sees no key); P and dS are recomputed from the q-major lists, so no atomics and the
+ * result does not depend on the schedule.
+ * Grid: x = rank * q_heads + head, one CTA per (slot of q_major.order, q head). */
+typedef struct PaAttnBwdDqParams {
+    PaAttnQkv qkv;
+    /* q-major lists at the kernel's tile shape */
+    PaBlockList q_major;
+    /* like q; read */
+    PaView d_o;
+    /* like q; written */
+    PaView dq;
+    PaAttnBwdStats stats;
+} PaAttnBwdDqParams;
+
 /* pa_logprob_gather_{bf16,f16,f32}: per map entry e (one CTA each),
  *   per_token[e] = log_softmax(logits[logit_rows[e], 0..vocab])[targets[e]]
  *               = logit[target] - logsumexp(row),

@@ -5,6 +5,9 @@
 // (docs/adding-a-kernel.md).
 #pragma once
 
+#include "attn/bwd_dkv_sm80.cuh"
+#include "attn/bwd_dq_sm80.cuh"
+#include "attn/bwd_preprocess.cuh"
 #include "attn/fwd_sm80.cuh"
 #include "kernels/emu_gemm_tile.cuh"
 #include "kernels/emu_planted.cuh"
@@ -40,10 +43,23 @@
     PA_FWD_SM80(X, T, tn, 128, 128, 64, 8, 2)      \
     PA_FWD_SM80(X, T, tn, 128, 128, 128, 8, 2)
 
+// The backward's kernels for one dtype and head dim: the preprocess (D and lse_log2), the dK/dV
+// tile configurations (warps own keys: block_k / warps each) and the dQ configuration (warps own
+// queries). Chosen in Rust from attention::configs::BACKWARD_PICKS.
+#define PA_ATTN_BWD_SM80_KERNELS(X, T, tn, D)                                                      \
+    X(pa_attn_bwd_pre_##tn##_d##D, pa::attn::BwdPreprocess<T, D>)                                  \
+    X(pa_attn_bwd_dkv_sm80_##tn##_d##D##_q64k64w4s2, pa::attn::BwdDkvSm80<pa::attn::KeyTileConfig<T, D, 64, 64, 4, 2>>) \
+    X(pa_attn_bwd_dkv_sm80_##tn##_d##D##_q64k128w8s2, pa::attn::BwdDkvSm80<pa::attn::KeyTileConfig<T, D, 64, 128, 8, 2>>) \
+    X(pa_attn_bwd_dq_sm80_##tn##_d##D##_q64k64w4s2, pa::attn::BwdDqSm80<pa::attn::TileConfig<T, D, 64, 64, 4, 2>>)
+
 #define PA_KERNEL_LIST(X)                                                   \
     X(pa_fill_u32, pa::kernels::FillU32)                                    \
     PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16)                             \
     PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16)                               \
+    PA_ATTN_BWD_SM80_KERNELS(X, pa::bf16, bf16, 64)                         \
+    PA_ATTN_BWD_SM80_KERNELS(X, pa::bf16, bf16, 128)                        \
+    PA_ATTN_BWD_SM80_KERNELS(X, pa::f16, f16, 64)                           \
+    PA_ATTN_BWD_SM80_KERNELS(X, pa::f16, f16, 128)                          \
     X(pa_logprob_gather_bf16, pa_logprob::Gather<pa::bf16>)                 \
     X(pa_logprob_gather_f16, pa_logprob::Gather<pa::f16>)                   \
     X(pa_logprob_gather_f32, pa_logprob::Gather<float>)                     \

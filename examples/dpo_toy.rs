@@ -1,5 +1,5 @@
 //! A DPO step with a toy model (embedding, one attention layer through the crate's f64
-//! reference, LM head) in the prefix-shared format and in the paired format: same per-completion
+//! reference, then through the kernels on the CPU emulator, LM head) in the prefix-shared format and in the paired format: same per-completion
 //! log-probs, same loss, same gradients. `tests/toy_training_equivalence.rs` runs the same code.
 //!
 //! `cargo run --example dpo_toy`
@@ -16,5 +16,13 @@ fn main() -> Result<(), prefix_attn::Error> {
         "shared and paired formats agree within {:e}",
         toy_model::TOLERANCE
     );
+    // The same step with the attention layer's forward and backward on the crate's kernels (CPU
+    // emulator, f16): the formats still agree, within the kernels' rounding
+    // (tests/toy_training_equivalence.rs checks it against bounds derived in docs/backward.md).
+    let kernels = toy_model::dpo_demo_in(7, toy_model::Mode::Kernels)?;
+    println!("with the kernels (emulated, f16):");
+    for (name, diff, norm) in kernels.differences() {
+        println!("  {name:>9}: |shared - paired| {diff:.2e} (|paired| {norm:.2e})");
+    }
     Ok(())
 }

@@ -13,8 +13,10 @@
 //!   against.
 //! - [`batch`]: the batch builder for trainers (samples to rows, logits back to log-probs).
 //! - [`plan`]: a batch's plan (vis_end + block lists, uploaded once), reused by every layer.
-//! - [`attention`]: the forward kernels on a device ([`attention::Forward`]) or on the emulator
-//!   ([`attention::forward_emulated`]); docs/forward.md.
+//! - [`attention`]: the forward and backward kernels on a device ([`attention::Forward`],
+//!   [`attention::Backward`], both in [`attention::Attention`]) or on the emulator
+//!   ([`attention::forward_emulated`], [`attention::backward_emulated`]); docs/forward.md,
+//!   docs/backward.md.
 //! - [`registry`]: every kernel of the fatbin with its launch facts (name, block, shared memory,
 //!   tile configuration), from the one kernel list in csrc/registry.cuh.
 //! - [`cpu`]: multi-threaded f32 attention (block-skipping), SwiGLU MLP and attention layer on the

@@ -23,7 +23,6 @@ pub(crate) struct DeviceLists {
 /// Both directions of one tile shape's lists on a device.
 pub(crate) struct DeviceMask {
     pub(crate) q_major: DeviceLists,
-    #[allow(dead_code)] // read by the backward (dK/dV) launches
     pub(crate) k_major: DeviceLists,
 }
 
@@ -54,7 +53,7 @@ impl std::fmt::Debug for Plan {
 
 impl Plan {
     /// Host-only plan (enough for the emulator) with block lists at every tile shape the default
-    /// kernel picks use (`attention::configs::FORWARD_PICKS`).
+    /// kernel picks use (`attention::configs::FORWARD_PICKS` and `BACKWARD_PICKS`).
     pub fn new(vis_end: VisEnd) -> Result<Self> {
         Self::with_tiles(vis_end, &pick_tiles())
     }

@@ -230,13 +230,16 @@ use crate::ffi::emu::{
     PaProbeSm90WgmmaParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
-    PaAttnFwdParams, PaFillParams, PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams,
-    PaSwigluParams,
+    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams, PaAttnFwdParams, PaFillParams,
+    PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams, PaSwigluParams,
 };
 
 kernel_params!(
     PaFillParams,
     PaAttnFwdParams,
+    PaAttnBwdPreParams,
+    PaAttnBwdDkvParams,
+    PaAttnBwdDqParams,
     PaLogProbGatherParams,
     PaSegmentSumParams,
     PaSwigluParams,

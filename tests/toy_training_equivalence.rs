@@ -65,3 +65,116 @@ fn wrong_position_ids_are_caught() {
         .unwrap();
     assert!(rel_l2_error(&bad.sums, &want.sums) > 1e-3);
 }
+
+// ---- the attention layer through the kernels (forward and backward, emulated, f16) ----
+
+mod backward_support;
+mod forward_support;
+
+use half::f16;
+use toy_model::kernels::KernelCall;
+use toy_model::propagate::{step_bounds, AttnBounds, OUTPUTS};
+use toy_model::Mode;
+
+use backward_support::bounds;
+use forward_support::bounds::{tolerances, Arith};
+use forward_support::cases::Dtype;
+use forward_support::check::{check_against, Inputs};
+use forward_support::configs::tile_of;
+use prefix_attn::attention::KernelChoice;
+
+fn fro(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+/// The kernels' errors in one step's attention layer, from their derived bounds; checks on the
+/// way that the kernels met them (the forward's O and LSE, the backward's gradients).
+fn attn_bounds(call: &KernelCall) -> AttnBounds {
+    let inp = Inputs::<f16> {
+        shape: call.shape,
+        vis_end: call.vis_end.clone(),
+        q: call.q.clone(),
+        k: call.k.clone(),
+        v: call.v.clone(),
+        scale: call.scale,
+    };
+    let fwd = prefix_attn::reference::forward(
+        &inp.shape,
+        &inp.vis_end,
+        &inp.q,
+        &inp.k,
+        &inp.v,
+        f64::from(inp.scale),
+    )
+    .unwrap();
+    // The forward's per-element bounds (for the kernel the emulator's default choice runs): each
+    // element within its own, so the whole O error within their Frobenius norm.
+    let tile = tile_of(&KernelChoice::default(), inp.shape.head_dim);
+    let tol = tolerances(&inp, Dtype::F16, &fwd, Arith::Emulator, tile);
+    check_against("toy forward", &inp, &fwd, &tol, &call.o, &call.lse).unwrap();
+    let o_bound = fro(&tol.o);
+    let mut rf = bounds::reference(&inp, &call.d_o);
+    bounds::check_given_lse("toy", &mut rf, &call.lse).unwrap();
+    bounds::check(
+        "toy backward",
+        &inp.shape,
+        &rf,
+        [&call.dq, &call.dk, &call.dv],
+    )
+    .unwrap();
+    AttnBounds {
+        o: o_bound,
+        grads: [0, 1, 2].map(|i| bounds::tolerance(&rf, i, Dtype::F16)),
+        d_o_gain: bounds::d_o_gain(&inp),
+        u: bounds::unit_roundoff(Dtype::F16),
+    }
+}
+
+/// With the kernels, shared and paired agree within the sum of their bounds plus the f64
+/// tolerance of the reference comparison. The part through O is first order: it is taken 1.25
+/// times, and checked to stay under 5% of its quantity, where the neglected higher-order terms
+/// are a few percent of it; the part through dQ, dK, dV is exact (the gradients are linear in
+/// them).
+fn assert_kernels_agree(cmp: &toy_model::Comparison, what: &str) {
+    let bounds_of = |step: &toy_model::Step, batch| {
+        let f = step
+            .forward
+            .as_ref()
+            .expect("a kernel-mode step keeps its forward");
+        let a = attn_bounds(f.kernel_call().expect("kernel calls"));
+        step_bounds(&cmp.params, batch, f, &*cmp.loss, &a).unwrap()
+    };
+    let bs = bounds_of(&cmp.shared, &cmp.shared_batch);
+    let bp = bounds_of(&cmp.paired, &cmp.paired_batch);
+    for (i, (name, diff, norm)) in cmp.differences().into_iter().enumerate() {
+        assert_eq!(name, OUTPUTS[i]);
+        let bound = 1.25 * (bs[i].through_o + bp[i].through_o)
+            + bs[i].linear
+            + bp[i].linear
+            + TOLERANCE * norm;
+        eprintln!("{what} kernels: {name:>9}: shared - paired {diff:.2e}, bound {bound:.2e} (norm {norm:.2e})");
+        assert!(
+            diff <= bound,
+            "{what} with kernels: {name} differs by {diff:e} > {bound:e}"
+        );
+        assert!(
+            bs[i].through_o.max(bp[i].through_o) <= 0.05 * norm,
+            "{what}: {name}'s first-order part is not small against it"
+        );
+    }
+    assert!(cmp.shared.grads.wq.iter().any(|&g| g.abs() > 1e-6));
+    assert!(cmp.shared.real_tokens < cmp.paired.real_tokens);
+}
+
+#[test]
+fn dpo_step_through_the_kernels_is_the_same_shared_or_paired() {
+    assert_kernels_agree(&toy_model::dpo_demo_in(7, Mode::Kernels).unwrap(), "DPO");
+}
+
+#[test]
+fn grpo_step_through_the_kernels_is_the_same_shared_or_paired() {
+    assert_kernels_agree(
+        &toy_model::grpo_demo_in(11, 6, Mode::Kernels).unwrap(),
+        "GRPO",
+    );
+}

@@ -101,7 +101,9 @@ struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
             s.zero();
             tile::mma_ABt(s, sQ, row0, stage_k(stage), 0);
             if (entry_partial(entry)) {
-                apply_partial_mask(s, q0 + row0, entry_tile(entry) * kBlockK, vis_stages + stage * kBlockK, a.n);
+                const int32_t* tile_vis_end = vis_stages + stage * kBlockK;  // zero past the row
+                apply_partial_mask(s, q0 + row0, entry_tile(entry) * kBlockK, a.n,
+                                   [&](int c) { return tile_vis_end[c]; });
             }
             softmax.update(s, o, a.scale_log2);
             tile::AFrag<T, kRows, kBlockK> pf;

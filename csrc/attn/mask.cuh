@@ -10,12 +10,13 @@ namespace pa {
 namespace attn {
 
 // The rule `j <= i && i < vis_end[j]` on a warp's score tile whose rows are queries query0.. and
-// columns keys key0..; `tile_vis_end` holds vis_end of the tile's keys (staged in shared memory
-// with K and V: 32-bit addresses, no global load in the masked path), zero for keys beyond the
-// row, which are then invisible, as are queries beyond it (i >= n). Masked scores become -inf.
-template <int kR, int kC>
-PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, const int32_t* tile_vis_end,
-                                  int n) {
+// columns keys key0..; `end_of(c)` gives vis_end of the tile's key c (column c, key key0 + c),
+// and must give 0 for keys beyond the row, which are then invisible, as are queries beyond it
+// (i >= n). Masked scores become -inf. Kernels pass either the k tile's vis_end staged in shared
+// memory with K and V (the forward: no global load in the masked path) or a guarded read of the
+// row's.
+template <int kR, int kC, class EndOf>
+PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, int n, const EndOf& end_of) {
     const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
     for (int nb = 0; nb < kC / 8; ++nb) {
@@ -23,7 +24,7 @@ PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, co
         for (int c = 0; c < 2; ++c) {
             const int jj = nb * 8 + tile::c_col(lc.t, c);
             const int j = key0 + jj;
-            const int end = tile_vis_end[jj];
+            const int end = end_of(jj);
             PA_UNROLL
             for (int m = 0; m < kR / 16; ++m) {
                 PA_UNROLL
@@ -46,6 +47,31 @@ PA_DEVICE void load_tile_vis_end_async(int32_t* dst, const int32_t* row_vis_end,
     if (c < kKeys) {
         const bool valid = key0 + c < n;
         cp_async_4_zfill(dst + c, valid ? row_vis_end + key0 + c : row_vis_end, valid);
+    }
+}
+
+// The same rule on a transposed score tile (dK/dV: rows are keys key0.., columns are queries
+// query0..): the lane's keys are its rows, so each lane reads vis_end once per row it holds.
+template <int kR, int kC>
+PA_DEVICE void apply_partial_mask_keys_by_queries(tile::Acc<kR, kC>& st, int key0, int query0,
+                                                  const int32_t* vis_end, int n) {
+    const tile::LaneCoords lc = tile::lane_coords();
+    PA_UNROLL
+    for (int m = 0; m < kR / 16; ++m) {
+        PA_UNROLL
+        for (int h = 0; h < 2; ++h) {
+            const int j = key0 + 16 * m + tile::c_row(lc.g, 2 * h);
+            const int end = j < n ? vis_end[j] : 0;
+            PA_UNROLL
+            for (int nb = 0; nb < kC / 8; ++nb) {
+                PA_UNROLL
+                for (int c = 0; c < 2; ++c) {
+                    const int i = query0 + nb * 8 + tile::c_col(lc.t, c);
+                    const bool seen = j <= i && i < end && i < n;
+                    if (!seen) st.f[m][nb][2 * h + c] = -__builtin_huge_valf();
+                }
+            }
+        }
     }
 }
 

@@ -19,6 +19,9 @@ struct ParamsName;
 
 PA_PARAMS_NAME(PaFillParams)
 PA_PARAMS_NAME(PaAttnFwdParams)
+PA_PARAMS_NAME(PaAttnBwdPreParams)
+PA_PARAMS_NAME(PaAttnBwdDkvParams)
+PA_PARAMS_NAME(PaAttnBwdDqParams)
 PA_PARAMS_NAME(PaLogProbGatherParams)
 PA_PARAMS_NAME(PaSegmentSumParams)
 PA_PARAMS_NAME(PaSwigluParams)

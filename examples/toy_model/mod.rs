@@ -1,11 +1,17 @@
 //! A toy language model for the batch builder's proof of exactness: token + position embedding,
-//! one attention layer (the crate's f64 reference, GQA), a residual and an LM head; forward and
-//! hand-written backward in f64. Shared by `examples/dpo_toy.rs`, `examples/grpo_toy.rs` and
-//! `tests/toy_training_equivalence.rs`, so `cargo test` runs what the examples show.
+//! one attention layer (GQA), a residual and an LM head; forward and hand-written backward in
+//! f64. The attention layer runs on the crate's f64 reference ([`Mode::Reference`]) or, forward
+//! and backward, on the crate's kernels under the CPU emulator ([`Mode::Kernels`], f16). Shared by
+//! `examples/dpo_toy.rs`, `examples/grpo_toy.rs` and `tests/toy_training_equivalence.rs`, so
+//! `cargo test` runs what the examples show.
 //!
 //! The claim checked: a prefix-shared batch and the paired (unshared) batch of the same samples
-//! give the same per-completion log-probs, the same loss and the same parameter gradients.
+//! give the same per-completion log-probs, the same loss and the same parameter gradients (with
+//! the kernels: within their error bounds carried through the model, [`propagate`]).
 #![allow(dead_code)] // each includer uses part of it
+
+pub mod kernels;
+pub mod propagate;
 
 use prefix_attn::batch::{Batch, BatchOptions, LogProbs, Sample};
 use prefix_attn::reference::{backward, forward, rel_l2_error};
@@ -58,7 +64,7 @@ impl Params {
         }
     }
 
-    fn named(&self) -> [(&'static str, &[f64]); 6] {
+    pub fn named(&self) -> [(&'static str, &[f64]); 6] {
         [
             ("emb", &self.emb),
             ("pos", &self.pos),
@@ -113,6 +119,15 @@ fn add_into(acc: &mut [f64], x: &[f64]) {
     acc.iter_mut().zip(x).for_each(|(a, b)| *a += b);
 }
 
+/// Where the attention layer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The crate's f64 reference.
+    Reference,
+    /// The crate's forward and backward kernels on the CPU emulator (f16).
+    Kernels,
+}
+
 /// What the backward pass needs from the forward pass.
 pub struct Forward {
     shape: AttnShape,
@@ -120,8 +135,12 @@ pub struct Forward {
     q: Vec<f64>,
     k: Vec<f64>,
     v: Vec<f64>,
+    /// The attention layer's output.
+    o: Vec<f64>,
     h: Vec<f64>,
     pub logits: Vec<f64>,
+    /// Mode::Kernels: the layer's kernel calls.
+    call: Option<kernels::KernelCall>,
 }
 
 const SCALE: f64 = 0.5;
@@ -132,6 +151,11 @@ pub fn forward_model(p: &Params, batch: &Batch) -> Result<Forward> {
 
 /// [`forward_model`] with other position ids (to show that wrong ones are caught).
 pub fn forward_with_positions(p: &Params, batch: &Batch, positions: &[i32]) -> Result<Forward> {
+    forward_in(p, batch, positions, Mode::Reference)
+}
+
+/// The forward pass with the attention layer in `mode`.
+pub fn forward_in(p: &Params, batch: &Batch, positions: &[i32], mode: Mode) -> Result<Forward> {
     let tokens = batch.rows() * batch.n();
     let shape = AttnShape {
         rows: batch.rows(),
@@ -150,35 +174,87 @@ pub fn forward_with_positions(p: &Params, batch: &Batch, positions: &[i32]) -> R
     let q = matmul(&x, &p.wq, tokens, D, D);
     let k = matmul(&x, &p.wk, tokens, D, KV_W);
     let v = matmul(&x, &p.wv, tokens, D, KV_W);
-    let o = forward(&shape, batch.vis_end(), &q, &k, &v, SCALE)?.o;
-    let mut h = x.clone();
-    add_into(&mut h, &o);
-    let logits = matmul(&h, &p.lm, tokens, D, VOCAB);
+    let (o, call) = match mode {
+        Mode::Reference => (forward(&shape, batch.vis_end(), &q, &k, &v, SCALE)?.o, None),
+        Mode::Kernels => {
+            let (o, call) = kernels::forward(&shape, batch.vis_end(), &q, &k, &v, SCALE)?;
+            (o, Some(call))
+        }
+    };
+    let (h, logits) = head(p, &x, &o);
     Ok(Forward {
         shape,
         x,
         q,
         k,
         v,
+        o,
         h,
         logits,
+        call,
     })
 }
 
-/// Parameter gradients given the gradient of the loss with respect to the logits.
-pub fn backward_model(p: &Params, batch: &Batch, f: &Forward, d_logits: &[f64]) -> Result<Params> {
+impl Forward {
+    /// Mode::Kernels: the attention layer's kernel calls (inputs and outputs as the kernels saw
+    /// them).
+    pub fn kernel_call(&self) -> Option<&kernels::KernelCall> {
+        self.call.as_ref()
+    }
+}
+
+/// The residual and the LM head: h = x + O and the logits.
+fn head(p: &Params, x: &[f64], o: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut h = x.to_vec();
+    add_into(&mut h, o);
+    let logits = matmul(&h, &p.lm, x.len() / D, D, VOCAB);
+    (h, logits)
+}
+
+/// The attention layer's backward: (dQ, dK, dV) from dO, in the toy's layouts.
+pub type AttnBackward<'a> = dyn FnMut(&[f64]) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> + 'a;
+
+/// Parameter gradients given the gradient of the loss with respect to the logits (the attention
+/// layer in the forward's mode; a kernel call records dO and the gradients).
+pub fn backward_model(
+    p: &Params,
+    batch: &Batch,
+    f: &mut Forward,
+    d_logits: &[f64],
+) -> Result<Params> {
+    let (shape, vis_end) = (f.shape, batch.vis_end());
+    let (q, k, v) = (&f.q, &f.k, &f.v);
+    let mut attn: Box<AttnBackward> = match f.call.as_mut() {
+        None => Box::new(move |dh: &[f64]| {
+            let att = backward(&shape, vis_end, q, k, v, dh, SCALE)?;
+            Ok((att.dq, att.dk, att.dv))
+        }),
+        Some(call) => Box::new(move |dh: &[f64]| kernels::backward(call, HEAD_DIM, dh)),
+    };
+    gradients(p, batch, &f.x, &f.h, d_logits, &mut *attn)
+}
+
+/// The parameter gradients from the logits' gradient, the attention layer's backward given.
+fn gradients(
+    p: &Params,
+    batch: &Batch,
+    x: &[f64],
+    h: &[f64],
+    d_logits: &[f64],
+    attn: &mut AttnBackward,
+) -> Result<Params> {
     let tokens = batch.rows() * batch.n();
     let mut g = Params::zeros();
-    g.lm = matmul_tn(&f.h, d_logits, tokens, D, VOCAB);
+    g.lm = matmul_tn(h, d_logits, tokens, D, VOCAB);
     let dh = matmul_nt(d_logits, &p.lm, tokens, VOCAB, D);
-    let att = backward(&f.shape, batch.vis_end(), &f.q, &f.k, &f.v, &dh, SCALE)?;
+    let (dq, dk, dv) = attn(&dh)?;
     let mut dx = dh; // residual
-    g.wq = matmul_tn(&f.x, &att.dq, tokens, D, D);
-    g.wk = matmul_tn(&f.x, &att.dk, tokens, D, KV_W);
-    g.wv = matmul_tn(&f.x, &att.dv, tokens, D, KV_W);
-    add_into(&mut dx, &matmul_nt(&att.dq, &p.wq, tokens, D, D));
-    add_into(&mut dx, &matmul_nt(&att.dk, &p.wk, tokens, KV_W, D));
-    add_into(&mut dx, &matmul_nt(&att.dv, &p.wv, tokens, KV_W, D));
+    g.wq = matmul_tn(x, &dq, tokens, D, D);
+    g.wk = matmul_tn(x, &dk, tokens, D, KV_W);
+    g.wv = matmul_tn(x, &dv, tokens, D, KV_W);
+    add_into(&mut dx, &matmul_nt(&dq, &p.wq, tokens, D, D));
+    add_into(&mut dx, &matmul_nt(&dk, &p.wk, tokens, KV_W, D));
+    add_into(&mut dx, &matmul_nt(&dv, &p.wv, tokens, KV_W, D));
     for t in 0..tokens {
         let (tok, pos) = (batch.token_ids()[t] as usize, batch.positions()[t] as usize);
         add_into(&mut g.emb[tok * D..(tok + 1) * D], &dx[t * D..(t + 1) * D]);
@@ -189,7 +265,12 @@ pub fn backward_model(p: &Params, batch: &Batch, f: &Forward, d_logits: &[f64]) 
 
 /// Per-completion log-prob sums of `p` on `batch`, with the forward pass kept for backward.
 pub fn log_probs(p: &Params, batch: &Batch) -> Result<(Forward, LogProbs)> {
-    let f = forward_model(p, batch)?;
+    log_probs_in(p, batch, Mode::Reference)
+}
+
+/// [`log_probs`] with the attention layer in `mode`.
+pub fn log_probs_in(p: &Params, batch: &Batch, mode: Mode) -> Result<(Forward, LogProbs)> {
+    let f = forward_in(p, batch, batch.positions(), mode)?;
     let lp = batch.log_prob_map().gather(&f.logits, VOCAB)?;
     Ok((f, lp))
 }
@@ -201,22 +282,50 @@ pub struct Step {
     pub grads: Params,
     pub real_tokens: usize,
     pub efficiency: f64,
+    /// Mode::Kernels: the forward pass (with its kernel calls), for the error bounds.
+    pub forward: Option<Forward>,
 }
 
 /// A loss of the per-completion log-prob sums: returns the loss and its gradient per sum.
 pub type Loss<'a> = dyn Fn(&Batch, &LogProbs) -> (f64, Vec<f64>) + 'a;
 
+/// The step's outputs after the attention forward, given its output O: log-prob sums, loss and
+/// parameter gradients (what [`propagate`] differentiates with respect to O).
+fn after_attention(
+    p: &Params,
+    batch: &Batch,
+    x: &[f64],
+    o: &[f64],
+    loss: &Loss,
+    attn: &mut AttnBackward,
+) -> Result<(LogProbs, f64, Params)> {
+    let (h, logits) = head(p, x, o);
+    let map = batch.log_prob_map();
+    let lp = map.gather(&logits, VOCAB)?;
+    let (value, d_sums) = loss(batch, &lp);
+    let d_logits = map.backward(&logits, VOCAB, &map.spread_sums(&d_sums)?)?;
+    let grads = gradients(p, batch, x, &h, &d_logits, attn)?;
+    Ok((lp, value, grads))
+}
+
 pub fn step(p: &Params, batch: &Batch, loss: &Loss) -> Result<Step> {
-    let (f, lp) = log_probs(p, batch)?;
+    step_in(p, batch, loss, Mode::Reference)
+}
+
+/// [`step`] with the attention layer in `mode`.
+pub fn step_in(p: &Params, batch: &Batch, loss: &Loss, mode: Mode) -> Result<Step> {
+    let (mut f, lp) = log_probs_in(p, batch, mode)?;
     let (value, d_sums) = loss(batch, &lp);
     let map = batch.log_prob_map();
     let d_logits = map.backward(&f.logits, VOCAB, &map.spread_sums(&d_sums)?)?;
+    let grads = backward_model(p, batch, &mut f, &d_logits)?;
     Ok(Step {
-        grads: backward_model(p, batch, &f, &d_logits)?,
+        grads,
         log_probs: lp.sums,
         loss: value,
         real_tokens: batch.real_tokens(),
         efficiency: batch.efficiency(),
+        forward: (mode == Mode::Kernels).then_some(f),
     })
 }
 
@@ -224,19 +333,68 @@ pub fn step(p: &Params, batch: &Batch, loss: &Loss) -> Result<Step> {
 pub struct Comparison {
     pub shared: Step,
     pub paired: Step,
+    pub shared_batch: Batch,
+    pub paired_batch: Batch,
+    /// The parameters and the loss both steps ran with.
+    pub params: Params,
+    pub loss: Box<Loss<'static>>,
 }
 
 impl Comparison {
-    pub fn run(samples: &[Sample], p: &Params, loss: &Loss) -> Result<Self> {
+    pub fn run(samples: &[Sample], p: &Params, loss: Box<Loss<'static>>) -> Result<Self> {
+        Self::run_in(samples, p, loss, Mode::Reference)
+    }
+
+    /// [`Self::run`] with the attention layer in `mode`.
+    pub fn run_in(
+        samples: &[Sample],
+        p: &Params,
+        loss: Box<Loss<'static>>,
+        mode: Mode,
+    ) -> Result<Self> {
         let opts = BatchOptions {
             vocab: Some(VOCAB as u32),
             round_to: Some(16),
             ..BatchOptions::new(MAX_LEN)
         };
+        let (shared_batch, paired_batch) = (
+            Batch::shared(samples, &opts)?,
+            Batch::paired(samples, &opts)?,
+        );
         Ok(Self {
-            shared: step(p, &Batch::shared(samples, &opts)?, loss)?,
-            paired: step(p, &Batch::paired(samples, &opts)?, loss)?,
+            shared: step_in(p, &shared_batch, &*loss, mode)?,
+            paired: step_in(p, &paired_batch, &*loss, mode)?,
+            shared_batch,
+            paired_batch,
+            params: p.clone(),
+            loss,
         })
+    }
+
+    /// The differences shared - paired: (name, ||shared - paired||_2, ||paired||_2), in the
+    /// order of [`Self::errors`].
+    pub fn differences(&self) -> Vec<(&'static str, f64, f64)> {
+        let diff = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let norm = |a: &[f64]| a.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let (s, p) = (&self.shared, &self.paired);
+        let mut out = vec![
+            (
+                "log-probs",
+                diff(&s.log_probs, &p.log_probs),
+                norm(&p.log_probs),
+            ),
+            ("loss", (s.loss - p.loss).abs(), p.loss.abs()),
+        ];
+        for ((name, a), (_, b)) in s.grads.named().into_iter().zip(p.grads.named()) {
+            out.push((name, diff(a, b), norm(b)));
+        }
+        out
     }
 
     /// Largest relative differences: (log-probs, loss, each gradient by name).
@@ -372,18 +530,38 @@ pub fn grpo_rewards(seed: u64, groups: usize, k: usize) -> Vec<Vec<f64>> {
 
 /// The DPO demo: a policy and a frozen reference model, shared vs paired.
 pub fn dpo_demo(seed: u64) -> Result<Comparison> {
+    dpo_demo_in(seed, Mode::Reference)
+}
+
+/// [`dpo_demo`] with the attention layer in `mode`.
+pub fn dpo_demo_in(seed: u64, mode: Mode) -> Result<Comparison> {
     let samples = dpo_samples(seed, 5);
     let policy = Params::random(seed + 1);
     let reference_model = Params::random(seed + 2);
     let opts = BatchOptions::new(MAX_LEN);
     // Reference log-probs from the paired format, as a trainer without this crate would have.
     let (_, reference) = log_probs(&reference_model, &Batch::paired(&samples, &opts)?)?;
-    Comparison::run(&samples, &policy, &dpo_loss(0.1, reference.sums))
+    Comparison::run_in(
+        &samples,
+        &policy,
+        Box::new(dpo_loss(0.1, reference.sums)),
+        mode,
+    )
 }
 
 /// The GRPO demo: groups of k completions with fixed rewards, shared vs paired.
 pub fn grpo_demo(seed: u64, k: usize) -> Result<Comparison> {
+    grpo_demo_in(seed, k, Mode::Reference)
+}
+
+/// [`grpo_demo`] with the attention layer in `mode`.
+pub fn grpo_demo_in(seed: u64, k: usize, mode: Mode) -> Result<Comparison> {
     let samples = grpo_samples(seed, 3, k);
     let policy = Params::random(seed + 1);
-    Comparison::run(&samples, &policy, &grpo_loss(grpo_rewards(seed + 2, 3, k)))
+    Comparison::run_in(
+        &samples,
+        &policy,
+        Box::new(grpo_loss(grpo_rewards(seed + 2, 3, k))),
+        mode,
+    )
 }

@@ -1,6 +1,6 @@
-//! Which forward kernel runs: the one table that picks a tile configuration per (code path, head
-//! dim), with the evidence each pick rests on, and the selection that applies it to the
-//! registry.
+//! Which kernels run: the one table that picks a tile configuration per (kernel family, code
+//! path, head dim), with the evidence each pick rests on, and the selection that applies it to
+//! the registry.
 //!
 //! The element type does not change a pick: bf16 and f16 take the same instructions at the same
 //! rates (mma.sync m16n8k16 with fp32 accumulation), the same registers and shared memory, so each
@@ -12,11 +12,18 @@ use crate::registry::{self, Arch, KernelDtype, KernelInfo, TileConfig};
 
 /// The registry family of the forward kernels.
 pub const FORWARD_FAMILY: &str = "attn_fwd";
+/// The backward preprocess (D = rowsum(dO * O) and LSE in base 2); no tile configuration.
+pub const BACKWARD_PRE_FAMILY: &str = "attn_bwd_pre";
+/// The backward dK/dV kernels (warps own keys; k-major block lists).
+pub const BACKWARD_DKV_FAMILY: &str = "attn_bwd_dkv";
+/// The backward dQ kernels (warps own queries; q-major block lists).
+pub const BACKWARD_DQ_FAMILY: &str = "attn_bwd_dq";
 
-/// The forward configurations of one (path, head dim), best first: a call runs the first one the
-/// device can hold (shared memory per block), unless a [`KernelChoice`] names another.
+/// The configurations of one kernel family for one (path, head dim), best first: a call runs the
+/// first one the device can hold (shared memory per block), unless a choice names another.
 #[derive(Debug, Clone, Copy)]
-pub struct ForwardPick {
+pub struct KernelPick {
+    pub family: &'static str,
     pub arch: Arch,
     pub head_dim: u32,
     pub prefer: &'static [TileConfig],
@@ -24,14 +31,19 @@ pub struct ForwardPick {
     pub evidence: &'static str,
 }
 
+/// The forward's picks are [`KernelPick`]s of [`FORWARD_FAMILY`].
+pub type ForwardPick = KernelPick;
+
 const Q64K64W4S2: TileConfig = TileConfig::new(64, 64, 4, 2);
 const Q128K64W4S2: TileConfig = TileConfig::new(128, 64, 4, 2);
 const Q128K64W8S2: TileConfig = TileConfig::new(128, 64, 8, 2);
+const Q64K128W8S2: TileConfig = TileConfig::new(64, 128, 8, 2);
 
-/// The picks. Change a row when a GPU check sweep (scripts/gpucheck, one table per path and head
-/// dim) measures a better configuration, and quote the run.
-pub const FORWARD_PICKS: &[ForwardPick] = &[
-    ForwardPick {
+/// The forward picks. Change a row when a GPU check sweep (scripts/gpucheck, one table per path
+/// and head dim) measures a better configuration, and quote the run.
+pub const FORWARD_PICKS: &[KernelPick] = &[
+    KernelPick {
+        family: FORWARD_FAMILY,
         arch: Arch::Sm80,
         head_dim: 128,
         prefer: &[Q128K64W8S2, Q64K64W4S2],
@@ -49,7 +61,8 @@ pub const FORWARD_PICKS: &[ForwardPick] = &[
                    registers: it spills on sm_90a and is not registered at this head dim. 64x64 \
                    stays as the fallback.",
     },
-    ForwardPick {
+    KernelPick {
+        family: FORWARD_FAMILY,
         arch: Arch::Sm80,
         head_dim: 64,
         prefer: &[Q128K64W4S2, Q64K64W4S2],
@@ -60,6 +73,56 @@ pub const FORWARD_PICKS: &[ForwardPick] = &[
                    mma and half the global K/V traffic per query; 48 KiB per CTA.",
     },
 ];
+
+/// The backward picks (dK/dV and dQ; the preprocess has no tile). Same rule as the forward's:
+/// change a row when a device sweep measures a better configuration, and quote the run.
+pub const BACKWARD_PICKS: &[KernelPick] = &[
+    KernelPick {
+        family: BACKWARD_DKV_FAMILY,
+        arch: Arch::Sm80,
+        head_dim: 128,
+        prefer: &[Q64K128W8S2, Q64K64W4S2],
+        evidence: "Reasoned, not measured (no device was lent for the backward). With 128 keys \
+                   per CTA (8 warps of 16 keys) each Q, dO, lse and D tile loaded from global \
+                   memory serves 128 keys instead of 64, halving the dominant global traffic of \
+                   the k-major walk; FlashAttention-2 makes the same choice (128 keys, 8 warps) \
+                   for this head dim. 129 KiB of shared memory: sm_80 and sm_90 hold it, sm_86 \
+                   and sm_89 (99 KiB per block) fall back to 64x64/4 warps (97 KiB). ptxas: \
+                   247-255 registers, no spills.",
+    },
+    KernelPick {
+        family: BACKWARD_DKV_FAMILY,
+        arch: Arch::Sm80,
+        head_dim: 64,
+        prefer: &[Q64K128W8S2, Q64K64W4S2],
+        evidence: "Reasoned, not measured (as for head dim 128): 128 keys per CTA halve the Q/dO \
+                   traffic per key; 65 KiB of shared memory fits every card from sm_80 on. \
+                   ptxas: about 200 registers, no spills.",
+    },
+    KernelPick {
+        family: BACKWARD_DQ_FAMILY,
+        arch: Arch::Sm80,
+        head_dim: 128,
+        prefer: &[Q64K64W4S2],
+        evidence: "Reasoned, not measured. The dQ kernel holds dQ (64 fp32 registers per lane at \
+                   this head dim) plus the S and dP tiles of 64 keys; 16 queries per warp is what \
+                   fits without spills (about 215 registers). 96 KiB of shared memory: every card \
+                   from sm_80 on.",
+    },
+    KernelPick {
+        family: BACKWARD_DQ_FAMILY,
+        arch: Arch::Sm80,
+        head_dim: 64,
+        prefer: &[Q64K64W4S2],
+        evidence: "Reasoned, not measured; the forward's fallback shape (48 KiB, about 170 \
+                   registers).",
+    },
+];
+
+/// The picks of every family.
+fn picks() -> impl Iterator<Item = &'static KernelPick> {
+    FORWARD_PICKS.iter().chain(BACKWARD_PICKS)
+}
 
 /// How a call picks its kernel; the default picks everything from [`FORWARD_PICKS`] and the device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,6 +144,63 @@ impl KernelChoice {
     }
 }
 
+/// How a backward call picks its kernels; the default picks everything from [`BACKWARD_PICKS`]
+/// and the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackwardChoice {
+    /// The code path; None: the device's best that has backward kernels (today sm80 everywhere).
+    /// The emulator runs any path; there None means sm80.
+    pub arch: Option<Arch>,
+    /// The dK/dV kernel's tile configuration; None: the path's first preference that fits.
+    pub dkv_tile: Option<TileConfig>,
+    /// The dQ kernel's tile configuration; None: the path's first preference that fits.
+    pub dq_tile: Option<TileConfig>,
+}
+
+/// The three kernels of a backward call.
+#[derive(Debug, Clone, Copy)]
+pub struct BackwardKernels {
+    /// D = rowsum(dO * O) and LSE in base 2 into the workspace.
+    pub pre: &'static KernelInfo,
+    pub dkv: &'static KernelInfo,
+    pub dq: &'static KernelInfo,
+}
+
+/// The backward kernels of `arch` for a dtype and head dim under `choice`'s tiles (`fits`: as for
+/// [`select`]).
+pub fn select_backward(
+    arch: Arch,
+    dtype: KernelDtype,
+    head_dim: usize,
+    choice: &BackwardChoice,
+    fits: impl Fn(&KernelInfo) -> bool,
+) -> Result<BackwardKernels> {
+    Ok(BackwardKernels {
+        pre: select_untiled(BACKWARD_PRE_FAMILY, dtype, head_dim)?,
+        dkv: select(
+            BACKWARD_DKV_FAMILY,
+            arch,
+            dtype,
+            head_dim,
+            choice.dkv_tile,
+            &fits,
+        )?,
+        dq: select(
+            BACKWARD_DQ_FAMILY,
+            arch,
+            dtype,
+            head_dim,
+            choice.dq_tile,
+            &fits,
+        )?,
+    })
+}
+
+/// The backward's path a call without a device (the emulator) runs: the choice's, else sm80.
+pub(crate) fn emulated_backward_arch(choice: &BackwardChoice) -> Arch {
+    choice.arch.unwrap_or(Arch::Sm80)
+}
+
 fn dtype_name(d: KernelDtype) -> &'static str {
     match d {
         KernelDtype::Bf16 => "bf16",
@@ -100,15 +220,28 @@ pub fn select_forward(
     tile: Option<TileConfig>,
     fits: impl Fn(&KernelInfo) -> bool,
 ) -> Result<&'static KernelInfo> {
+    select(FORWARD_FAMILY, arch, dtype, head_dim, tile, fits)
+}
+
+/// The kernel of `family` and `arch` for a dtype and head dim: `tile` if given, else the first of
+/// the family's preferences ([`FORWARD_PICKS`], [`BACKWARD_PICKS`]) for which `fits` holds.
+pub fn select(
+    family: &'static str,
+    arch: Arch,
+    dtype: KernelDtype,
+    head_dim: usize,
+    tile: Option<TileConfig>,
+    fits: impl Fn(&KernelInfo) -> bool,
+) -> Result<&'static KernelInfo> {
     let find = |t: TileConfig| {
-        registry::family(FORWARD_FAMILY).find(|k| {
+        registry::family(family).find(|k| {
             k.arch == arch
                 && k.dtype == dtype
                 && k.head_dim as usize == head_dim
                 && k.tile == Some(t)
         })
     };
-    let known_dim = registry::family(FORWARD_FAMILY).any(|k| k.head_dim as usize == head_dim);
+    let known_dim = registry::family(family).any(|k| k.head_dim as usize == head_dim);
     if !known_dim {
         return Err(Error::UnsupportedHeadDim { head_dim });
     }
@@ -116,7 +249,7 @@ pub fn select_forward(
         let k = find(t).ok_or_else(|| Error::InvalidArgument {
             what: "kernel choice",
             detail: format!(
-                "no {arch} forward kernel with tile {t} for {} at head dim {head_dim} in the registry",
+                "no {arch} {family} kernel with tile {t} for {} at head dim {head_dim} in the registry",
                 dtype_name(dtype)
             ),
         })?;
@@ -131,12 +264,11 @@ pub fn select_forward(
         }
         return Ok(k);
     }
-    let pick = FORWARD_PICKS
-        .iter()
-        .find(|p| p.arch == arch && p.head_dim as usize == head_dim)
+    let pick = picks()
+        .find(|p| p.family == family && p.arch == arch && p.head_dim as usize == head_dim)
         .ok_or_else(|| Error::InvalidArgument {
             what: "kernel choice",
-            detail: format!("the {arch} path has no forward pick for head dim {head_dim}"),
+            detail: format!("the {arch} path has no {family} pick for head dim {head_dim}"),
         })?;
     pick.prefer
         .iter()
@@ -145,9 +277,42 @@ pub fn select_forward(
         .ok_or_else(|| Error::InvalidArgument {
             what: "kernel choice",
             detail: format!(
-                "none of the {arch} forward configurations for head dim {head_dim} fits the device"
+                "none of the {arch} {family} configurations for head dim {head_dim} fits the device"
             ),
         })
+}
+
+/// The one kernel of a family without tile configurations (the backward preprocess) for a dtype
+/// and head dim.
+pub fn select_untiled(
+    family: &'static str,
+    dtype: KernelDtype,
+    head_dim: usize,
+) -> Result<&'static KernelInfo> {
+    let mut found = registry::family(family)
+        .filter(|k| k.dtype == dtype && k.head_dim as usize == head_dim && k.tile.is_none());
+    match (found.next(), found.next()) {
+        (Some(k), None) => Ok(k),
+        (None, _) => Err(
+            if registry::family(family).any(|k| k.head_dim as usize == head_dim) {
+                Error::UnsupportedDtype {
+                    what: family,
+                    dtype: dtype_name(dtype),
+                }
+            } else {
+                Error::UnsupportedHeadDim { head_dim }
+            },
+        ),
+        (Some(a), Some(b)) => Err(Error::InvalidArgument {
+            what: "kernel",
+            detail: format!(
+                "{} and {} both match {family} {}",
+                a.name,
+                b.name,
+                dtype_name(dtype)
+            ),
+        }),
+    }
 }
 
 /// The path a call without a device (the emulator) runs: the choice's, else sm80.
@@ -155,10 +320,10 @@ pub(crate) fn emulated_arch(choice: &KernelChoice) -> Arch {
     choice.arch.unwrap_or(Arch::Sm80)
 }
 
-/// Every tile shape the picks use: what [`crate::plan::Plan::new`] builds block lists for.
+/// Every tile shape the picks use (forward and backward): what [`crate::plan::Plan::new`] builds
+/// block lists for.
 pub fn pick_tiles() -> Vec<TileShape> {
-    let mut tiles: Vec<TileShape> = FORWARD_PICKS
-        .iter()
+    let mut tiles: Vec<TileShape> = picks()
         .flat_map(|p| p.prefer.iter())
         .map(|t| tile_shape(*t))
         .collect();
@@ -179,18 +344,45 @@ mod tests {
 
     #[test]
     fn every_pick_is_registered_for_both_dtypes() {
-        for p in FORWARD_PICKS {
+        for p in picks() {
             for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
                 for &t in p.prefer {
-                    let k = select_forward(p.arch, dtype, p.head_dim as usize, Some(t), |_| true)
-                        .unwrap();
+                    let k = select(
+                        p.family,
+                        p.arch,
+                        dtype,
+                        p.head_dim as usize,
+                        Some(t),
+                        |_| true,
+                    )
+                    .unwrap();
                     assert_eq!(k.tile, Some(t));
                 }
                 let first =
-                    select_forward(p.arch, dtype, p.head_dim as usize, None, |_| true).unwrap();
+                    select(p.family, p.arch, dtype, p.head_dim as usize, None, |_| true).unwrap();
                 assert_eq!(first.tile, Some(p.prefer[0]));
+                let pre = select_untiled(BACKWARD_PRE_FAMILY, dtype, p.head_dim as usize).unwrap();
+                assert_eq!(pre.head_dim, p.head_dim);
             }
         }
+    }
+
+    #[test]
+    fn backward_tiles_are_in_every_plan() {
+        let tiles = pick_tiles();
+        for p in BACKWARD_PICKS {
+            for &t in p.prefer {
+                assert!(tiles.contains(&tile_shape(t)), "{t}");
+            }
+        }
+        assert!(matches!(
+            select_untiled(BACKWARD_PRE_FAMILY, KernelDtype::Bf16, 96),
+            Err(Error::UnsupportedHeadDim { head_dim: 96 })
+        ));
+        assert!(matches!(
+            select_untiled(BACKWARD_PRE_FAMILY, KernelDtype::F32, 64),
+            Err(Error::UnsupportedDtype { .. })
+        ));
     }
 
     #[test]

@@ -4,24 +4,44 @@
 //! - [`View`]: strided `[rows, n, heads, head_dim]` tensors (device or host).
 //! - [`Forward`]: the forward kernels on a device; [`forward_emulated`] runs the same kernels,
 //!   prepared by the same code, on the CPU emulator.
-//! - [`configs`]: which registered kernel (code path, tile configuration) a call runs, from one
-//!   table of picks; [`KernelChoice`] overrides it.
+//! - [`Backward`]: dQ, dK and dV on a device (deterministic, no atomics), with a reusable
+//!   [`BackwardWorkspace`]; [`backward_emulated`] is the same on the emulator. docs/backward.md.
+//! - [`Attention`]: both, for a trainer's layers.
+//! - [`configs`]: which registered kernels (code path, tile configuration) a call runs, from one
+//!   table of picks; [`KernelChoice`] and [`BackwardChoice`] override it.
 
+mod backward;
+mod backward_emulated;
+mod backward_prepare;
+mod checks;
 pub mod configs;
 mod dtype;
 mod emulated;
 mod forward;
+mod layer;
+mod overlap;
 mod prepare;
 mod view;
+pub mod workspace;
 
-pub use configs::KernelChoice;
+pub use backward::{Backward, BackwardTensors};
+pub use backward_emulated::{backward_emulated, backward_emulated_with, HostBackwardTensors};
+pub use backward_prepare::{BackwardLaunch, PreparedLaunch};
+pub use configs::{BackwardChoice, BackwardKernels, KernelChoice};
 pub use dtype::AttnDtype;
 pub use emulated::{forward_emulated, forward_emulated_with, HostTensors};
 pub use forward::{DeviceTensors, Forward};
+pub use layer::Attention;
 pub use prepare::ForwardLaunch;
 pub use view::{Strides, View};
+pub use workspace::BackwardWorkspace;
 
 /// docs/forward.md, compiled and run as doc tests (the GPU example is compile-only).
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/forward.md")]
 pub struct ForwardGuide;
+
+/// docs/backward.md, compiled and run as doc tests (the GPU example is compile-only).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/backward.md")]
+pub struct BackwardGuide;

@@ -3,14 +3,17 @@
 //! and the emulator path ([`super::forward_emulated`]) both call it, with device or host
 //! addresses; nothing else computes launch state.
 
-use crate::error::{Error, Result};
-use crate::ffi::params::{PaAttnFwdParams, PaAttnQkv, PaBlockList, PaView};
+use crate::error::Result;
+use crate::ffi::params::PaAttnFwdParams;
 use crate::launch::LaunchDims;
 use crate::mask::BlockMask;
 use crate::registry::{KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 
-use super::configs::tile_shape;
+pub(crate) use super::checks::ListAddrs;
+use super::checks::{
+    check_lse, check_plan, check_scale, grid_ctas, kernel_tile, pa_view, qkv_params,
+};
 use super::view::{check_view, RawView};
 
 /// A prepared forward launch.
@@ -19,14 +22,6 @@ pub struct ForwardLaunch {
     pub kernel: KernelRef<PaAttnFwdParams>,
     pub params: PaAttnFwdParams,
     pub dims: LaunchDims,
-}
-
-/// Addresses (device or host) of one direction of a plan's block lists at one tile shape.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ListAddrs {
-    pub(crate) offsets: u64,
-    pub(crate) entries: u64,
-    pub(crate) order: u64,
 }
 
 /// Everything one forward call is given, as lengths and addresses.
@@ -49,115 +44,34 @@ pub(crate) struct ForwardCall<'a> {
     pub(crate) scale: f32,
 }
 
-fn view(v: &RawView, stride: crate::ffi::params::PaStrides) -> PaView {
-    PaView {
-        ptr: v.addr as usize as *mut core::ffi::c_void,
-        stride,
-    }
-}
-
 /// Checks a forward call and prepares its launch.
 pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
     let shape = c.shape;
     shape.validate()?;
     let kernel = KernelRef::<PaAttnFwdParams>::new(c.kernel)?;
     let info = c.kernel;
-    let tile = info.tile.ok_or_else(|| Error::InvalidArgument {
-        what: "kernel",
-        detail: format!("{} has no tile configuration", info.name),
-    })?;
-    if info.dtype != c.dtype || info.head_dim as usize != shape.head_dim {
-        return Err(Error::InvalidArgument {
-            what: "kernel",
-            detail: format!(
-                "{} is for {:?} at head dim {}, the call is {:?} at head dim {}",
-                info.name, info.dtype, info.head_dim, c.dtype, shape.head_dim
-            ),
-        });
-    }
+    let tile = kernel_tile(info, c.dtype, shape)?;
     let mask = c.mask;
-    if mask.tile() != tile_shape(tile) {
-        return Err(Error::InvalidArgument {
-            what: "plan",
-            detail: format!(
-                "block lists were built for tile {:?}, {} uses {:?}",
-                mask.tile(),
-                info.name,
-                tile_shape(tile)
-            ),
-        });
-    }
-    if mask.rows() != shape.rows {
-        return Err(Error::LengthMismatch {
-            what: "rows (plan vs shape)",
-            expected: mask.rows(),
-            got: shape.rows,
-        });
-    }
-    if mask.n() != shape.n {
-        return Err(Error::LengthMismatch {
-            what: "tokens per row n (plan vs shape)",
-            expected: mask.n(),
-            got: shape.n,
-        });
-    }
-    if !(c.scale.is_finite() && c.scale > 0.0) {
-        return Err(Error::InvalidArgument {
-            what: "softmax scale",
-            detail: format!("{} is not finite and positive", c.scale),
-        });
-    }
-    let q_stride = check_view("q", &c.q, shape, shape.q_heads, false)?;
-    let k_stride = check_view("k", &c.k, shape, shape.kv_heads, false)?;
-    let v_stride = check_view("v", &c.v, shape, shape.kv_heads, false)?;
+    check_plan(mask, shape, info, tile)?;
+    check_scale(c.scale)?;
+    let qkv = qkv_params(shape, &c.q, &c.k, &c.v, c.vis_end, c.scale)?;
     let o_stride = check_view("o", &c.o, shape, shape.q_heads, true)?;
-    if c.lse_len != shape.lse_len() {
-        return Err(Error::LengthMismatch {
-            what: "lse ([rows, q_heads, n] f32)",
-            expected: shape.lse_len(),
-            got: c.lse_len,
-        });
-    }
-    if c.lse_addr % 4 != 0 {
-        return Err(Error::InvalidView {
-            what: "lse",
-            detail: format!("address {:#x} is not 4-byte aligned", c.lse_addr),
-        });
-    }
-    let ctas = (mask.rows() * mask.q_tiles()) as u128 * shape.q_heads as u128;
-    if ctas > i32::MAX as u128 {
-        return Err(Error::IndexOverflow {
-            what: "forward CTAs (rows * q_tiles * q_heads)",
-            value: ctas,
-        });
-    }
+    check_lse("lse ([rows, q_heads, n] f32)", c.lse_len, c.lse_addr, shape)?;
+    let ctas = grid_ctas(
+        "forward CTAs (rows * q_tiles * q_heads)",
+        mask.rows() * mask.q_tiles(),
+        shape.q_heads,
+    )?;
     // LSE is indexed as ((row * q_heads + head) * n + i) in int64 by the kernel; the shape's
     // validation bounds it.
 
     let params = PaAttnFwdParams {
-        qkv: PaAttnQkv {
-            q: view(&c.q, q_stride),
-            k: view(&c.k, k_stride),
-            v: view(&c.v, v_stride),
-            vis_end: c.vis_end as usize as *const i32,
-            n: shape.n as i32,
-            q_heads: shape.q_heads as i32,
-            kv_group: shape.group() as i32,
-            scale: c.scale,
-            scale_log2: c.scale * std::f32::consts::LOG2_E,
-            _pad0: 0,
-        },
-        q_major: PaBlockList {
-            offsets: c.q_major.offsets as usize as *const i32,
-            entries: c.q_major.entries as usize as *const i32,
-            order: c.q_major.order as usize as *const i32,
-            tiles: mask.q_tiles() as i32,
-            _pad0: 0,
-        },
-        o: view(&c.o, o_stride),
+        qkv,
+        q_major: c.q_major.params(mask.q_tiles()),
+        o: pa_view(&c.o, o_stride),
         lse: c.lse_addr as usize as *mut f32,
     };
-    let dims = LaunchDims::linear(ctas as u32, info.threads, info.smem_bytes);
+    let dims = LaunchDims::linear(ctas, info.threads, info.smem_bytes);
     Ok(ForwardLaunch {
         kernel,
         params,
@@ -196,7 +110,9 @@ mod tests {
             select_forward(Arch::Sm80, KernelDtype::F16, 128, Some(tile), |_| true).unwrap();
         let call = |kernel| ForwardCall {
             kernel,
-            mask: plan.mask(super::tile_shape(tile)).unwrap(),
+            mask: plan
+                .mask(crate::attention::configs::tile_shape(tile))
+                .unwrap(),
             q_major: ListAddrs {
                 offsets: 0x2000,
                 entries: 0x3000,

@@ -3,6 +3,7 @@
 
 pub const PA_TILE_PARTIAL_BIT: u32 = 1;
 pub const PA_TILE_INDEX_SHIFT: u32 = 1;
+pub const PA_BWD_PRE_TOKENS: u32 = 64;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct PaFillParams {
@@ -159,6 +160,150 @@ const _: () = {
         [::core::mem::offset_of!(PaAttnFwdParams, lse) - 192usize];
 };
 impl Default for PaAttnFwdParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnBwdStats {
+    pub lse_log2: *const f32,
+    pub delta: *const f32,
+    pub n_pad: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnBwdStats"][::core::mem::size_of::<PaAttnBwdStats>() - 24usize];
+    ["Alignment of PaAttnBwdStats"][::core::mem::align_of::<PaAttnBwdStats>() - 8usize];
+    ["Offset of field: PaAttnBwdStats::lse_log2"]
+        [::core::mem::offset_of!(PaAttnBwdStats, lse_log2) - 0usize];
+    ["Offset of field: PaAttnBwdStats::delta"]
+        [::core::mem::offset_of!(PaAttnBwdStats, delta) - 8usize];
+    ["Offset of field: PaAttnBwdStats::n_pad"]
+        [::core::mem::offset_of!(PaAttnBwdStats, n_pad) - 16usize];
+    ["Offset of field: PaAttnBwdStats::_pad0"]
+        [::core::mem::offset_of!(PaAttnBwdStats, _pad0) - 20usize];
+};
+impl Default for PaAttnBwdStats {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnBwdPreParams {
+    pub o: PaView,
+    pub d_o: PaView,
+    pub lse: *const f32,
+    pub lse_log2: *mut f32,
+    pub delta: *mut f32,
+    pub n: i32,
+    pub n_pad: i32,
+    pub q_heads: i32,
+    pub _pad0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnBwdPreParams"][::core::mem::size_of::<PaAttnBwdPreParams>() - 104usize];
+    ["Alignment of PaAttnBwdPreParams"][::core::mem::align_of::<PaAttnBwdPreParams>() - 8usize];
+    ["Offset of field: PaAttnBwdPreParams::o"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, o) - 0usize];
+    ["Offset of field: PaAttnBwdPreParams::d_o"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, d_o) - 32usize];
+    ["Offset of field: PaAttnBwdPreParams::lse"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, lse) - 64usize];
+    ["Offset of field: PaAttnBwdPreParams::lse_log2"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, lse_log2) - 72usize];
+    ["Offset of field: PaAttnBwdPreParams::delta"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, delta) - 80usize];
+    ["Offset of field: PaAttnBwdPreParams::n"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, n) - 88usize];
+    ["Offset of field: PaAttnBwdPreParams::n_pad"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, n_pad) - 92usize];
+    ["Offset of field: PaAttnBwdPreParams::q_heads"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, q_heads) - 96usize];
+    ["Offset of field: PaAttnBwdPreParams::_pad0"]
+        [::core::mem::offset_of!(PaAttnBwdPreParams, _pad0) - 100usize];
+};
+impl Default for PaAttnBwdPreParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnBwdDkvParams {
+    pub qkv: PaAttnQkv,
+    pub k_major: PaBlockList,
+    pub d_o: PaView,
+    pub dk: PaView,
+    pub dv: PaView,
+    pub stats: PaAttnBwdStats,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnBwdDkvParams"][::core::mem::size_of::<PaAttnBwdDkvParams>() - 280usize];
+    ["Alignment of PaAttnBwdDkvParams"][::core::mem::align_of::<PaAttnBwdDkvParams>() - 8usize];
+    ["Offset of field: PaAttnBwdDkvParams::qkv"]
+        [::core::mem::offset_of!(PaAttnBwdDkvParams, qkv) - 0usize];
+    ["Offset of field: PaAttnBwdDkvParams::k_major"]
+        [::core::mem::offset_of!(PaAttnBwdDkvParams, k_major) - 128usize];
+    ["Offset of field: PaAttnBwdDkvParams::d_o"]
+        [::core::mem::offset_of!(PaAttnBwdDkvParams, d_o) - 160usize];
+    ["Offset of field: PaAttnBwdDkvParams::dk"]
+        [::core::mem::offset_of!(PaAttnBwdDkvParams, dk) - 192usize];
+    ["Offset of field: PaAttnBwdDkvParams::dv"]
+        [::core::mem::offset_of!(PaAttnBwdDkvParams, dv) - 224usize];
+    ["Offset of field: PaAttnBwdDkvParams::stats"]
+        [::core::mem::offset_of!(PaAttnBwdDkvParams, stats) - 256usize];
+};
+impl Default for PaAttnBwdDkvParams {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnBwdDqParams {
+    pub qkv: PaAttnQkv,
+    pub q_major: PaBlockList,
+    pub d_o: PaView,
+    pub dq: PaView,
+    pub stats: PaAttnBwdStats,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnBwdDqParams"][::core::mem::size_of::<PaAttnBwdDqParams>() - 248usize];
+    ["Alignment of PaAttnBwdDqParams"][::core::mem::align_of::<PaAttnBwdDqParams>() - 8usize];
+    ["Offset of field: PaAttnBwdDqParams::qkv"]
+        [::core::mem::offset_of!(PaAttnBwdDqParams, qkv) - 0usize];
+    ["Offset of field: PaAttnBwdDqParams::q_major"]
+        [::core::mem::offset_of!(PaAttnBwdDqParams, q_major) - 128usize];
+    ["Offset of field: PaAttnBwdDqParams::d_o"]
+        [::core::mem::offset_of!(PaAttnBwdDqParams, d_o) - 160usize];
+    ["Offset of field: PaAttnBwdDqParams::dq"]
+        [::core::mem::offset_of!(PaAttnBwdDqParams, dq) - 192usize];
+    ["Offset of field: PaAttnBwdDqParams::stats"]
+        [::core::mem::offset_of!(PaAttnBwdDqParams, stats) - 224usize];
+};
+impl Default for PaAttnBwdDqParams {
     fn default() -> Self {
         let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
         unsafe {

@@ -1,0 +1,82 @@
+// The element-wise steps of the backward on accumulator tiles: probabilities recomputed from raw
+// scores and the per-query log-sum-exp, and dS = P * (dP - D). The per-query values come per ROW
+// of the tile where rows are queries (dQ) and per COLUMN where the tile is transposed, rows being
+// keys (dK/dV).
+//
+// P = exp2(s * scale_log2 - lse_log2) with lse_log2 = LSE * log2(e), +inf for a query that sees no
+// key and for padding queries (the preprocess writes it so): a masked score (-inf) or such a query
+// gives exp2(-inf) = 0, never (-inf) - (-inf) = NaN, without a branch here.
+#pragma once
+
+#include "../tile/tile.cuh"
+
+namespace pa {
+namespace attn {
+
+// Two adjacent fp32 values (a lane's two columns of a fragment), read in one 8-byte access.
+struct alignas(8) float2v {
+    float x, y;
+};
+PA_DEVICE float2v load_f2(const float* p) { return *reinterpret_cast<const float2v*>(p); }
+
+// Queries are rows: lse_log2[m][h] belongs to rows 16m + g + 8h of the lane (geometry.cuh).
+template <int kR, int kC>
+PA_DEVICE void probs_by_rows(tile::Acc<kR, kC>& s, const float (&lse_log2)[kR / 16][2], float scale_log2) {
+    PA_UNROLL
+    for (int m = 0; m < kR / 16; ++m) {
+        PA_UNROLL
+        for (int n = 0; n < kC / 8; ++n) {
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) s.f[m][n][e] = exp2_fast(fmaf(s.f[m][n][e], scale_log2, -lse_log2[m][e >> 1]));
+        }
+    }
+}
+
+// dp <- p * (dp - delta), queries as rows.
+template <int kR, int kC>
+PA_DEVICE void dscores_by_rows(tile::Acc<kR, kC>& dp, const tile::Acc<kR, kC>& p, const float (&delta)[kR / 16][2]) {
+    PA_UNROLL
+    for (int m = 0; m < kR / 16; ++m) {
+        PA_UNROLL
+        for (int n = 0; n < kC / 8; ++n) {
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) dp.f[m][n][e] = p.f[m][n][e] * (dp.f[m][n][e] - delta[m][e >> 1]);
+        }
+    }
+}
+
+// Queries are columns: column c of the tile reads lse_log2[c] (shared memory). A lane's columns
+// are 8n + 2t and 8n + 2t + 1: one 8-byte load per fragment.
+template <int kR, int kC>
+PA_DEVICE void probs_by_cols(tile::Acc<kR, kC>& st, const float* lse_log2, float scale_log2) {
+    const tile::LaneCoords lc = tile::lane_coords();
+    PA_UNROLL
+    for (int n = 0; n < kC / 8; ++n) {
+        const float2v l = load_f2(lse_log2 + n * 8 + 2 * lc.t);
+        PA_UNROLL
+        for (int m = 0; m < kR / 16; ++m) {
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) {
+                st.f[m][n][e] = exp2_fast(fmaf(st.f[m][n][e], scale_log2, -((e & 1) ? l.y : l.x)));
+            }
+        }
+    }
+}
+
+// dpt <- pt * (dpt - delta), queries as columns (delta in shared memory).
+template <int kR, int kC>
+PA_DEVICE void dscores_by_cols(tile::Acc<kR, kC>& dpt, const tile::Acc<kR, kC>& pt, const float* delta) {
+    const tile::LaneCoords lc = tile::lane_coords();
+    PA_UNROLL
+    for (int n = 0; n < kC / 8; ++n) {
+        const float2v d = load_f2(delta + n * 8 + 2 * lc.t);
+        PA_UNROLL
+        for (int m = 0; m < kR / 16; ++m) {
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) dpt.f[m][n][e] = pt.f[m][n][e] * (dpt.f[m][n][e] - ((e & 1) ? d.y : d.x));
+        }
+    }
+}
+
+}  // namespace attn
+}  // namespace pa

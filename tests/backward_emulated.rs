@@ -1,0 +1,303 @@
+//! The backward kernels on the CPU emulator against the f64 reference (docs/backward.md): the
+//! forward's covering matrix of mask layouts, ragged lengths, GQA ratios, dtypes and head dims,
+//! for every registered dK/dV and dQ configuration of the sm80 path, run after the forward kernel
+//! as a trainer runs them; identical bits under every emulator schedule; poisoned, guarded
+//! outputs; strided (fused) views; the bounds can fail; typed errors for bad calls.
+
+mod backward_support;
+mod forward_support;
+
+use half::{bf16, f16};
+use prefix_attn::attention::{
+    backward_emulated, BackwardChoice, HostBackwardTensors, Strides, View,
+};
+use prefix_attn::emu::{GuardedBuf, Schedule};
+use prefix_attn::reference;
+use prefix_attn::registry::Arch;
+
+use backward_support::bounds::{self, check, check_given_lse, Tagged};
+use backward_support::configs;
+use backward_support::run::{d_o_for, run, Outputs};
+use forward_support::cases::{matrix, Case, Dtype};
+use forward_support::check::{inputs, Inputs, KernelElem};
+use forward_support::edge::Layout;
+
+/// Runs one case and compares it with the reference; returns the first failure.
+fn run_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
+    label: &str,
+    inp: &Inputs<T>,
+    d_o: &[T],
+    layout: Layout,
+    choice: BackwardChoice,
+) -> Result<(), String> {
+    let label = format!("{label} [{}]", configs::name(&choice));
+    let out =
+        run(layout, inp, d_o, choice, Schedule::Ascending).map_err(|e| format!("{label}: {e}"))?;
+    let mut rf = bounds::reference(inp, d_o);
+    check_given_lse(&label, &mut rf, &out.lse)?;
+    let errs = check(&label, &inp.shape, &rf, [&out.dq, &out.dk, &out.dv])?;
+    eprintln!(
+        "{label}: dQ {:.2e} (bound {:.2e}), dK {:.2e} ({:.2e}), dV {:.2e} ({:.2e})",
+        errs[0].0, errs[0].1, errs[1].0, errs[1].1, errs[2].0, errs[2].1
+    );
+    Ok(())
+}
+
+fn run_matrix_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
+    case: &Case,
+    choice: BackwardChoice,
+) -> Result<(), String> {
+    let inp = inputs::<T>(case);
+    let d_o = d_o_for(&inp, case.seed);
+    run_case(case.name, &inp, &d_o, Layout::Dense, choice)
+}
+
+/// The whole matrix under one backward configuration.
+fn run_matrix(choice: BackwardChoice) {
+    let failures: Vec<String> = matrix()
+        .iter()
+        .filter_map(|case| {
+            match case.dtype {
+                Dtype::Bf16 => run_matrix_case::<bf16>(case, choice),
+                Dtype::F16 => run_matrix_case::<f16>(case, choice),
+            }
+            .err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// One test per backward configuration, so the harness spreads them over the CI cores.
+#[test]
+fn matrix_matches_reference_sm80_config_0() {
+    run_matrix(configs::choices(Arch::Sm80)[0]);
+}
+
+#[test]
+fn matrix_matches_reference_sm80_config_1() {
+    run_matrix(configs::choices(Arch::Sm80)[1]);
+}
+
+/// The two tests above cover every registered sm80 backward configuration.
+#[test]
+fn every_sm80_backward_config_has_a_matrix_test() {
+    assert_eq!(configs::choices(Arch::Sm80).len(), 2);
+}
+
+/// The magnitudes' own reference gradients are the crate's f64 reference backward (the bounds
+/// are computed next to the same formulas, not a second opinion on them).
+#[test]
+fn bounds_reference_is_the_crate_reference() {
+    let case = &matrix()[5]; // GQA 8, prefix + 4 completions
+    let inp = inputs::<bf16>(case);
+    let d_o = d_o_for(&inp, case.seed);
+    let rf = bounds::reference(&inp, &d_o);
+    let want = reference::backward(
+        &inp.shape,
+        &inp.vis_end,
+        &inp.q,
+        &inp.k,
+        &inp.v,
+        &d_o,
+        f64::from(inp.scale),
+    )
+    .unwrap();
+    let fwd = reference::forward(
+        &inp.shape,
+        &inp.vis_end,
+        &inp.q,
+        &inp.k,
+        &inp.v,
+        f64::from(inp.scale),
+    )
+    .unwrap();
+    for (name, got, want) in [
+        ("dq", &rf.dq, &want.dq),
+        ("dk", &rf.dk, &want.dk),
+        ("dv", &rf.dv, &want.dv),
+        ("lse", &rf.lse, &fwd.lse),
+    ] {
+        let err = reference::rel_l2_error(got, want);
+        assert!(err <= 1e-12, "{name}: {err:e}");
+    }
+}
+
+/// The bounds catch small errors: the kernel's own result passes, and it fails once one key's
+/// gradient misses one query (a mask slip), or dK's scale is off by 1%.
+#[test]
+fn the_bounds_can_fail() {
+    let case = &matrix()[1]; // causal n = 200, GQA 4, d128, f16
+    let inp = inputs::<f16>(case);
+    let d_o = d_o_for(&inp, case.seed);
+    let out = run(
+        Layout::Dense,
+        &inp,
+        &d_o,
+        BackwardChoice::default(),
+        Schedule::Ascending,
+    )
+    .unwrap();
+    let rf = bounds::reference(&inp, &d_o);
+    check("kernel", &inp.shape, &rf, [&out.dq, &out.dk, &out.dv]).unwrap();
+    // dK 1% too large.
+    let scaled: Vec<f16> = out
+        .dk
+        .iter()
+        .map(|x| f16::from_f64(x.to_f64() * 1.01))
+        .collect();
+    assert!(check("scaled dK", &inp.shape, &rf, [&out.dq, &scaled, &out.dv]).is_err());
+    // One query fewer sees key 10: the reference of that mask stands in for the kernel's result.
+    let mut rows: Vec<Vec<i32>> = (0..inp.shape.rows)
+        .map(|r| inp.vis_end.row(r).to_vec())
+        .collect();
+    rows[0][10] = 150; // key 10 was seen by queries 10..200; now by 10..150
+    let slipped = Inputs {
+        vis_end: prefix_attn::mask::VisEnd::from_rows(&rows).unwrap(),
+        q: inp.q.clone(),
+        k: inp.k.clone(),
+        v: inp.v.clone(),
+        ..inp
+    };
+    let wrong = bounds::reference(&slipped, &d_o);
+    let round = |x: &[f64]| -> Vec<f16> { x.iter().map(|&v| f16::from_f64(v)).collect() };
+    let (dq, dk, dv) = (round(&wrong.dq), round(&wrong.dk), round(&wrong.dv));
+    let err = check("mask slip", &inp.shape, &rf, [&dq, &dk, &dv]).unwrap_err();
+    eprintln!("{err}");
+}
+
+fn same_bits<T: KernelElem>(a: &Outputs<T>, b: &Outputs<T>) -> Option<&'static str> {
+    let eq = |x: &[T], y: &[T]| x.iter().zip(y).all(|(p, q)| p.bits() == q.bits());
+    if !eq(&a.dq, &b.dq) {
+        Some("dQ")
+    } else if !eq(&a.dk, &b.dk) {
+        Some("dK")
+    } else if !eq(&a.dv, &b.dv) {
+        Some("dV")
+    } else {
+        None
+    }
+}
+
+/// Deterministic and race-free: the same bits under ascending, descending and random thread/CTA
+/// orders (and cp.async landing times), for every backward configuration.
+#[test]
+fn identical_bits_under_every_schedule() {
+    let all = matrix();
+    // A d128 multi-row case with padding, and a d64 GQA-8 shared-prompt case.
+    for case in [&all[2], &all[5]] {
+        let inp = inputs::<bf16>(case);
+        let d_o = d_o_for(&inp, case.seed);
+        for choice in configs::choices(Arch::Sm80) {
+            let base = run(Layout::Dense, &inp, &d_o, choice, Schedule::Ascending).unwrap();
+            for schedule in [Schedule::Descending, Schedule::Random { seed: 0x5eed }] {
+                let other = run(Layout::Dense, &inp, &d_o, choice, schedule).unwrap();
+                assert_eq!(
+                    same_bits(&base, &other),
+                    None,
+                    "{} [{}] differs under {schedule}",
+                    case.name,
+                    configs::name(&choice)
+                );
+            }
+        }
+    }
+}
+
+/// Q, K, V and dO head-major, and the forward's O: same bits as the dense call.
+#[test]
+fn head_major_views_match_dense() {
+    let case = &matrix()[3]; // GQA 4, two rows, f16, d64
+    let inp = inputs::<f16>(case);
+    let d_o = d_o_for(&inp, case.seed);
+    let choice = BackwardChoice::default();
+    let dense = run(Layout::Dense, &inp, &d_o, choice, Schedule::Ascending).unwrap();
+    let hm = run(
+        Layout::HeadMajor,
+        &inp,
+        &d_o,
+        choice,
+        Schedule::Random { seed: 3 },
+    )
+    .unwrap();
+    assert_eq!(same_bits(&dense, &hm), None);
+}
+
+/// Q, K, V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer, O and dO dense,
+/// and dQ, dK, dV each inside a wider buffer with an unused head slot per token: the same bits as
+/// the dense call, and the gaps keep their poison.
+#[test]
+fn fused_inputs_and_gapped_outputs_match_dense() {
+    let case = &matrix()[3]; // GQA 4, two rows, f16, d64
+    let inp = inputs::<f16>(case);
+    let d_o = d_o_for(&inp, case.seed);
+    let sh = inp.shape;
+    let d = sh.head_dim;
+    let dense = run(
+        Layout::Dense,
+        &inp,
+        &d_o,
+        BackwardChoice::default(),
+        Schedule::Ascending,
+    )
+    .unwrap();
+    let fz = forward_support::fused::Fused::new(&inp);
+    let fused = GuardedBuf::from_slice(&fz.data);
+    let buf = fused.as_slice();
+    let plan = configs::plan_for_all(inp.vis_end.clone());
+    let q_dense = Strides::dense(sh.n, sh.q_heads, d);
+    let gapped = |heads: usize| {
+        let token = (heads + 1) * d;
+        (
+            Strides {
+                row: sh.n * token,
+                token,
+                head: d,
+            },
+            sh.rows * sh.n * token,
+        )
+    };
+    let poison = f16::poison();
+    let ((q_st, q_len), (kv_st, kv_len)) = (gapped(sh.q_heads), gapped(sh.kv_heads));
+    let mut dq = GuardedBuf::filled(q_len, poison);
+    let mut dk = GuardedBuf::filled(kv_len, poison);
+    let mut dv = GuardedBuf::filled(kv_len, poison);
+    backward_emulated(
+        &plan,
+        &sh,
+        HostBackwardTensors {
+            q: View::new(&buf[fz.q_at..], fz.strides),
+            k: View::new(&buf[fz.k_at..], fz.strides),
+            v: View::new(&buf[fz.v_at..], fz.strides),
+            o: View::new(&dense.o[..], q_dense),
+            lse: &dense.lse[..],
+            d_o: View::new(&d_o[..], q_dense),
+            dq: View::new(dq.as_mut_slice(), q_st),
+            dk: View::new(dk.as_mut_slice(), kv_st),
+            dv: View::new(dv.as_mut_slice(), kv_st),
+        },
+        inp.scale,
+        Schedule::Random { seed: 9 },
+    )
+    .unwrap();
+    for (name, got, want, heads) in [
+        ("dq", &dq, &dense.dq, sh.q_heads),
+        ("dk", &dk, &dense.dk, sh.kv_heads),
+        ("dv", &dv, &dense.dv, sh.kv_heads),
+    ] {
+        got.check_guards(name).unwrap();
+        let w = heads * d;
+        for (t, token) in got.as_slice().chunks(w + d).enumerate() {
+            let (body, gap) = token.split_at(w);
+            assert!(
+                body.iter()
+                    .zip(&want[t * w..(t + 1) * w])
+                    .all(|(a, b)| a.bits() == b.bits()),
+                "{name} token {t}: strided result differs from dense"
+            );
+            assert!(
+                gap.iter().all(|x| x.bits() == poison.bits()),
+                "{name} token {t}: gap written"
+            );
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The backward kernels the tests run: every registered dK/dV and dQ tile configuration of a
+//! path, as [`BackwardChoice`]s, and plans with block lists for all of them.
+
+use prefix_attn::attention::configs::{
+    tile_shape, BACKWARD_DKV_FAMILY, BACKWARD_DQ_FAMILY, FORWARD_FAMILY,
+};
+use prefix_attn::attention::BackwardChoice;
+use prefix_attn::mask::{TileShape, VisEnd};
+use prefix_attn::plan::Plan;
+use prefix_attn::registry::{self, Arch, KernelDtype, TileConfig};
+
+fn tiles(family: &'static str, arch: Arch) -> Vec<TileConfig> {
+    let mut t: Vec<TileConfig> = registry::family(family)
+        .filter(|k| k.arch == arch && k.dtype == KernelDtype::Bf16 && k.head_dim == 128)
+        .filter_map(|k| k.tile)
+        .collect();
+    t.sort();
+    t
+}
+
+/// One choice per registered dK/dV configuration of `arch` (each with the first dQ
+/// configuration), then one per further dQ configuration: every kernel runs at least once.
+pub fn choices(arch: Arch) -> Vec<BackwardChoice> {
+    let (dkv, dq) = (
+        tiles(BACKWARD_DKV_FAMILY, arch),
+        tiles(BACKWARD_DQ_FAMILY, arch),
+    );
+    let mut out: Vec<BackwardChoice> = dkv
+        .iter()
+        .map(|&t| BackwardChoice {
+            arch: Some(arch),
+            dkv_tile: Some(t),
+            dq_tile: Some(dq[0]),
+        })
+        .collect();
+    out.extend(dq.iter().skip(1).map(|&t| BackwardChoice {
+        arch: Some(arch),
+        dkv_tile: Some(dkv[0]),
+        dq_tile: Some(t),
+    }));
+    out
+}
+
+/// Every tile shape a registered forward or backward kernel uses.
+pub fn all_tile_shapes() -> Vec<TileShape> {
+    let mut shapes: Vec<TileShape> = [FORWARD_FAMILY, BACKWARD_DKV_FAMILY, BACKWARD_DQ_FAMILY]
+        .into_iter()
+        .flat_map(registry::family)
+        .filter_map(|k| k.tile)
+        .map(tile_shape)
+        .collect();
+    shapes.sort_by_key(|t| (t.block_q(), t.block_k()));
+    shapes.dedup();
+    shapes
+}
+
+/// A host plan with block lists for every registered forward and backward kernel.
+pub fn plan_for_all(vis_end: VisEnd) -> Plan {
+    Plan::with_tiles(vis_end, &all_tile_shapes()).unwrap()
+}
+
+/// A backward choice in test names.
+pub fn name(c: &BackwardChoice) -> String {
+    let t = |t: Option<TileConfig>| t.map_or("default".to_string(), |t| t.to_string());
+    format!("dkv {} dq {}", t(c.dkv_tile), t(c.dq_tile))
+}
