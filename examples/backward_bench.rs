@@ -9,7 +9,7 @@
 //! the work FlashAttention-2 does, so the figures compare with its.)
 //!
 //! Writes `backward_bench.csv` and `cases_fwd_bwd.json` (the same problems with our forward +
-//! backward times, for scripts/peers_backward.py to time PyTorch SDPA and FlexAttention forward
+//! backward times, for scripts/gpucheck/peers_backward.py to time PyTorch SDPA and FlexAttention forward
 //! + backward on) into OUT_DIR.
 //!
 //! `cargo run --release --example backward_bench -- OUT_DIR` (exits 0 with a message without a

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds HERE (no GPU needed) everything scripts/gpucheck/run.sh needs on a GPU machine, which has
-# no Rust toolchain: the release GPU test binaries, the emulator-fidelity test binary when the
-# crate has one, the forward bench, and the scripts, into the git-ignored folder gpucheck/
-# (kept under 60 MiB). Then, on the GPU machine: `bash gpucheck/run.sh` (results under $OUT).
+# no Rust toolchain: the release GPU test binaries (forward, backward, fill, log-prob gather, the
+# emulator-fidelity probes), the forward and forward+backward benches, the sharing bench (charts)
+# and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB). Then, on the GPU
+# machine: `bash gpucheck/run.sh` (results under $OUT), and in a second call if device time
+# allows, `bash gpucheck/run.sh charts`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -16,7 +18,7 @@ mkdir -p "$DEST/bin"
 
 # Test targets that need a device (logprob_gather_emu holds the GPU gather test; run.sh runs only
 # that test of it), plus any emulator-fidelity test (emulator vs GPU bits).
-tests=(forward_gpu gpu_fill logprob_gather_emu)
+tests=(forward_gpu backward_gpu gpu_fill logprob_gather_emu)
 for f in tests/*fidelity*.rs; do
     [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
 done
@@ -45,13 +47,17 @@ for line in sys.stdin:
 
 echo "== building GPU test binaries: ${tests[*]}"
 cargo test --release --no-run "${args[@]}" --message-format=json-render-diagnostics | collect
-echo "== building the forward bench"
-cargo build --release --example forward_bench --message-format=json-render-diagnostics | collect
+echo "== building the forward and forward+backward benches"
+cargo build --release --example forward_bench --example backward_bench \
+    --message-format=json-render-diagnostics | collect
+echo "== building the sharing bench (cargo bench --bench sharing, GPU mode: run.sh charts)"
+cargo bench --no-run --bench sharing --message-format=json-render-diagnostics | collect
 
 if command -v strip >/dev/null; then
     strip --strip-debug "$DEST"/bin/* || true
 fi
-cp scripts/gpucheck/run.sh scripts/gpucheck/peers.py "$DEST/"
+cp scripts/gpucheck/run.sh scripts/gpucheck/peers.py scripts/gpucheck/peers_backward.py \
+    scripts/gpucheck/bench_charts.sh scripts/gpucheck/peers_sweep.py "$DEST/"
 chmod +x "$DEST/run.sh" "$DEST"/bin/*
 {
     echo "commit $(git rev-parse HEAD)$(git diff --quiet HEAD || echo ' (+ uncommitted changes)')"

@@ -5,44 +5,53 @@
 # forward, and the PyTorch peers (each SDPA backend on its own, FlexAttention; forward and
 # forward+backward).
 #
-# Usage: OUT=/some/dir bash gpucheck/run.sh     (OUT defaults to gpucheck/out)
+# Usage: OUT=/some/dir bash gpucheck/run.sh [charts]     (OUT defaults to gpucheck/out)
+#   (no argument)  correctness, sanitizers, the tile sweep, our benches, the peers, a profile;
+#   charts         the shared-vs-paired charts of `cargo bench --bench sharing` in GPU mode with
+#                  their peers (bench_charts.sh): a second call, when the device time allows.
 #
-# Everything it writes goes into ONE archive, $OUT/gpucheck-<date>-<card>.tar.gz (a GPU machine
-# hands back only a few files), rebuilt after every step so a run cut short still leaves one;
-# the work happens in a temporary folder outside $OUT. A short summary is printed last (and is
-# summary.txt in the archive). Here, scripts/gpucheck/file_results.py files the archive under
+# Everything it writes goes into ONE archive, $OUT/gpucheck-<date>-<card>[-charts].tar.gz (a GPU
+# machine hands back only a few files), rebuilt after every step so a run cut short still leaves
+# one; the work happens in a temporary folder outside $OUT. A short summary is printed last (and
+# is summary.txt in the archive). Here, scripts/gpucheck/file_results.py files the archive under
 # bench/results/<date>-<card>/.
 #
-# Time: one command, under 6.5 minutes even if every step hits its limit (limits below, in
-# seconds; a healthy H100/H200 run should take about 3). Smoke-run here without a GPU, every
-# step fails or skips within a second (1 s in all). On top, the whole run is capped at
-# GPUCHECK_BUDGET_S (default 390): a step gets at most what is left of it, and a step that would
-# get under 5 s is skipped. A lent device has 15 minutes for a whole session including its
-# start: call this with a timeout_s that leaves room to run it once more.
+# Time: a lent device has 15 minutes for a whole session including its start (about a minute),
+# and one command may run 10. The run is capped at GPUCHECK_BUDGET_S (default 510): a step gets at
+# most what is left of it, and a step that would get under 5 s is skipped, so the steps run in
+# order of importance (correctness first, the profile last). Step limits below, in seconds
+# (estimates where not measured; the first device run, 2026-11-28 on an H200, measured the
+# forward's steps before the registry, the backward and the sweep existed):
 #
 #   step                      limit  measured / expected
-#   forward_gpu                  60  H200 2026-11-28: 8.7 s before the per-element bounds; their
-#                                    f64 pass costs about 1.2x the f64 reference (8k causal d128,
-#                                    3 heads, 2 cores here: 30 s reference, 35 s bounds), so about
-#                                    20 s on a 16-core GPU host
+#   forward_gpu                  90  H200 2026-11-28: 8.7 s, before the per-element bounds (their
+#                                    f64 pass costs about 1.2x the f64 reference) and the sweep of
+#                                    every registered configuration (small cases): about 40 s
+#   backward_gpu                120  never run; mostly the f64 reference of the 2k cases
+#   emu_gpu_fidelity             45  0.3 s on the H200 before the tile-op and Hopper probes
 #   gpu_fill                     15  0.3 s
 #   logprob_gpu                  20  1.1 s
-#   emu_gpu_fidelity             30  0.3 s
-#   sanitizer_{memcheck,racecheck,synccheck,initcheck}
+#   forward_bench                30  a few seconds (12 problems x 24 launches)
+#   tile_sweep                   60  every registered forward configuration x 12 problems
+#   backward_bench               60  forward+backward, 12 problems
+#   sanitizer_{memcheck,racecheck,synccheck,initcheck} (forward)
 #                              4x20  0.4-1.4 s of test each, plus the tool's start
-#   forward_bench                30  a few seconds (12 problems x 23 launches)
-#   [tile sweep: see step 6]
-#   ncu_forward_d128             35  one kernel, 7 sections (a few replays), plus the bench run
-#   peers                       110  6 shapes x 2 masks: 3 SDPA backends + Flex, fwd and fwd+bwd;
-#                                    Flex compiles once per shape and pass (its deadline is 100)
-#   total                       380
+#   sanitizer_bwd_{memcheck,racecheck}
+#                              2x45  the small backward case
+#   peers                       110  6 shapes x 2 masks: 3 SDPA backends + Flex, fwd and fwd+bwd
+#   peers_fwd_bwd                60  SDPA and Flex forward+backward on backward_bench's problems
+#   ncu_forward_d128             35  one kernel, 7 sections
+#   total                       785  the 510 s budget cuts the tail: the profile and the peers'
+#                                    second table are the first to go
+#   charts (second call)        480  bench_charts.sh: quick sweep, peers, ours, charts
 set -u
 export PYTHONUNBUFFERED=1
 # Tests and the bench fail (instead of skipping) when they find no device.
 export PREFIX_ATTN_REQUIRE_GPU=1
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/out}"
-BUDGET_S="${GPUCHECK_BUDGET_S:-390}"
+MODE="${1:-checks}"
+BUDGET_S="${GPUCHECK_BUDGET_S:-510}"
 T_START=$(date +%s)
 mkdir -p "$OUT"
 
@@ -52,6 +61,7 @@ CARD="$(printf '%s' "${CARD_NAME:-no-gpu}" | slug)"
 [ -n "$CARD" ] || CARD=gpu
 DATE="$(date -u +%Y-%m-%d)"
 NAME="gpucheck-$DATE-$CARD"
+[ "$MODE" = charts ] && NAME="$NAME-charts"
 ARCHIVE="$OUT/$NAME.tar.gz"
 TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/gpucheck.XXXXXX")"
 WORK="$TMP_ROOT/$NAME"
@@ -125,13 +135,38 @@ nvidia-smi > "$WORK/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed" >> "$WORK/n
 cat "$WORK/run-info.txt"
 archive
 
+if [ "$MODE" = charts ]; then
+    # The shared-vs-paired charts (MLP, attention op, attention layer) with the PyTorch peers.
+    if [ -x "$HERE/bin/sharing" ]; then
+        run_step bench_charts 480 env OUT="$WORK" PEERS_BUDGET_S=120 BENCH_TIMEOUT_S=300 \
+            bash "$HERE/bench_charts.sh"
+    else
+        skip_step bench_charts "bin/sharing missing"
+    fi
+else
 # 1. GPU tests: the emulator matrix, edge cases and 8k x 32/8-head shapes on the device within
-#    the derived device bounds, strided and head-major views, determinism; the fill kernel; the
-#    log-prob gather (only the GPU test of that binary; its emulator tests ran in cargo test).
+#    the derived device bounds, for the default picks and every registered configuration the
+#    device runs; strided and head-major views, determinism; the backward (preprocess, dK/dV,
+#    dQ) on the same cases; the fill kernel; the log-prob gather (only the GPU test of that
+#    binary; its emulator tests ran in cargo test).
 if [ -x "$HERE/bin/forward_gpu" ]; then
-    run_step forward_gpu 60 "$HERE/bin/forward_gpu" --test-threads=1 --nocapture
+    run_step forward_gpu 90 "$HERE/bin/forward_gpu" --test-threads=1 --nocapture
 else
     skip_step forward_gpu "bin/forward_gpu missing"
+fi
+if [ -x "$HERE/bin/backward_gpu" ]; then
+    run_step backward_gpu 120 "$HERE/bin/backward_gpu" --test-threads=1 --nocapture
+else
+    skip_step backward_gpu "bin/backward_gpu missing"
+fi
+
+# 2. Emulator fidelity: the probes on the device against the emulator (bits, derived bounds, the
+#    documented error of ex2 / lg2.approx), the tile layer's operations, and on compute
+#    capability 9.0 the Hopper probes (mbarrier, TMA, wgmma, the pipeline).
+if [ -x "$HERE/bin/emu_gpu_fidelity" ]; then
+    run_step emu_gpu_fidelity 45 "$HERE/bin/emu_gpu_fidelity" --test-threads=1 --nocapture
+else
+    skip_step emu_gpu_fidelity "bin/emu_gpu_fidelity missing"
 fi
 if [ -x "$HERE/bin/gpu_fill" ]; then
     run_step gpu_fill 15 "$HERE/bin/gpu_fill" --nocapture
@@ -145,15 +180,23 @@ else
     skip_step logprob_gpu "bin/logprob_gather_emu missing"
 fi
 
-# 2. Emulator fidelity: the probes on the device against the emulator (bits, derived bounds, the
-#    documented error of ex2 / lg2.approx).
-if [ -x "$HERE/bin/emu_gpu_fidelity" ]; then
-    run_step emu_gpu_fidelity 30 "$HERE/bin/emu_gpu_fidelity" --test-threads=1 --nocapture
+# 3. Throughput, ours (CUDA events, median): the default picks (forward_bench.csv, and cases.json
+#    for the peers), every registered forward configuration (sweep.csv, one table per path and
+#    head dim: the evidence src/attention/configs.rs's picks should quote), forward+backward.
+if [ -x "$HERE/bin/forward_bench" ]; then
+    run_step forward_bench 30 "$HERE/bin/forward_bench" "$WORK/bench"
+    run_step tile_sweep 60 "$HERE/bin/forward_bench" "$WORK/bench" --sweep
 else
-    skip_step emu_gpu_fidelity "bin/emu_gpu_fidelity missing"
+    skip_step forward_bench "bin/forward_bench missing"
+fi
+if [ -x "$HERE/bin/backward_bench" ]; then
+    run_step backward_bench 60 "$HERE/bin/backward_bench" "$WORK/bench"
+else
+    skip_step backward_bench "bin/backward_bench missing"
 fi
 
-# 3. compute-sanitizer on the small case (a fully padded row, a ragged d128 row with sharing).
+# 4. compute-sanitizer on the small cases (forward: a fully padded row, a ragged d128 row with
+#    sharing; backward: its sanitizer case).
 SAN="$(cuda_tool compute-sanitizer)"
 if [ -n "$SAN" ] && [ -x "$HERE/bin/forward_gpu" ]; then
     for tool in memcheck racecheck synccheck initcheck; do
@@ -166,23 +209,32 @@ if [ -n "$SAN" ] && [ -x "$HERE/bin/forward_gpu" ]; then
 else
     skip_step sanitizer "compute-sanitizer or bin/forward_gpu not found"
 fi
-
-# 4. Forward throughput, ours (CUDA events): forward_bench.csv and cases.json for the peers.
-if [ -x "$HERE/bin/forward_bench" ]; then
-    run_step forward_bench 30 "$HERE/bin/forward_bench" "$WORK/bench"
-else
-    skip_step forward_bench "bin/forward_bench missing"
+if [ -n "$SAN" ] && [ -x "$HERE/bin/backward_gpu" ]; then
+    for tool in memcheck racecheck; do
+        extra=()
+        [ "$tool" = racecheck ] && extra=(--racecheck-report all)
+        run_step "sanitizer_bwd_$tool" 45 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
+            --error-exitcode 9 "$HERE/bin/backward_gpu" gpu_backward_sanitizer_case --exact \
+            --test-threads=1 --nocapture
+    done
 fi
 
-# 5. (reserved) ------------------------------------------------------------------------------
-# 6. TILE-CONFIGURATION SWEEP (issue 9; added with the kernel registry of issue 8): time every
-#    registered forward configuration and print one table per (arch, head dim) into
-#    $WORK/bench/sweep*.md. Add it here as `run_step tile_sweep LIMIT ...` and take LIMIT from the
-#    peers' 110 s (and their --deadline) so that the limits in the table above still add up to
-#    at most 380 s.
-# ---------------------------------------------------------------------------------------------
+# 5. The PyTorch peers on the same problems (each SDPA backend, FlexAttention; fwd, fwd+bwd),
+#    and forward+backward next to ours (table_fwd_bwd.md).
+if [ -s "$WORK/bench/cases.json" ]; then
+    run_step peers 110 python3 "$HERE/peers.py" "$WORK/bench/cases.json" "$WORK/bench" \
+        --deadline 100
+else
+    skip_step peers "no cases.json from forward_bench"
+fi
+if [ -s "$WORK/bench/cases_fwd_bwd.json" ]; then
+    run_step peers_fwd_bwd 60 python3 "$HERE/peers_backward.py" "$WORK/bench/cases_fwd_bwd.json" \
+        "$WORK/bench"
+else
+    skip_step peers_fwd_bwd "no cases_fwd_bwd.json from backward_bench"
+fi
 
-# 7. Nsight Compute: the first timed launch of the d128 forward (after the bench's 3 warm-ups),
+# 6. Nsight Compute: the first timed launch of the d128 forward (after the bench's 3 warm-ups),
 #    the sections that say where its time goes. The bench's own numbers under ncu are not kept.
 NCU="$(cuda_tool ncu)"
 if [ -n "$NCU" ] && [ -x "$HERE/bin/forward_bench" ]; then
@@ -196,13 +248,6 @@ if [ -n "$NCU" ] && [ -x "$HERE/bin/forward_bench" ]; then
 else
     skip_step ncu_forward_d128 "ncu or bin/forward_bench not found"
 fi
-
-# 8. The PyTorch peers on the same problems (each SDPA backend, FlexAttention; fwd, fwd+bwd).
-if [ -s "$WORK/bench/cases.json" ]; then
-    run_step peers 110 python3 "$HERE/peers.py" "$WORK/bench/cases.json" "$WORK/bench" \
-        --deadline 100
-else
-    skip_step peers "no cases.json from forward_bench"
 fi
 
 # ---- summary, last ----
@@ -223,6 +268,9 @@ fi
         echo
         column -t -s , "$WORK/bench/forward_bench.csv" 2>/dev/null || cat "$WORK/bench/forward_bench.csv"
     fi
+    [ -s "$WORK/bench/table_fwd_bwd.md" ] && { echo; cat "$WORK/bench/table_fwd_bwd.md"; }
+    [ -s "$WORK/logs/tile_sweep.log" ] && { echo; sed -n '/^forward TFLOP/,$p' "$WORK/logs/tile_sweep.log"; }
+    [ -s "$WORK/bench-charts/summary.md" ] && { echo; cat "$WORK/bench-charts/summary.md"; }
     echo
     echo "total: $(( $(date +%s) - T_START ))s of a ${BUDGET_S}s budget; failed steps: $FAILED"
 } > "$WORK/summary.txt"
