@@ -58,8 +58,8 @@ impl Case {
         self.vis_end.visible_pairs()
     }
 
-    /// Forward FLOPs of the visible (query, key) pairs, FlashAttention convention
-    /// (/work/shared/ANCHORS.md): 4 * pairs * q_heads * head_dim.
+    /// Forward FLOPs of the visible (query, key) pairs, FlashAttention's convention applied to
+    /// the mask actually used: 4 * pairs * q_heads * head_dim.
     pub fn forward_flops(&self, dims: Dims) -> u64 {
         4 * self.visible_pairs() * (dims.q_heads * dims.head_dim) as u64
     }
