@@ -161,6 +161,57 @@ fn identical_bits_under_every_schedule() {
     }
 }
 
+/// Every configuration with the same k-tile width computes each row with the same operations in
+/// the same order (a row's arithmetic depends only on how its keys are grouped into k tiles; a k
+/// tile that is EMPTY for a 64-row q tile but PARTIAL for a 128-row one adds exact zeros), so they
+/// give the same bits: what `docs/forward.md` claims, and what lets a pick change without moving
+/// any result.
+#[test]
+fn configs_with_the_same_key_tiles_give_the_same_bits() {
+    let all = matrix();
+    let mut compared = 0;
+    for case in [&all[2], &all[5]] {
+        let inp = inputs::<bf16>(case);
+        let choices: Vec<KernelChoice> = configs::choices(Arch::Sm80)
+            .into_iter()
+            .filter(|k| configs::runs_at(k, case.head_dim))
+            .collect();
+        for (i, a) in choices.iter().enumerate() {
+            for b in &choices[i + 1..] {
+                if a.tile.map(|t| t.block_k) != b.tile.map(|t| t.block_k) {
+                    continue;
+                }
+                let (oa, ob) = (
+                    run(&inp, *a, Schedule::Ascending),
+                    run(&inp, *b, Schedule::Ascending),
+                );
+                let name = format!(
+                    "{} [{} vs {}]",
+                    case.name,
+                    configs::name(a),
+                    configs::name(b)
+                );
+                let o_diff = oa
+                    .o
+                    .as_slice()
+                    .iter()
+                    .zip(ob.o.as_slice())
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(o_diff, None, "{name}: O differs");
+                let lse_diff = oa
+                    .lse
+                    .as_slice()
+                    .iter()
+                    .zip(ob.lse.as_slice())
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(lse_diff, None, "{name}: LSE differs");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 2, "no pair of configurations shares a k-tile width");
+}
+
 /// Q, K, V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer and O inside a
 /// wider buffer: same bits as the dense call, and the gaps of O keep their poison.
 #[test]
