@@ -1,5 +1,6 @@
 //! GPU mode: bf16 on device 0, timed with CUDA events recorded around criterion's calls (device
-//! time). The attention op is this crate's forward kernel; the MLP is cuBLAS (gate and up as one
+//! time). The attention op is this crate's forward kernel, and forward + backward (the forward,
+//! then the three backward kernels, as a training step runs them); the MLP is cuBLAS (gate and up as one
 //! fused GEMM, down) around our SwiGLU kernel; the attention layer is cuBLAS QKV projection, our
 //! rotary kernel on the Q and K heads with the layout's position ids, our forward reading Q, K
 //! and V as strided views of the fused QKV buffer, and the cuBLAS output projection.
@@ -8,17 +9,16 @@
 //! copied device to device over every buffer, so that filling gigabytes takes no host time.
 //! Weights are made once per run. Every buffer of a problem is allocated, filled and warmed up
 //! (3 calls, synchronised) before criterion starts.
-//!
-//! The attention forward + backward has no kernel yet: `Op::AttnFwdBwd` is reported as not
-//! timed, and `prepare`'s match arm for it is where the backward call goes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cudarc::driver::sys::CUevent_flags;
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView};
 use half::bf16;
-use prefix_attn::attention::{DeviceTensors, Forward, Strides, View};
+use prefix_attn::attention::{
+    Backward, BackwardTensors, BackwardWorkspace, DeviceTensors, Forward, Strides, View,
+};
 use prefix_attn::cpu::MatShape;
 use prefix_attn::cuda::Gpu as Device;
 use prefix_attn::ops::gemm::Gemm;
@@ -46,6 +46,7 @@ pub struct Gpu {
     device: Device,
     stream: Arc<CudaStream>,
     forward: Forward,
+    backward: Backward,
     swiglu: Swiglu,
     /// `Err` (the reason) when libcublas is missing: the MLP and the layer are then not timed.
     gemm: Result<Gemm, String>,
@@ -65,6 +66,11 @@ struct Weights {
     o: Buf,
 }
 
+/// `b` as a dense `[rows, n, heads, d]` view.
+fn dense_view<'b>(shape: &AttnShape, b: &'b Buf, heads: usize) -> View<CudaView<'b, bf16>> {
+    View::dense(b.as_view(), shape, heads)
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -74,6 +80,7 @@ impl Gpu {
     pub fn open(model: Model) -> Result<Self, String> {
         let device = Device::new(0).map_err(err)?;
         let forward = Forward::new(&device).map_err(|e| format!("forward kernels: {e}"))?;
+        let backward = Backward::new(&device).map_err(|e| format!("backward kernels: {e}"))?;
         let swiglu = Swiglu::new(&device).map_err(|e| format!("SwiGLU kernel: {e}"))?;
         let stream = device.default_stream();
         let gemm = Gemm::new(stream.clone()).map_err(err);
@@ -86,6 +93,7 @@ impl Gpu {
             device,
             stream,
             forward,
+            backward,
             swiglu,
             gemm,
             pool,
@@ -266,9 +274,49 @@ impl Runner for Gpu {
                     self.attention(&plan, &shape, qv, kv, vv, &mut o, &mut lse)
                 })
             }
-            // Hook for the backward kernel: time forward + backward here once it exists.
             Op::AttnFwdBwd => {
-                Err("no attention backward kernel yet (the forward is timed under attn_fwd)".into())
+                let plan = Plan::on_device(p.vis_end.clone(), &self.stream).map_err(err)?;
+                let (q, k, v, d_o) = (
+                    self.random(shape.q_len())?,
+                    self.random(shape.kv_len())?,
+                    self.random(shape.kv_len())?,
+                    self.random(shape.q_len())?,
+                );
+                let mut o = self.zeros(shape.q_len())?;
+                let mut lse: CudaSlice<f32> =
+                    self.stream.alloc_zeros(shape.lse_len()).map_err(err)?;
+                let (mut dq, mut dk, mut dv) = (
+                    self.zeros(shape.q_len())?,
+                    self.zeros(shape.kv_len())?,
+                    self.zeros(shape.kv_len())?,
+                );
+                let mut ws = BackwardWorkspace::new(&self.stream, &shape).map_err(err)?;
+                let scale = 1.0 / (shape.head_dim as f32).sqrt();
+                self.timed(move || {
+                    self.attention(
+                        &plan,
+                        &shape,
+                        dense_view(&shape, &q, m.q_heads),
+                        dense_view(&shape, &k, m.kv_heads),
+                        dense_view(&shape, &v, m.kv_heads),
+                        &mut o,
+                        &mut lse,
+                    )?;
+                    let t = BackwardTensors {
+                        q: dense_view(&shape, &q, m.q_heads),
+                        k: dense_view(&shape, &k, m.kv_heads),
+                        v: dense_view(&shape, &v, m.kv_heads),
+                        o: dense_view(&shape, &o, m.q_heads),
+                        lse: lse.as_view(),
+                        d_o: dense_view(&shape, &d_o, m.q_heads),
+                        dq: View::dense(dq.as_view_mut(), &shape, m.q_heads),
+                        dk: View::dense(dk.as_view_mut(), &shape, m.kv_heads),
+                        dv: View::dense(dv.as_view_mut(), &shape, m.kv_heads),
+                    };
+                    self.backward
+                        .run(&self.stream, &plan, &shape, t, &mut ws, scale)
+                        .map_err(err)
+                })
             }
             Op::Layer => {
                 let gemm = self.gemm()?;

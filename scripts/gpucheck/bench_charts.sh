@@ -19,7 +19,7 @@ mkdir -p "$DEST"
 export PREFIX_ATTN_BENCH_OUT="$DEST"
 export PREFIX_ATTN_BENCH_QUICK="${PREFIX_ATTN_BENCH_QUICK:-1}"
 export PREFIX_ATTN_BENCH_LABEL="${PREFIX_ATTN_BENCH_LABEL:-$(head -n 1 "$HERE/BUILD_INFO" 2>/dev/null)}"
-BIN="$HERE/bin/sharing"
+BIN="${GPUCHECK_BIN:-$HERE/bin}/sharing"
 if [ ! -x "$BIN" ]; then
     echo "bench_charts: $BIN missing (scripts/gpucheck/build.sh builds it)" >&2
     exit 1

@@ -2,15 +2,21 @@
 # Builds HERE (no GPU needed) everything scripts/gpucheck/run.sh needs on a GPU machine, which has
 # no Rust toolchain: the release GPU test binaries (forward, backward, fill, log-prob gather, the
 # emulator-fidelity probes), the forward and forward+backward benches, the sharing bench (charts)
-# and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB). Then, on the GPU
-# machine: `bash gpucheck/run.sh` (results under $OUT), and in a second call if device time
-# allows, `bash gpucheck/run.sh charts`.
+# and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB: a device call carries
+# 64 MiB in all). Then, on the GPU machine: `bash gpucheck/run.sh` (results under $OUT), and in a
+# second call if device time allows, `bash gpucheck/run.sh charts`.
+#
+# Size: every binary embeds the whole fatbin, so the kernels are built for the lent machines'
+# architecture only (H100/H200: sm_90a; set PREFIX_ATTN_CUDA_ARCHS to override), and the binaries
+# travel as one xz archive, bin.tar.xz, whose 64 MiB window sees the fatbin repeated in every
+# binary; run.sh unpacks it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DEST="$ROOT/gpucheck"
 : "${NVCC:=$HOME/.cache/prefix-attn/cuda-13.0/nvidia/cu13/bin/nvcc}"
-export NVCC PREFIX_ATTN_REQUIRE_NVCC=1
+: "${PREFIX_ATTN_CUDA_ARCHS:=90a}"
+export NVCC PREFIX_ATTN_REQUIRE_NVCC=1 PREFIX_ATTN_CUDA_ARCHS
 export CARGO_TERM_COLOR=never
 
 rm -rf "$DEST"
@@ -59,15 +65,25 @@ fi
 cp scripts/gpucheck/run.sh scripts/gpucheck/peers.py scripts/gpucheck/peers_backward.py \
     scripts/gpucheck/bench_charts.sh scripts/gpucheck/peers_sweep.py "$DEST/"
 chmod +x "$DEST/run.sh" "$DEST"/bin/*
+echo "== packing bin/ into bin.tar.xz"
+python3 - "$DEST" <<'PY'
+import lzma, sys, tarfile
+dest = sys.argv[1]
+# preset 9: a 64 MiB dictionary, so each binary's copy of the fatbin costs almost nothing.
+with tarfile.open(dest + "/bin.tar.xz", "w:xz", preset=9) as t:
+    t.add(dest + "/bin", arcname="bin")
+PY
+rm -rf "$DEST/bin"
 {
     echo "commit $(git rev-parse HEAD)$(git diff --quiet HEAD || echo ' (+ uncommitted changes)')"
     echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "archs $PREFIX_ATTN_CUDA_ARCHS"
     "$NVCC" --version | tail -n 1
 } > "$DEST/BUILD_INFO"
 
 size_kib=$(du -sk "$DEST" | cut -f1)
 echo "== gpucheck/: $((size_kib / 1024)) MiB"
-ls -la "$DEST" "$DEST/bin"
+ls -la "$DEST"
 if [ "$size_kib" -ge $((60 * 1024)) ]; then
     echo "gpucheck/ is over 60 MiB" >&2
     exit 1

@@ -66,6 +66,15 @@ ARCHIVE="$OUT/$NAME.tar.gz"
 TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/gpucheck.XXXXXX")"
 WORK="$TMP_ROOT/$NAME"
 mkdir -p "$WORK/logs" "$WORK/bench" "$WORK/ncu"
+# The binaries: bin/ when present, else unpacked from build.sh's bin.tar.xz (python3, since the
+# machine may lack the xz tool) next to the work folder.
+BIN="$HERE/bin"
+if [ ! -d "$BIN" ] && [ -f "$HERE/bin.tar.xz" ]; then
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+        "$HERE/bin.tar.xz" "$TMP_ROOT" && BIN="$TMP_ROOT/bin"
+    chmod +x "$BIN"/* 2>/dev/null
+fi
+export GPUCHECK_BIN="$BIN"
 STEPS="$WORK/steps.tsv"
 printf 'step\trc\tseconds\tlimit\tnote\n' > "$STEPS"
 FAILED=0
@@ -137,7 +146,7 @@ archive
 
 if [ "$MODE" = charts ]; then
     # The shared-vs-paired charts (MLP, attention op, attention layer) with the PyTorch peers.
-    if [ -x "$HERE/bin/sharing" ]; then
+    if [ -x "$BIN/sharing" ]; then
         run_step bench_charts 480 env OUT="$WORK" PEERS_BUDGET_S=120 BENCH_TIMEOUT_S=300 \
             bash "$HERE/bench_charts.sh"
     else
@@ -149,13 +158,13 @@ else
 #    device runs; strided and head-major views, determinism; the backward (preprocess, dK/dV,
 #    dQ) on the same cases; the fill kernel; the log-prob gather (only the GPU test of that
 #    binary; its emulator tests ran in cargo test).
-if [ -x "$HERE/bin/forward_gpu" ]; then
-    run_step forward_gpu 90 "$HERE/bin/forward_gpu" --test-threads=1 --nocapture
+if [ -x "$BIN/forward_gpu" ]; then
+    run_step forward_gpu 90 "$BIN/forward_gpu" --test-threads=1 --nocapture
 else
     skip_step forward_gpu "bin/forward_gpu missing"
 fi
-if [ -x "$HERE/bin/backward_gpu" ]; then
-    run_step backward_gpu 120 "$HERE/bin/backward_gpu" --test-threads=1 --nocapture
+if [ -x "$BIN/backward_gpu" ]; then
+    run_step backward_gpu 120 "$BIN/backward_gpu" --test-threads=1 --nocapture
 else
     skip_step backward_gpu "bin/backward_gpu missing"
 fi
@@ -163,18 +172,18 @@ fi
 # 2. Emulator fidelity: the probes on the device against the emulator (bits, derived bounds, the
 #    documented error of ex2 / lg2.approx), the tile layer's operations, and on compute
 #    capability 9.0 the Hopper probes (mbarrier, TMA, wgmma, the pipeline).
-if [ -x "$HERE/bin/emu_gpu_fidelity" ]; then
-    run_step emu_gpu_fidelity 45 "$HERE/bin/emu_gpu_fidelity" --test-threads=1 --nocapture
+if [ -x "$BIN/emu_gpu_fidelity" ]; then
+    run_step emu_gpu_fidelity 45 "$BIN/emu_gpu_fidelity" --test-threads=1 --nocapture
 else
     skip_step emu_gpu_fidelity "bin/emu_gpu_fidelity missing"
 fi
-if [ -x "$HERE/bin/gpu_fill" ]; then
-    run_step gpu_fill 15 "$HERE/bin/gpu_fill" --nocapture
+if [ -x "$BIN/gpu_fill" ]; then
+    run_step gpu_fill 15 "$BIN/gpu_fill" --nocapture
 else
     skip_step gpu_fill "bin/gpu_fill missing"
 fi
-if [ -x "$HERE/bin/logprob_gather_emu" ]; then
-    run_step logprob_gpu 20 "$HERE/bin/logprob_gather_emu" gpu_gather_matches_the_cpu_gather \
+if [ -x "$BIN/logprob_gather_emu" ]; then
+    run_step logprob_gpu 20 "$BIN/logprob_gather_emu" gpu_gather_matches_the_cpu_gather \
         --exact --test-threads=1 --nocapture
 else
     skip_step logprob_gpu "bin/logprob_gather_emu missing"
@@ -183,14 +192,14 @@ fi
 # 3. Throughput, ours (CUDA events, median): the default picks (forward_bench.csv, and cases.json
 #    for the peers), every registered forward configuration (sweep.csv, one table per path and
 #    head dim: the evidence src/attention/configs.rs's picks should quote), forward+backward.
-if [ -x "$HERE/bin/forward_bench" ]; then
-    run_step forward_bench 30 "$HERE/bin/forward_bench" "$WORK/bench"
-    run_step tile_sweep 60 "$HERE/bin/forward_bench" "$WORK/bench" --sweep
+if [ -x "$BIN/forward_bench" ]; then
+    run_step forward_bench 30 "$BIN/forward_bench" "$WORK/bench"
+    run_step tile_sweep 60 "$BIN/forward_bench" "$WORK/bench" --sweep
 else
     skip_step forward_bench "bin/forward_bench missing"
 fi
-if [ -x "$HERE/bin/backward_bench" ]; then
-    run_step backward_bench 60 "$HERE/bin/backward_bench" "$WORK/bench"
+if [ -x "$BIN/backward_bench" ]; then
+    run_step backward_bench 60 "$BIN/backward_bench" "$WORK/bench"
 else
     skip_step backward_bench "bin/backward_bench missing"
 fi
@@ -198,23 +207,23 @@ fi
 # 4. compute-sanitizer on the small cases (forward: a fully padded row, a ragged d128 row with
 #    sharing; backward: its sanitizer case).
 SAN="$(cuda_tool compute-sanitizer)"
-if [ -n "$SAN" ] && [ -x "$HERE/bin/forward_gpu" ]; then
+if [ -n "$SAN" ] && [ -x "$BIN/forward_gpu" ]; then
     for tool in memcheck racecheck synccheck initcheck; do
         extra=()
         [ "$tool" = racecheck ] && extra=(--racecheck-report all)
         run_step "sanitizer_$tool" 20 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
-            --error-exitcode 9 "$HERE/bin/forward_gpu" gpu_sanitizer_case --exact \
+            --error-exitcode 9 "$BIN/forward_gpu" gpu_sanitizer_case --exact \
             --test-threads=1 --nocapture
     done
 else
     skip_step sanitizer "compute-sanitizer or bin/forward_gpu not found"
 fi
-if [ -n "$SAN" ] && [ -x "$HERE/bin/backward_gpu" ]; then
+if [ -n "$SAN" ] && [ -x "$BIN/backward_gpu" ]; then
     for tool in memcheck racecheck; do
         extra=()
         [ "$tool" = racecheck ] && extra=(--racecheck-report all)
         run_step "sanitizer_bwd_$tool" 45 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
-            --error-exitcode 9 "$HERE/bin/backward_gpu" gpu_backward_sanitizer_case --exact \
+            --error-exitcode 9 "$BIN/backward_gpu" gpu_backward_sanitizer_case --exact \
             --test-threads=1 --nocapture
     done
 fi
@@ -237,13 +246,13 @@ fi
 # 6. Nsight Compute: the first timed launch of the d128 forward (after the bench's 3 warm-ups),
 #    the sections that say where its time goes. The bench's own numbers under ncu are not kept.
 NCU="$(cuda_tool ncu)"
-if [ -n "$NCU" ] && [ -x "$HERE/bin/forward_bench" ]; then
+if [ -n "$NCU" ] && [ -x "$BIN/forward_bench" ]; then
     run_step ncu_forward_d128 35 "$NCU" --target-processes all \
         --kernel-name "regex:pa_attn_fwd.*d128" --launch-skip 3 --launch-count 1 \
         --section SpeedOfLight --section LaunchStats --section Occupancy \
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
         --section SchedulerStats --section WarpStateStats \
-        "$HERE/bin/forward_bench" "$TMP_ROOT/ncu-bench"
+        "$BIN/forward_bench" "$TMP_ROOT/ncu-bench"
     cp "$WORK/logs/ncu_forward_d128.log" "$WORK/ncu/ncu-forward-d128.txt" 2>/dev/null
 else
     skip_step ncu_forward_d128 "ncu or bin/forward_bench not found"
