@@ -191,12 +191,11 @@ fn configs_with_the_same_key_tiles_give_the_same_bits() {
                     configs::name(a),
                     configs::name(b)
                 );
-                let o_diff = oa
-                    .o
-                    .as_slice()
-                    .iter()
-                    .zip(ob.o.as_slice())
-                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                let o_diff =
+                    oa.o.as_slice()
+                        .iter()
+                        .zip(ob.o.as_slice())
+                        .position(|(x, y)| x.to_bits() != y.to_bits());
                 assert_eq!(o_diff, None, "{name}: O differs");
                 let lse_diff = oa
                     .lse
@@ -209,7 +208,10 @@ fn configs_with_the_same_key_tiles_give_the_same_bits() {
             }
         }
     }
-    assert!(compared >= 2, "no pair of configurations shares a k-tile width");
+    assert!(
+        compared >= 2,
+        "no pair of configurations shares a k-tile width"
+    );
 }
 
 /// Q, K, V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer and O inside a
