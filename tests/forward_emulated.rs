@@ -12,7 +12,7 @@ use prefix_attn::attention::{
 };
 use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::plan::Plan;
-use prefix_attn::registry::Arch;
+use prefix_attn::registry::{Arch, TileConfig};
 use prefix_attn::{AttnShape, Error};
 
 use forward_support::bounds::Arith;
@@ -123,8 +123,80 @@ fn every_sm80_config_has_a_matrix_test() {
     assert_eq!(configs::choices(Arch::Sm80).len(), 4);
 }
 
+// The sm90a configurations (warp-specialised wgmma + TMA), each at the head dims it exists for.
+#[test]
+fn matrix_matches_reference_sm90a_config_0() {
+    run_matrix(configs::choices(Arch::Sm90a)[0]);
+}
+
+#[test]
+fn matrix_matches_reference_sm90a_config_1() {
+    run_matrix(configs::choices(Arch::Sm90a)[1]);
+}
+
+/// The two tests above cover every registered sm90a configuration.
+#[test]
+fn every_sm90a_config_has_a_matrix_test() {
+    assert_eq!(configs::choices(Arch::Sm90a).len(), 2);
+}
+
+/// The sm90a forward does the sm80 forward's arithmetic in the same order (csrc/attn/softmax.cuh
+/// on both accumulators, P V chained in 16-key steps, the emulator's wgmma and mma.sync round
+/// alike): on the emulator its O and LSE are the bits of the sm80 kernel with the same k tile,
+/// whatever the q tile. So the sm80 path's derived bounds apply to it term for term. (If its
+/// arithmetic is ever changed on purpose, this test goes and the bounds still hold.)
+#[test]
+fn sm90a_gives_the_bits_of_sm80_with_the_same_k_tile() {
+    let all = matrix();
+    let sm80_k128 = KernelChoice::exactly(Arch::Sm80, TileConfig::new(128, 128, 8, 2));
+    for (case, choice) in [&all[0], &all[1], &all[3], &all[6]]
+        .into_iter()
+        .flat_map(|c| {
+            configs::choices(Arch::Sm90a)
+                .into_iter()
+                .map(move |k| (c, k))
+        })
+        .filter(|(c, k)| configs::runs_at(k, c.head_dim))
+    {
+        let name = format!("{} [{}]", case.name, configs::name(&choice));
+        let (same_o, same_lse) = match case.dtype {
+            Dtype::Bf16 => same_bits::<bf16>(case, choice, sm80_k128),
+            Dtype::F16 => same_bits::<f16>(case, choice, sm80_k128),
+        };
+        assert_eq!(same_o, None, "{name}: O differs from the sm80 kernel's at this index");
+        assert_eq!(same_lse, None, "{name}: LSE differs from the sm80 kernel's at this index");
+    }
+}
+
+/// The first index where two kernels' O, and LSE, differ in bits.
+fn same_bits<T: KernelElem + prefix_attn::emu::Element>(
+    case: &Case,
+    a: KernelChoice,
+    b: KernelChoice,
+) -> (Option<usize>, Option<usize>) {
+    let inp = inputs::<T>(case);
+    let (x, y) = (
+        run(&inp, a, Schedule::Ascending),
+        run(&inp, b, Schedule::Ascending),
+    );
+    let o = x
+        .o
+        .as_slice()
+        .iter()
+        .zip(y.o.as_slice())
+        .position(|(p, q)| p.bits() != q.bits());
+    let lse = x
+        .lse
+        .as_slice()
+        .iter()
+        .zip(y.lse.as_slice())
+        .position(|(p, q)| p.to_bits() != q.to_bits());
+    (o, lse)
+}
+
 /// No races: the same bits under ascending, descending and random thread/CTA orders, for every
-/// tile configuration.
+/// tile configuration of both paths (on the sm90a path the schedules also move TMA landings and
+/// wgmma operand reads between their extremes: a missing wait or an early release shows here).
 #[test]
 fn identical_bits_under_every_schedule() {
     let all = matrix();
@@ -132,8 +204,9 @@ fn identical_bits_under_every_schedule() {
     for (case, choice) in [&all[2], &all[5]]
         .into_iter()
         .flat_map(|c| {
-            configs::choices(Arch::Sm80)
+            [Arch::Sm80, Arch::Sm90a]
                 .into_iter()
+                .flat_map(configs::choices)
                 .map(move |k| (c, k))
         })
         .filter(|(c, k)| configs::runs_at(k, c.head_dim))
@@ -443,7 +516,6 @@ fn bad_views_are_rejected_with_their_name() {
 #[test]
 fn a_plan_without_the_kernels_tile_and_unknown_tiles_are_rejected() {
     use prefix_attn::mask::{TileShape, VisEnd};
-    use prefix_attn::registry::TileConfig;
     let mut c = call(2, 2, 64);
     let sh = c.shape;
     let vis = VisEnd::from_rows(&[vec![40; 40]]).unwrap();
