@@ -235,9 +235,15 @@ fn identical_bits_under_every_schedule() {
 }
 
 /// Q, K, V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer and O inside a
-/// wider buffer: same bits as the dense call, and the gaps of O keep their poison.
+/// wider buffer: same bits as the dense call, and the gaps of O keep their poison; on both paths
+/// (the sm90a one reads the fused views through TMA tensor maps).
 #[test]
 fn strided_views_match_dense() {
+    strided_views_match_dense_under(KernelChoice::default());
+    strided_views_match_dense_under(configs::choices(Arch::Sm90a)[0]);
+}
+
+fn strided_views_match_dense_under(choice: KernelChoice) {
     let case = &matrix()[3]; // GQA 4, two rows, f16, d64
     let inp = inputs::<f16>(case);
     let sh = inp.shape;
@@ -250,7 +256,7 @@ fn strided_views_match_dense() {
     let mut lse = GuardedBuf::filled(sh.lse_len(), POISON_F32);
     let plan = Plan::new(inp.vis_end.clone()).unwrap();
     let buf = fused.as_slice();
-    forward_emulated(
+    forward_emulated_with(
         &plan,
         &sh,
         HostTensors {
@@ -261,12 +267,13 @@ fn strided_views_match_dense() {
             lse: lse.as_mut_slice(),
         },
         inp.scale,
+        choice,
         Schedule::Random { seed: 7 },
     )
     .unwrap();
     o.check_guards("o").unwrap();
     lse.check_guards("lse").unwrap();
-    let dense = run(&inp, KernelChoice::default(), Schedule::Ascending);
+    let dense = run(&inp, choice, Schedule::Ascending);
     let dense_o = dense.o.as_slice();
     for (t, row) in o.as_slice().chunks(o_token).enumerate() {
         let (got, gap) = row.split_at(sh.q_heads * d);
@@ -544,4 +551,38 @@ fn a_plan_without_the_kernels_tile_and_unknown_tiles_are_rejected() {
             "{tile}: {err}"
         );
     }
+}
+
+/// A view the sm80 path reads but TMA may not describe (K's heads broadcast with a zero head
+/// stride) is a typed error naming K on the sm90a path, never a panic or a wrong result.
+#[test]
+fn the_sm90a_path_names_views_tma_cannot_load() {
+    let mut c = call(2, 2, 64);
+    let sh = c.shape;
+    let broadcast = Strides {
+        head: 0,
+        ..Strides::dense(sh.n, 2, 64)
+    };
+    let mut run_with = |choice: KernelChoice| {
+        forward_emulated_with(
+            &c.plan,
+            &sh,
+            HostTensors {
+                q: View::dense(&c.q[..], &sh, 2),
+                k: View::new(&c.kv[..], broadcast),
+                v: View::dense(&c.kv[..], &sh, 2),
+                o: View::dense(&mut c.o[..], &sh, 2),
+                lse: &mut c.lse[..],
+            },
+            0.125,
+            choice,
+            Schedule::Ascending,
+        )
+    };
+    run_with(KernelChoice::default()).unwrap();
+    let err = run_with(configs::choices(Arch::Sm90a)[0]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidView { what: "k", ref detail } if detail.contains("head stride 0")),
+        "{err}"
+    );
 }
