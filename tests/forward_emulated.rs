@@ -163,8 +163,14 @@ fn sm90a_gives_the_bits_of_sm80_with_the_same_k_tile() {
             Dtype::Bf16 => same_bits::<bf16>(case, choice, sm80_k128),
             Dtype::F16 => same_bits::<f16>(case, choice, sm80_k128),
         };
-        assert_eq!(same_o, None, "{name}: O differs from the sm80 kernel's at this index");
-        assert_eq!(same_lse, None, "{name}: LSE differs from the sm80 kernel's at this index");
+        assert_eq!(
+            same_o, None,
+            "{name}: O differs from the sm80 kernel's at this index"
+        );
+        assert_eq!(
+            same_lse, None,
+            "{name}: LSE differs from the sm80 kernel's at this index"
+        );
     }
 }
 
@@ -179,12 +185,11 @@ fn same_bits<T: KernelElem + prefix_attn::emu::Element>(
         run(&inp, a, Schedule::Ascending),
         run(&inp, b, Schedule::Ascending),
     );
-    let o = x
-        .o
-        .as_slice()
-        .iter()
-        .zip(y.o.as_slice())
-        .position(|(p, q)| p.bits() != q.bits());
+    let o =
+        x.o.as_slice()
+            .iter()
+            .zip(y.o.as_slice())
+            .position(|(p, q)| p.bits() != q.bits());
     let lse = x
         .lse
         .as_slice()

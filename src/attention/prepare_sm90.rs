@@ -57,7 +57,9 @@ pub(crate) fn prepare_forward_sm90(
         encode(&desc).map_err(|e| match e {
             Error::InvalidTensorMap { field, detail } => Error::InvalidView {
                 what,
-                detail: format!("TMA (the sm90a path) cannot load it: tensor map {field}: {detail}"),
+                detail: format!(
+                    "TMA (the sm90a path) cannot load it: tensor map {field}: {detail}"
+                ),
             },
             other => other,
         })
@@ -197,7 +199,10 @@ mod tests {
             strides: Strides::dense(sh.n, 2, 128),
         };
         let broadcast = RawView {
-            strides: Strides { head: 0, ..base.strides },
+            strides: Strides {
+                head: 0,
+                ..base.strides
+            },
             ..base
         };
         let err = view_map("k", &broadcast, &sh, 2, 128, TmaDtype::Bf16).unwrap_err();
@@ -222,9 +227,11 @@ mod tests {
     #[test]
     fn an_sm90a_launch_has_the_sm80_params_and_three_maps() {
         let sh = shape();
-        let plan = Plan::new(VisEnd::from_rows(&[vec![130; 130], vec![130; 130]]).unwrap()).unwrap();
+        let plan =
+            Plan::new(VisEnd::from_rows(&[vec![130; 130], vec![130; 130]]).unwrap()).unwrap();
         let tile = TileConfig::new(128, 128, 12, 2);
-        let kernel = select_forward(Arch::Sm90a, KernelDtype::Bf16, 128, Some(tile), |_| true).unwrap();
+        let kernel =
+            select_forward(Arch::Sm90a, KernelDtype::Bf16, 128, Some(tile), |_| true).unwrap();
         let view = |heads: usize, addr: u64| RawView {
             len: sh.rows * sh.n * heads * 128,
             addr,
