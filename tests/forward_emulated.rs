@@ -20,6 +20,7 @@ use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
 use forward_support::configs::{self, plan_for_all};
 use forward_support::fused::Fused;
+use forward_support::masks::{causal, prefix_groups};
 
 /// Output buffers with guards, poisoned.
 struct Outputs<T: KernelElem + prefix_attn::emu::Element> {
@@ -172,6 +173,89 @@ fn sm90a_gives_the_bits_of_sm80_with_the_same_k_tile() {
             "{name}: LSE differs from the sm80 kernel's at this index"
         );
     }
+}
+
+/// Rows long enough that a CTA's list wraps the sm90a kernel's two-stage K/V ring (5 k tiles of
+/// 128 keys): stage reuse, the empty barriers' later phases and a producer running ahead of its
+/// consumers happen only here (the matrix's rows have at most three 128-key tiles per q tile).
+/// Each configuration under every schedule: against the reference, and the same bits.
+#[test]
+fn sm90a_long_rows_wrap_the_ring_under_every_schedule() {
+    let cases = [
+        Case {
+            name: "causal n=640 (5 k tiles of 128), gqa 1, d64, bf16",
+            rows: vec![causal(640, 640)],
+            q_heads: 1,
+            kv_heads: 1,
+            head_dim: 64,
+            dtype: Dtype::Bf16,
+            seed: 21,
+        },
+        Case {
+            name: "prefix 300 + completions 100/120/110, n=640, gqa 2, d128, f16",
+            rows: vec![prefix_groups(&[(300, &[100, 120, 110])], 640)],
+            q_heads: 2,
+            kv_heads: 1,
+            head_dim: 128,
+            dtype: Dtype::F16,
+            seed: 22,
+        },
+    ];
+    for case in &cases {
+        for choice in configs::choices(Arch::Sm90a) {
+            if !configs::runs_at(&choice, case.head_dim) {
+                continue;
+            }
+            let r = match case.dtype {
+                Dtype::Bf16 => schedules_agree_and_match::<bf16>(case, choice),
+                Dtype::F16 => schedules_agree_and_match::<f16>(case, choice),
+            };
+            r.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// One case under one configuration and every schedule: the first run within the reference's
+/// bounds, the others its bits.
+fn schedules_agree_and_match<T: KernelElem + prefix_attn::emu::Element>(
+    case: &Case,
+    choice: KernelChoice,
+) -> Result<(), String> {
+    let name = format!("{} [{}]", case.name, configs::name(&choice));
+    let inp = inputs::<T>(case);
+    let mut runs = Schedule::all(case.seed)
+        .into_iter()
+        .map(|s| (s, run(&inp, choice, s)));
+    let (_, base) = runs.next().expect("three schedules");
+    check(
+        &name,
+        case.dtype,
+        &inp,
+        base.o.as_slice(),
+        base.lse.as_slice(),
+        Arith::Emulator,
+        configs::tile_of(&choice, case.head_dim),
+    )?;
+    for (s, other) in runs {
+        let o = base
+            .o
+            .as_slice()
+            .iter()
+            .zip(other.o.as_slice())
+            .position(|(p, q)| p.bits() != q.bits());
+        let lse = base
+            .lse
+            .as_slice()
+            .iter()
+            .zip(other.lse.as_slice())
+            .position(|(p, q)| p.to_bits() != q.to_bits());
+        if o.is_some() || lse.is_some() {
+            return Err(format!(
+                "{name}: under {s}, O differs at {o:?}, LSE at {lse:?} (a pipeline race)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The first index where two kernels' O, and LSE, differ in bits.
