@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "pa_tma.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -88,6 +90,27 @@ typedef struct PaAttnFwdParams {
     /* [rows, q_heads, n], natural log; -inf for a query that sees no key. */
     float *lse;
 } PaAttnFwdParams;
+
+/* pa_attn_fwd_sm90_*: the same outputs as PaAttnFwdParams on the sm90a path (wgmma, TMA), whose
+ * loads of Q, K and V go through tensor maps. Each map describes one view as a rank-4 tensor
+ * (head_dim, heads, n, rows), innermost first, strides in bytes, in boxes of 64 elements (128
+ * bytes, SWIZZLE_128B) x 1 head x block rows (block_q for Q, block_k for K and V) x 1 row; tokens
+ * past n read as zeros. A map holds the view's address, so it is encoded per call
+ * (prefix_attn::sm90::TensorMapDesc, on the host: no device work). Grid, block and shared memory
+ * as PaAttnFwdParams. */
+typedef struct PaAttnFwdSm90Params {
+    PaAttnQkv qkv;
+    /* q-major lists at the kernel's tile shape */
+    PaBlockList q_major;
+    /* like q; written, dtype of the kernel */
+    PaView o;
+    /* [rows, q_heads, n], natural log; -inf for a query that sees no key. */
+    float *lse;
+    /* the maps of qkv.q, qkv.k and qkv.v (64-byte aligned, as cp.async.bulk.tensor needs) */
+    PaTensorMap q_map;
+    PaTensorMap k_map;
+    PaTensorMap v_map;
+} PaAttnFwdSm90Params;
 
 /* ---- backward ----
  * A backward call runs three kernels on one stream: the preprocess (pa_attn_bwd_pre_*), then

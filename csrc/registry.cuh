@@ -9,6 +9,7 @@
 #include "attn/bwd_dq_sm80.cuh"
 #include "attn/bwd_preprocess.cuh"
 #include "attn/fwd_sm80.cuh"
+#include "attn/fwd_sm90.cuh"
 #include "kernels/emu_gemm_tile.cuh"
 #include "kernels/emu_planted.cuh"
 #include "kernels/emu_planted_sm90.cuh"
@@ -43,6 +44,16 @@
     PA_FWD_SM80(X, T, tn, 128, 128, 64, 8, 2)      \
     PA_FWD_SM80(X, T, tn, 128, 128, 128, 8, 2)
 
+// The forward's sm90a configurations (block_q x block_k, stages; 64 query rows per consumer
+// warpgroup, plus the producer warpgroup): chosen in Rust like the sm80 ones, run only on compute
+// capability 9.0. Why these tiles: docs/forward.md ("The sm90a path").
+#define PA_FWD_SM90(X, T, tn, D, BQ, BK, S) \
+    X(pa_attn_fwd_sm90_##tn##_d##D##_q##BQ##k##BK##s##S, pa::attn::FwdSm90<pa::attn::Sm90TileConfig<T, D, BQ, BK, S>>)
+#define PA_ATTN_FWD_SM90_CONFIGS(X, T, tn)    \
+    PA_FWD_SM90(X, T, tn, 64, 128, 128, 2)     \
+    PA_FWD_SM90(X, T, tn, 64, 192, 128, 2)     \
+    PA_FWD_SM90(X, T, tn, 128, 128, 128, 2)
+
 // The backward's kernels for one dtype and head dim: the preprocess (D and lse_log2), the dK/dV
 // tile configurations (warps own keys: block_k / warps each) and the dQ configuration (warps own
 // queries). Chosen in Rust from attention::configs::BACKWARD_PICKS.
@@ -56,6 +67,8 @@
     X(pa_fill_u32, pa::kernels::FillU32)                                    \
     PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16)                             \
     PA_ATTN_FWD_SM80_CONFIGS(X, pa::f16, f16)                               \
+    PA_ATTN_FWD_SM90_CONFIGS(X, pa::bf16, bf16)                             \
+    PA_ATTN_FWD_SM90_CONFIGS(X, pa::f16, f16)                               \
     PA_ATTN_BWD_SM80_KERNELS(X, pa::bf16, bf16, 64)                         \
     PA_ATTN_BWD_SM80_KERNELS(X, pa::bf16, bf16, 128)                        \
     PA_ATTN_BWD_SM80_KERNELS(X, pa::f16, f16, 64)                           \

@@ -168,10 +168,7 @@ fn run_default(gpu: &Gpu, stream: &std::sync::Arc<CudaStream>, out_dir: &std::pa
     let mut cases = String::from("[\n");
     let mut rng = StdRng::seed_from_u64(1);
     for (bi, b) in benches().iter().enumerate() {
-        let kernel = fwd
-            .kernel_for(KernelDtype::Bf16, b.head_dim)
-            .unwrap()
-            .info();
+        let kernel = fwd.kernel_for(KernelDtype::Bf16, b.head_dim).unwrap();
         let tile = tile_shape(kernel.tile.unwrap());
         let mut buf = buffers(b, &[tile], stream, &mut rng);
         let ms = time(&fwd, stream, &mut buf);

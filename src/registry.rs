@@ -230,13 +230,15 @@ use crate::ffi::emu::{
     PaProbeSm90WgmmaParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
-    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams, PaAttnFwdParams, PaFillParams,
-    PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams, PaSwigluParams,
+    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams, PaAttnFwdParams,
+    PaAttnFwdSm90Params, PaFillParams, PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams,
+    PaSwigluParams,
 };
 
 kernel_params!(
     PaFillParams,
     PaAttnFwdParams,
+    PaAttnFwdSm90Params,
     PaAttnBwdPreParams,
     PaAttnBwdDkvParams,
     PaAttnBwdDqParams,

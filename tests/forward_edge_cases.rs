@@ -70,11 +70,19 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
     )
 }
 
-/// Every edge case runs under every registered sm80 tile configuration: tile boundaries,
-/// padding tiles and class checkerboards fall differently under each.
+/// Every tile configuration of both paths (sm80, and sm90a's warp-specialised wgmma + TMA).
+fn all_choices() -> Vec<KernelChoice> {
+    [Arch::Sm80, Arch::Sm90a]
+        .into_iter()
+        .flat_map(configs::choices)
+        .collect()
+}
+
+/// Every edge case runs under every registered tile configuration of both paths: tile
+/// boundaries, padding tiles and class checkerboards fall differently under each.
 fn run_edge<T: KernelElem + prefix_attn::emu::Element>(e: &Edge) -> Result<(), String> {
     let inp = e.inputs::<T>();
-    for choice in configs::choices(Arch::Sm80) {
+    for choice in all_choices() {
         if !configs::runs_at(&choice, e.head_dim) {
             continue;
         }
@@ -236,7 +244,7 @@ fn head_major_views_and_mixed_rows() {
 fn identical_bits_under_every_schedule() {
     let e = edge::head_major_large_scores(71);
     let inp = e.inputs::<f16>();
-    for choice in configs::choices(Arch::Sm80) {
+    for choice in all_choices() {
         if !configs::runs_at(&choice, e.head_dim) {
             continue;
         }

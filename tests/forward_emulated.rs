@@ -12,7 +12,7 @@ use prefix_attn::attention::{
 };
 use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::plan::Plan;
-use prefix_attn::registry::Arch;
+use prefix_attn::registry::{Arch, TileConfig};
 use prefix_attn::{AttnShape, Error};
 
 use forward_support::bounds::Arith;
@@ -20,6 +20,7 @@ use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
 use forward_support::configs::{self, plan_for_all};
 use forward_support::fused::Fused;
+use forward_support::masks::{causal, prefix_groups};
 
 /// Output buffers with guards, poisoned.
 struct Outputs<T: KernelElem + prefix_attn::emu::Element> {
@@ -123,8 +124,168 @@ fn every_sm80_config_has_a_matrix_test() {
     assert_eq!(configs::choices(Arch::Sm80).len(), 4);
 }
 
+// The sm90a configurations (warp-specialised wgmma + TMA), each at the head dims it exists for.
+#[test]
+fn matrix_matches_reference_sm90a_config_0() {
+    run_matrix(configs::choices(Arch::Sm90a)[0]);
+}
+
+#[test]
+fn matrix_matches_reference_sm90a_config_1() {
+    run_matrix(configs::choices(Arch::Sm90a)[1]);
+}
+
+/// The two tests above cover every registered sm90a configuration.
+#[test]
+fn every_sm90a_config_has_a_matrix_test() {
+    assert_eq!(configs::choices(Arch::Sm90a).len(), 2);
+}
+
+/// The sm90a forward does the sm80 forward's arithmetic in the same order (csrc/attn/softmax.cuh
+/// on both accumulators, P V chained in 16-key steps, the emulator's wgmma and mma.sync round
+/// alike): on the emulator its O and LSE are the bits of the sm80 kernel with the same k tile,
+/// whatever the q tile. So the sm80 path's derived bounds apply to it term for term. (If its
+/// arithmetic is ever changed on purpose, this test goes and the bounds still hold.)
+#[test]
+fn sm90a_gives_the_bits_of_sm80_with_the_same_k_tile() {
+    let all = matrix();
+    let sm80_k128 = KernelChoice::exactly(Arch::Sm80, TileConfig::new(128, 128, 8, 2));
+    for (case, choice) in [&all[0], &all[1], &all[3], &all[6]]
+        .into_iter()
+        .flat_map(|c| {
+            configs::choices(Arch::Sm90a)
+                .into_iter()
+                .map(move |k| (c, k))
+        })
+        .filter(|(c, k)| configs::runs_at(k, c.head_dim))
+    {
+        let name = format!("{} [{}]", case.name, configs::name(&choice));
+        let (same_o, same_lse) = match case.dtype {
+            Dtype::Bf16 => same_bits::<bf16>(case, choice, sm80_k128),
+            Dtype::F16 => same_bits::<f16>(case, choice, sm80_k128),
+        };
+        assert_eq!(
+            same_o, None,
+            "{name}: O differs from the sm80 kernel's at this index"
+        );
+        assert_eq!(
+            same_lse, None,
+            "{name}: LSE differs from the sm80 kernel's at this index"
+        );
+    }
+}
+
+/// Rows long enough that a CTA's list wraps the sm90a kernel's two-stage K/V ring (5 k tiles of
+/// 128 keys): stage reuse, the empty barriers' later phases and a producer running ahead of its
+/// consumers happen only here (the matrix's rows have at most three 128-key tiles per q tile).
+/// Each configuration under every schedule: against the reference, and the same bits.
+#[test]
+fn sm90a_long_rows_wrap_the_ring_under_every_schedule() {
+    let cases = [
+        Case {
+            name: "causal n=640 (5 k tiles of 128), gqa 1, d64, bf16",
+            rows: vec![causal(640, 640)],
+            q_heads: 1,
+            kv_heads: 1,
+            head_dim: 64,
+            dtype: Dtype::Bf16,
+            seed: 21,
+        },
+        Case {
+            name: "prefix 300 + completions 100/120/110, n=640, gqa 2, d128, f16",
+            rows: vec![prefix_groups(&[(300, &[100, 120, 110])], 640)],
+            q_heads: 2,
+            kv_heads: 1,
+            head_dim: 128,
+            dtype: Dtype::F16,
+            seed: 22,
+        },
+    ];
+    for case in &cases {
+        for choice in configs::choices(Arch::Sm90a) {
+            if !configs::runs_at(&choice, case.head_dim) {
+                continue;
+            }
+            let r = match case.dtype {
+                Dtype::Bf16 => schedules_agree_and_match::<bf16>(case, choice),
+                Dtype::F16 => schedules_agree_and_match::<f16>(case, choice),
+            };
+            r.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// One case under one configuration and every schedule: the first run within the reference's
+/// bounds, the others its bits.
+fn schedules_agree_and_match<T: KernelElem + prefix_attn::emu::Element>(
+    case: &Case,
+    choice: KernelChoice,
+) -> Result<(), String> {
+    let name = format!("{} [{}]", case.name, configs::name(&choice));
+    let inp = inputs::<T>(case);
+    let mut runs = Schedule::all(case.seed)
+        .into_iter()
+        .map(|s| (s, run(&inp, choice, s)));
+    let (_, base) = runs.next().expect("three schedules");
+    check(
+        &name,
+        case.dtype,
+        &inp,
+        base.o.as_slice(),
+        base.lse.as_slice(),
+        Arith::Emulator,
+        configs::tile_of(&choice, case.head_dim),
+    )?;
+    for (s, other) in runs {
+        let o = base
+            .o
+            .as_slice()
+            .iter()
+            .zip(other.o.as_slice())
+            .position(|(p, q)| p.bits() != q.bits());
+        let lse = base
+            .lse
+            .as_slice()
+            .iter()
+            .zip(other.lse.as_slice())
+            .position(|(p, q)| p.to_bits() != q.to_bits());
+        if o.is_some() || lse.is_some() {
+            return Err(format!(
+                "{name}: under {s}, O differs at {o:?}, LSE at {lse:?} (a pipeline race)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first index where two kernels' O, and LSE, differ in bits.
+fn same_bits<T: KernelElem + prefix_attn::emu::Element>(
+    case: &Case,
+    a: KernelChoice,
+    b: KernelChoice,
+) -> (Option<usize>, Option<usize>) {
+    let inp = inputs::<T>(case);
+    let (x, y) = (
+        run(&inp, a, Schedule::Ascending),
+        run(&inp, b, Schedule::Ascending),
+    );
+    let o =
+        x.o.as_slice()
+            .iter()
+            .zip(y.o.as_slice())
+            .position(|(p, q)| p.bits() != q.bits());
+    let lse = x
+        .lse
+        .as_slice()
+        .iter()
+        .zip(y.lse.as_slice())
+        .position(|(p, q)| p.to_bits() != q.to_bits());
+    (o, lse)
+}
+
 /// No races: the same bits under ascending, descending and random thread/CTA orders, for every
-/// tile configuration.
+/// tile configuration of both paths (on the sm90a path the schedules also move TMA landings and
+/// wgmma operand reads between their extremes: a missing wait or an early release shows here).
 #[test]
 fn identical_bits_under_every_schedule() {
     let all = matrix();
@@ -132,8 +293,9 @@ fn identical_bits_under_every_schedule() {
     for (case, choice) in [&all[2], &all[5]]
         .into_iter()
         .flat_map(|c| {
-            configs::choices(Arch::Sm80)
+            [Arch::Sm80, Arch::Sm90a]
                 .into_iter()
+                .flat_map(configs::choices)
                 .map(move |k| (c, k))
         })
         .filter(|(c, k)| configs::runs_at(k, c.head_dim))
@@ -215,9 +377,15 @@ fn configs_with_the_same_key_tiles_give_the_same_bits() {
 }
 
 /// Q, K, V as slices of one fused `[rows, n, q_heads + 2 kv_heads, d]` buffer and O inside a
-/// wider buffer: same bits as the dense call, and the gaps of O keep their poison.
+/// wider buffer: same bits as the dense call, and the gaps of O keep their poison; on both paths
+/// (the sm90a one reads the fused views through TMA tensor maps).
 #[test]
 fn strided_views_match_dense() {
+    strided_views_match_dense_under(KernelChoice::default());
+    strided_views_match_dense_under(configs::choices(Arch::Sm90a)[0]);
+}
+
+fn strided_views_match_dense_under(choice: KernelChoice) {
     let case = &matrix()[3]; // GQA 4, two rows, f16, d64
     let inp = inputs::<f16>(case);
     let sh = inp.shape;
@@ -230,7 +398,7 @@ fn strided_views_match_dense() {
     let mut lse = GuardedBuf::filled(sh.lse_len(), POISON_F32);
     let plan = Plan::new(inp.vis_end.clone()).unwrap();
     let buf = fused.as_slice();
-    forward_emulated(
+    forward_emulated_with(
         &plan,
         &sh,
         HostTensors {
@@ -241,12 +409,13 @@ fn strided_views_match_dense() {
             lse: lse.as_mut_slice(),
         },
         inp.scale,
+        choice,
         Schedule::Random { seed: 7 },
     )
     .unwrap();
     o.check_guards("o").unwrap();
     lse.check_guards("lse").unwrap();
-    let dense = run(&inp, KernelChoice::default(), Schedule::Ascending);
+    let dense = run(&inp, choice, Schedule::Ascending);
     let dense_o = dense.o.as_slice();
     for (t, row) in o.as_slice().chunks(o_token).enumerate() {
         let (got, gap) = row.split_at(sh.q_heads * d);
@@ -496,7 +665,6 @@ fn bad_views_are_rejected_with_their_name() {
 #[test]
 fn a_plan_without_the_kernels_tile_and_unknown_tiles_are_rejected() {
     use prefix_attn::mask::{TileShape, VisEnd};
-    use prefix_attn::registry::TileConfig;
     let mut c = call(2, 2, 64);
     let sh = c.shape;
     let vis = VisEnd::from_rows(&[vec![40; 40]]).unwrap();
@@ -525,4 +693,38 @@ fn a_plan_without_the_kernels_tile_and_unknown_tiles_are_rejected() {
             "{tile}: {err}"
         );
     }
+}
+
+/// A view the sm80 path reads but TMA may not describe (K's heads broadcast with a zero head
+/// stride) is a typed error naming K on the sm90a path, never a panic or a wrong result.
+#[test]
+fn the_sm90a_path_names_views_tma_cannot_load() {
+    let mut c = call(2, 2, 64);
+    let sh = c.shape;
+    let broadcast = Strides {
+        head: 0,
+        ..Strides::dense(sh.n, 2, 64)
+    };
+    let mut run_with = |choice: KernelChoice| {
+        forward_emulated_with(
+            &c.plan,
+            &sh,
+            HostTensors {
+                q: View::dense(&c.q[..], &sh, 2),
+                k: View::new(&c.kv[..], broadcast),
+                v: View::dense(&c.kv[..], &sh, 2),
+                o: View::dense(&mut c.o[..], &sh, 2),
+                lse: &mut c.lse[..],
+            },
+            0.125,
+            choice,
+            Schedule::Ascending,
+        )
+    };
+    run_with(KernelChoice::default()).unwrap();
+    let err = run_with(configs::choices(Arch::Sm90a)[0]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidView { what: "k", ref detail } if detail.contains("head stride 0")),
+        "{err}"
+    );
 }

@@ -80,7 +80,7 @@ impl Device {
             .fwd
             .kernel_for(d, head_dim)
             .expect("a forward kernel for the case");
-        tile_shape(k.info().tile.expect("forward kernels have tiles"))
+        tile_shape(k.tile.expect("forward kernels have tiles"))
     }
 }
 

@@ -5,33 +5,35 @@
 #pragma once
 
 #include "../tile/tile.cuh"
+#include "acc_rows.cuh"
 
 namespace pa {
 namespace attn {
 
-// The rule `j <= i && i < vis_end[j]` on a warp's score tile whose rows are queries query0.. and
-// columns keys key0..; `end_of(c)` gives vis_end of the tile's key c (column c, key key0 + c),
-// and must give 0 for keys beyond the row, which are then invisible, as are queries beyond it
-// (i >= n). Masked scores become -inf. Kernels pass either the k tile's vis_end staged in shared
-// memory with K and V (the forward: no global load in the masked path) or a guarded read of the
-// row's.
-template <int kR, int kC, class EndOf>
-PA_DEVICE void apply_partial_mask(tile::Acc<kR, kC>& s, int query0, int key0, int n, const EndOf& end_of) {
+// The rule `j <= i && i < vis_end[j]` on a warp's score tile (a tile::Acc, or its rows of a
+// warpgroup's wgmma accumulator: acc_rows.cuh) whose rows are queries query0.. and columns keys
+// key0..; `end_of(c)` gives vis_end of the tile's key c (column c, key key0 + c), and must give 0
+// for keys beyond the row, which are then invisible, as are queries beyond it (i >= n). Masked
+// scores become -inf. Kernels pass either the k tile's vis_end staged in shared memory with K and
+// V (the forwards: no global load in the masked path) or a guarded read of the row's.
+template <class S, class EndOf>
+PA_DEVICE void apply_partial_mask(S& s, int query0, int key0, int n, const EndOf& end_of) {
+    using R = AccRows<S>;
     const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
-    for (int nb = 0; nb < kC / 8; ++nb) {
+    for (int nb = 0; nb < R::kN; ++nb) {
         PA_UNROLL
         for (int c = 0; c < 2; ++c) {
             const int jj = nb * 8 + tile::c_col(lc.t, c);
             const int j = key0 + jj;
             const int end = end_of(jj);
             PA_UNROLL
-            for (int m = 0; m < kR / 16; ++m) {
+            for (int m = 0; m < R::kM; ++m) {
                 PA_UNROLL
                 for (int h = 0; h < 2; ++h) {
                     const int i = query0 + 16 * m + tile::c_row(lc.g, 2 * h);
                     const bool seen = j <= i && i < end && i < n;
-                    if (!seen) s.f[m][nb][2 * h + c] = -__builtin_huge_valf();
+                    if (!seen) R::at(s, m, nb, 2 * h + c) = -__builtin_huge_valf();
                 }
             }
         }

@@ -1,5 +1,7 @@
 // Online softmax in fp32 over the rows a lane holds: rows g and g + 8 of each of its warp's kM
-// 16-row blocks ([m][h], csrc/tile/geometry.cuh).
+// 16-row blocks ([m][h], csrc/tile/geometry.cuh), in an mma.sync tile (sm80 path) or a wgmma
+// accumulator (sm90a path, kM = 1); both are read through AccRows (acc_rows.cuh), so the two paths
+// do the same arithmetic in the same order.
 //
 // Scores are kept raw (q.k); the running max m is raw too, and probabilities are
 // exp2(s * scale_log2 - b) with b = fl(m * scale_log2), the exponent base, and scale_log2 =
@@ -20,6 +22,7 @@
 #pragma once
 
 #include "../tile/tile.cuh"
+#include "acc_rows.cuh"
 
 namespace pa {
 namespace attn {
@@ -40,42 +43,69 @@ struct OnlineSoftmax {
         }
     }
 
-    // Turns the scores `s` into unnormalised probabilities (in place) and rescales the O
-    // accumulator for the new running max. All 32 lanes must call it (quad shuffles).
-    template <int kC, int kD>
-    PA_DEVICE void update(tile::Acc<16 * kM, kC>& s, tile::Acc<16 * kM, kD>& acc, float scale_log2) {
+    // Turns the scores `s` (a tile::Acc or an sm90::WgAcc: acc_rows.cuh) into unnormalised
+    // probabilities in place, moves each row's max and sum to the new max, and gives the factor
+    // alpha by which the row's O accumulator must be rescaled (rescale below) before this tile's
+    // P V is added to it. All 32 lanes must call it (quad shuffles).
+    template <class S>
+    PA_DEVICE void scores(S& s, float (&alpha)[kM][2], float scale_log2) {
+        using R = AccRows<S>;
+        static_assert(R::kM == kM, "the scores hold this softmax's rows");
         PA_UNROLL
         for (int b = 0; b < kM; ++b) {
             PA_UNROLL
             for (int h = 0; h < 2; ++h) {
                 float mx = m[b][h];
                 PA_UNROLL
-                for (int n = 0; n < kC / 8; ++n) {
-                    mx = fmaxf(mx, fmaxf(s.f[b][n][2 * h], s.f[b][n][2 * h + 1]));
+                for (int n = 0; n < R::kN; ++n) {
+                    mx = fmaxf(mx, fmaxf(R::at(s, b, n, 2 * h), R::at(s, b, n, 2 * h + 1)));
                 }
                 mx = tile::quad_max(mx);
                 const float base = mx == -__builtin_huge_valf() ? 0.f : mul_rn(mx, scale_log2);
                 // The previous base (the same float, recomputed), or -inf before the first key.
-                const float alpha = exp2_fast(mul_rn(m[b][h], scale_log2) - base);
+                const float a = exp2_fast(mul_rn(m[b][h], scale_log2) - base);
                 m[b][h] = mx;
                 float sum = 0.f;
                 PA_UNROLL
-                for (int n = 0; n < kC / 8; ++n) {
+                for (int n = 0; n < R::kN; ++n) {
                     PA_UNROLL
                     for (int c = 0; c < 2; ++c) {
-                        const float pr = exp2_fast(fmaf(s.f[b][n][2 * h + c], scale_log2, -base));
-                        s.f[b][n][2 * h + c] = pr;
+                        float& x = R::at(s, b, n, 2 * h + c);
+                        const float pr = exp2_fast(fmaf(x, scale_log2, -base));
+                        x = pr;
                         sum += pr;
                     }
                 }
-                l[b][h] = fmaf(l[b][h], alpha, sum);
+                l[b][h] = fmaf(l[b][h], a, sum);
+                alpha[b][h] = a;
+            }
+        }
+    }
+
+    // Multiplies each row of the O accumulator by its alpha from scores().
+    template <class A>
+    PA_DEVICE static void rescale(A& acc, const float (&alpha)[kM][2]) {
+        using R = AccRows<A>;
+        static_assert(R::kM == kM, "the accumulator holds this softmax's rows");
+        PA_UNROLL
+        for (int b = 0; b < kM; ++b) {
+            PA_UNROLL
+            for (int h = 0; h < 2; ++h) {
                 PA_UNROLL
-                for (int n = 0; n < kD / 8; ++n) {
-                    acc.f[b][n][2 * h] *= alpha;
-                    acc.f[b][n][2 * h + 1] *= alpha;
+                for (int n = 0; n < R::kN; ++n) {
+                    R::at(acc, b, n, 2 * h) *= alpha[b][h];
+                    R::at(acc, b, n, 2 * h + 1) *= alpha[b][h];
                 }
             }
         }
+    }
+
+    // scores() and rescale() at once: the sm80 forward, whose P V follows right away.
+    template <class S, class A>
+    PA_DEVICE void update(S& s, A& acc, float scale_log2) {
+        float alpha[kM][2];
+        scores(s, alpha, scale_log2);
+        rescale(acc, alpha);
     }
 
     // Quad-reduces l; returns 1 / l for each row (0 for a row that saw no key) and writes the

@@ -218,7 +218,18 @@ void mbar_arrive(void *bar, uint32_t count, uint32_t tx_bytes, bool expect_tx, S
                         std::to_string(m->phase) + " finds " + std::to_string(-m->tx) +
                         " more bytes completed than expected");
         }
-        if (m->tx == 0) complete_phase(L, m);
+        if (m->tx == 0) {
+            complete_phase(L, m);
+            // The descending schedule lets the threads this phase releases run before the thread
+            // whose arrival completed it goes on: on a GPU they may (an arrive does not wait), and
+            // a consumer's release followed at once by its wgmma.wait_group would otherwise never
+            // let a producer refill a stage in between (a refill of a stage whose wgmma is still
+            // pending then lands first, a schedule difference).
+            if (L->schedule == PA_EMU_SCHEDULE_DESCENDING) {
+                t->deferred = true;
+                yield_to_scheduler(t);
+            }
+        }
     }
 }
 

@@ -55,6 +55,9 @@ struct Thread {
     std::vector<PendingCopy> copies;
     uint32_t committed_groups = 0;
     Sm90Thread sm90;
+    // Descending schedule: sits out the rest of the current sweep (its arrival completed an
+    // mbarrier phase, and the threads that phase releases go first: mbarrier.cpp).
+    bool deferred = false;
 };
 
 // Staging area of one warp's collective: every lane deposits its operands, the last one to arrive

@@ -169,6 +169,7 @@ void run_cta(Launch *L, std::vector<uint32_t> *order) {
     while (L->done < L->nthreads && !L->failed) {
         bool progressed = false;
         if (warp_by_warp) {
+            for (uint32_t i = 0; i < L->nthreads; i++) threads[i].deferred = false;
             for (uint32_t w = nwarps; w-- > 0 && !L->failed;) {
                 const uint32_t first = w * 32;
                 const uint32_t end = std::min(first + 32, L->nthreads);
@@ -176,7 +177,7 @@ void run_cta(Launch *L, std::vector<uint32_t> *order) {
                 while (ran && !L->failed) {
                     ran = false;
                     for (uint32_t idx = end; idx-- > first;) {
-                        if (threads[idx].state != State::Runnable) continue;
+                        if (threads[idx].state != State::Runnable || threads[idx].deferred) continue;
                         ran = progressed = true;
                         run_thread(L, &threads[idx]);
                         if (L->failed) break;

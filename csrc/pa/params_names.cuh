@@ -19,6 +19,7 @@ struct ParamsName;
 
 PA_PARAMS_NAME(PaFillParams)
 PA_PARAMS_NAME(PaAttnFwdParams)
+PA_PARAMS_NAME(PaAttnFwdSm90Params)
 PA_PARAMS_NAME(PaAttnBwdPreParams)
 PA_PARAMS_NAME(PaAttnBwdDkvParams)
 PA_PARAMS_NAME(PaAttnBwdDqParams)

@@ -38,6 +38,9 @@ const Q64K64W4S2: TileConfig = TileConfig::new(64, 64, 4, 2);
 const Q128K64W4S2: TileConfig = TileConfig::new(128, 64, 4, 2);
 const Q128K64W8S2: TileConfig = TileConfig::new(128, 64, 8, 2);
 const Q64K128W8S2: TileConfig = TileConfig::new(64, 128, 8, 2);
+// sm90a: warps = the producer warpgroup and one consumer warpgroup per 64 query rows.
+const SM90_Q128K128S2: TileConfig = TileConfig::new(128, 128, 12, 2);
+const SM90_Q192K128S2: TileConfig = TileConfig::new(192, 128, 16, 2);
 
 /// The forward picks. Change a row when a GPU check sweep (scripts/gpucheck, one table per path
 /// and head dim) measures a better configuration, and quote the run.
@@ -71,6 +74,35 @@ pub const FORWARD_PICKS: &[KernelPick] = &[
                    both of its 16-row blocks at once (about 220 registers, no spills), so every K \
                    and V fragment it loads serves two mma rows: half the shared-memory loads per \
                    mma and half the global K/V traffic per query; 48 KiB per CTA.",
+    },
+    KernelPick {
+        family: FORWARD_FAMILY,
+        arch: Arch::Sm90a,
+        head_dim: 128,
+        prefer: &[SM90_Q128K128S2],
+        evidence: "Reasoned, not measured (no device was lent when the sm90a forward was \
+                   written). FlashAttention-3 runs 128x128 for causal head dim 128 on H100 at \
+                   521-602 TFLOP/s (2k-8k); cuDNN's kernel on the H200 is also three warpgroups \
+                   of 128 threads, one CTA per SM (gpu-runs 2026-11-28, peer-kernels.md). Two \
+                   consumer warpgroups of 64 rows each hold O (64 fp32 per thread) and S \
+                   (64) plus P (32 registers) in the 240 registers setmaxnreg gives them (ptxas: \
+                   no spills), and a 128-key tile gives each wgmma N = 128. Shared memory: Q 32 \
+                   KiB plus two stages of K and V (128 KiB), 162 KiB of the 227; a third stage \
+                   would fit (227 KiB with nothing to spare) and is left for a device sweep to \
+                   justify.",
+    },
+    KernelPick {
+        family: FORWARD_FAMILY,
+        arch: Arch::Sm90a,
+        head_dim: 64,
+        prefer: &[SM90_Q192K128S2, SM90_Q128K128S2],
+        evidence: "Reasoned, not measured (as for head dim 128). FlashAttention-3's choice for \
+                   causal head dim 64: 192 queries (three consumer warpgroups, 160 registers \
+                   each after setmaxnreg: O 32 + S 64 + P 32 fp32/packed registers, no spills) \
+                   by 128 keys, so each K/V tile loaded serves 192 queries. At head dim 64 a \
+                   warpgroup's GEMMs are half as long per softmax as at 128, so the tensor core \
+                   needs the third warpgroup's GEMMs to cover two softmaxes. 128x128 (two \
+                   consumers, 240 registers) is registered as the alternative for the sweep.",
     },
 ];
 

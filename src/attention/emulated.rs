@@ -5,11 +5,14 @@
 use crate::emu::{self, Options, Stats};
 use crate::error::Result;
 use crate::plan::Plan;
+use crate::registry::Arch;
 use crate::shape::AttnShape;
+use crate::sm90::TensorMapDesc;
 
 use super::configs::{emulated_arch, select_forward, tile_shape, KernelChoice};
 use super::dtype::AttnDtype;
 use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
+use super::prepare_sm90::prepare_forward_sm90;
 use super::view::{RawView, View};
 
 /// Inputs and outputs of one emulated forward call (layouts as [`super::DeviceTensors`]).
@@ -43,7 +46,8 @@ pub fn forward_emulated<T: AttnDtype>(
 }
 
 /// [`forward_emulated`] with an explicit kernel choice (any path and registered tile: the
-/// emulator has no shared-memory limit below the largest a GPU allows).
+/// emulator has no shared-memory limit below the largest a GPU allows). An sm90a kernel runs
+/// with emulator-encoded tensor maps of the same views.
 pub fn forward_emulated_with<T: AttnDtype>(
     plan: &Plan,
     shape: &AttnShape,
@@ -61,7 +65,7 @@ pub fn forward_emulated_with<T: AttnDtype>(
     )?;
     let mask = plan.mask(tile_shape(kernel.tile.expect("forward kernels have tiles")))?;
     let addr = |s: &[i32]| s.as_ptr() as usize as u64;
-    let launch = prepare_forward(&ForwardCall {
+    let call = ForwardCall {
         kernel,
         mask,
         q_major: ListAddrs {
@@ -79,9 +83,19 @@ pub fn forward_emulated_with<T: AttnDtype>(
         lse_len: t.lse.len(),
         lse_addr: t.lse.as_ptr() as usize as u64,
         scale,
-    })?;
-    // SAFETY: prepare_forward checked every view against its slice and that O does not overlap
-    // itself; the plan arrays are the ones its lists index. `t` borrows the slices (O and LSE
-    // mutably) for the whole synchronous launch.
-    unsafe { emu::launch(launch.kernel, &launch.dims, &launch.params, options) }
+    };
+    // SAFETY (both launches): the preparation checked every view against its slice and that O
+    // does not overlap itself; the plan arrays are the ones its lists index; the tensor maps
+    // describe the checked Q, K and V views. `t` borrows the slices (O and LSE mutably) for the
+    // whole synchronous launch.
+    match kernel.arch {
+        Arch::Sm80 => {
+            let l = prepare_forward(&call)?;
+            unsafe { emu::launch(l.kernel, &l.dims, &l.params, options) }
+        }
+        Arch::Sm90a => {
+            let l = prepare_forward_sm90(&call, TensorMapDesc::encode_emulator)?;
+            unsafe { emu::launch(l.kernel, &l.dims, &l.params, options) }
+        }
+    }
 }

@@ -7,19 +7,46 @@ use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, DeviceRepr}
 
 use crate::cuda::{launch, DeviceArgs, DeviceKernel, Gpu};
 use crate::error::{Error, Result};
-use crate::ffi::params::PaAttnFwdParams;
+use crate::ffi::params::{PaAttnFwdParams, PaAttnFwdSm90Params};
 use crate::plan::Plan;
-use crate::registry::{Arch, KernelDtype, KernelRef};
+use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
+use crate::sm90::TensorMapDesc;
 
 use super::configs::{select_forward, tile_shape, KernelChoice, FORWARD_PICKS};
 use super::dtype::AttnDtype;
 use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
+use super::prepare_sm90::prepare_forward_sm90;
 use super::view::{RawView, View};
 
 // SAFETY: a plain C struct of pointers, integers and floats laid out as in csrc/pa_params.h
 // (bindgen layout tests check it), passed to the kernel by value.
 unsafe impl DeviceRepr for PaAttnFwdParams {}
+// SAFETY: as above; its tensor maps are 128 plain bytes each, and the struct's 64-byte alignment
+// (cp.async.bulk.tensor's for a map) is the C struct's own.
+unsafe impl DeviceRepr for PaAttnFwdSm90Params {}
+
+/// A loaded forward kernel: its path decides its parameter struct.
+enum PathKernel {
+    Sm80(DeviceKernel<PaAttnFwdParams>),
+    Sm90a(DeviceKernel<PaAttnFwdSm90Params>),
+}
+
+impl PathKernel {
+    fn load(gpu: &Gpu, info: &'static KernelInfo) -> Result<Self> {
+        Ok(match info.arch {
+            Arch::Sm80 => PathKernel::Sm80(gpu.load(KernelRef::new(info)?)?),
+            Arch::Sm90a => PathKernel::Sm90a(gpu.load(KernelRef::new(info)?)?),
+        })
+    }
+
+    fn info(&self) -> &'static KernelInfo {
+        match self {
+            PathKernel::Sm80(k) => k.kernel().info(),
+            PathKernel::Sm90a(k) => k.kernel().info(),
+        }
+    }
+}
 
 /// Inputs and outputs of one forward call on a device.
 ///
@@ -38,7 +65,7 @@ pub struct DeviceTensors<'a, T> {
 /// kernel choice picks for this device.
 pub struct Forward {
     ctx: Arc<CudaContext>,
-    kernels: Vec<(KernelDtype, usize, DeviceKernel<PaAttnFwdParams>)>,
+    kernels: Vec<(KernelDtype, usize, PathKernel)>,
 }
 
 impl Forward {
@@ -81,7 +108,7 @@ impl Forward {
                     Err(_) if choice.tile.is_some() => continue,
                     Err(e) => return Err(e),
                 };
-                kernels.push((dtype, head_dim, gpu.load(KernelRef::new(info)?)?));
+                kernels.push((dtype, head_dim, PathKernel::load(gpu, info)?));
             }
         }
         if kernels.is_empty() {
@@ -96,16 +123,13 @@ impl Forward {
         })
     }
 
-    /// The kernel a call of this dtype and head dim runs (its registry entry says its tile).
-    pub fn kernel_for(
-        &self,
-        dtype: KernelDtype,
-        head_dim: usize,
-    ) -> Result<KernelRef<PaAttnFwdParams>> {
-        self.find(dtype, head_dim).map(|k| k.kernel())
+    /// The kernel a call of this dtype and head dim runs (its registry entry says its path and
+    /// tile).
+    pub fn kernel_for(&self, dtype: KernelDtype, head_dim: usize) -> Result<&'static KernelInfo> {
+        self.find(dtype, head_dim).map(|k| k.info())
     }
 
-    fn find(&self, dtype: KernelDtype, head_dim: usize) -> Result<&DeviceKernel<PaAttnFwdParams>> {
+    fn find(&self, dtype: KernelDtype, head_dim: usize) -> Result<&PathKernel> {
         self.kernels
             .iter()
             .find(|(d, h, _)| *d == dtype && *h == head_dim)
@@ -138,7 +162,7 @@ impl Forward {
             });
         }
         let kernel = self.find(T::KERNEL_DTYPE, shape.head_dim)?;
-        let info = kernel.kernel().info();
+        let info = kernel.info();
         let tile = tile_shape(info.tile.expect("forward kernels have tiles"));
         let mask = plan.mask(tile)?;
         let lists = &plan
@@ -166,7 +190,7 @@ impl Forward {
         let v = raw(v.data.len(), args.read(&v.data)?, v.strides);
         let o = raw(o.data.len(), args.write(&mut o.data)?, o.strides);
         let (lse_len, lse_addr) = (lse.len(), args.write(&mut lse)?);
-        let launch_ = prepare_forward(&ForwardCall {
+        let call = ForwardCall {
             kernel: info,
             mask,
             q_major,
@@ -180,11 +204,21 @@ impl Forward {
             lse_len,
             lse_addr,
             scale,
-        })?;
-        // SAFETY: prepare_forward checked that every view lies inside its buffer and that O
-        // does not overlap itself; the plan arrays are the ones its lists index (built from the
-        // same VisEnd); all buffers outlive the enqueue and `args` orders them on `stream` when
-        // it drops, after the launch.
-        unsafe { launch(kernel, stream, &launch_.dims, &launch_.params) }
+        };
+        // SAFETY (both launches): the preparation checked that every view lies inside its buffer
+        // and that O does not overlap itself; the plan arrays are the ones its lists index (built
+        // from the same VisEnd); the tensor maps describe the checked Q, K and V views; all
+        // buffers outlive the enqueue and `args` orders them on `stream` when it drops, after the
+        // launch.
+        match kernel {
+            PathKernel::Sm80(k) => {
+                let l = prepare_forward(&call)?;
+                unsafe { launch(k, stream, &l.dims, &l.params) }
+            }
+            PathKernel::Sm90a(k) => {
+                let l = prepare_forward_sm90(&call, TensorMapDesc::encode_device)?;
+                unsafe { launch(k, stream, &l.dims, &l.params) }
+            }
+        }
     }
 }

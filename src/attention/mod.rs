@@ -21,6 +21,7 @@ mod forward;
 mod layer;
 mod overlap;
 mod prepare;
+mod prepare_sm90;
 mod view;
 pub mod workspace;
 
@@ -33,6 +34,7 @@ pub use emulated::{forward_emulated, forward_emulated_with, HostTensors};
 pub use forward::{DeviceTensors, Forward};
 pub use layer::Attention;
 pub use prepare::ForwardLaunch;
+pub use prepare_sm90::ForwardSm90Launch;
 pub use view::{Strides, View};
 pub use workspace::BackwardWorkspace;
 

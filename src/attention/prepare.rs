@@ -44,11 +44,22 @@ pub(crate) struct ForwardCall<'a> {
     pub(crate) scale: f32,
 }
 
-/// Checks a forward call and prepares its launch.
+/// Checks a forward call and prepares its launch (a kernel of the sm80 path).
 pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
+    let kernel = KernelRef::<PaAttnFwdParams>::new(c.kernel)?;
+    let (params, dims) = forward_params(c)?;
+    Ok(ForwardLaunch {
+        kernel,
+        params,
+        dims,
+    })
+}
+
+/// The checks every forward call passes, whatever its kernel's path, and the parameters and
+/// launch dims they give (the sm90a path adds its tensor maps: prepare_sm90.rs).
+pub(crate) fn forward_params(c: &ForwardCall<'_>) -> Result<(PaAttnFwdParams, LaunchDims)> {
     let shape = c.shape;
     shape.validate()?;
-    let kernel = KernelRef::<PaAttnFwdParams>::new(c.kernel)?;
     let info = c.kernel;
     let tile = kernel_tile(info, c.dtype, shape)?;
     let mask = c.mask;
@@ -72,11 +83,7 @@ pub(crate) fn prepare_forward(c: &ForwardCall<'_>) -> Result<ForwardLaunch> {
         lse: c.lse_addr as usize as *mut f32,
     };
     let dims = LaunchDims::linear(ctas, info.threads, info.smem_bytes);
-    Ok(ForwardLaunch {
-        kernel,
-        params,
-        dims,
-    })
+    Ok((params, dims))
 }
 
 #[cfg(test)]

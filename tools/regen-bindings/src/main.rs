@@ -28,8 +28,9 @@ const MIRRORS: &[Mirror] = &[
         types: "Pa.*",
         funcs: "",
         vars: "PA_.*",
-        blocklist_file: "",
-        raw_lines: &[],
+        // The tensor maps of the sm90a forward's params come from ffi/tma.rs.
+        blocklist_file: ".*pa_tma\\.h",
+        raw_lines: &["#[allow(unused_imports)]", "use super::tma::*;"],
     },
     // Tensor maps for TMA (the opaque PaTensorMap kernels receive and the emulator's encoding).
     Mirror {

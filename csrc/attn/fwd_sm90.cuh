@@ -1,0 +1,291 @@
+// Forward attention under the vis_end rule on the sm90a path (wgmma, TMA, mbarriers, setmaxnreg):
+// the same outputs and arithmetic as the sm80 forward (fwd_sm80.cuh), warp-specialised.
+//
+// One CTA per (row, q tile, q head), heaviest q tiles first (tile_work), walking only the k tiles
+// its q-major list names: FULL tiles without the per-element mask, PARTIAL tiles with it, EMPTY
+// tiles never loaded. Warpgroup 0 produces: one warp of it loads Q once and then, for every list
+// entry, the K tile (with the keys' vis_end, staged by its 32 lanes) and the V tile through TMA into
+// a ring of kStages stages (fwd_sm90_config.cuh), full/empty mbarriers per stage and per operand.
+// Warpgroups 1..kConsumers consume, 64 query rows each: S = Q K^T (wgmma, both operands in shared
+// memory), the online softmax in fp32 on the accumulator (softmax.cuh, the sm80 path's arithmetic
+// in the same order), O += P V (wgmma, P from registers).
+//
+// Overlap. Inside a consumer, the GEMMs of list entry i are S_i and P_{i-1} V_{i-1}, issued
+// together: the softmax of S_i runs while P_{i-1} V_{i-1} is still on the tensor cores, and O is
+// rescaled for S_i's new max only after that product completed (so O meets the same sequence of
+// rescales and additions as on the sm80 path). Across consumers, the GEMM issues take turns
+// (named barriers 1..kConsumers, round robin): while one warpgroup runs its softmax the next one's
+// GEMMs occupy the tensor cores. The producer issues K_i before V_{i-1}, the order the consumers
+// need them in.
+#pragma once
+
+#include "../pa/kernel.cuh"
+#include "../tile/tile.cuh"
+#include "block_info.cuh"
+#include "fwd_sm90_config.cuh"
+#include "fwd_sm90_smem.cuh"
+#include "mask.cuh"
+#include "softmax.cuh"
+
+namespace pa {
+namespace attn {
+
+template <class Cfg>
+struct FwdSm90 : KernelSpec<PaAttnFwdSm90Params, Cfg::kThreads, 1> {
+    using T = typename Cfg::T;
+    using Smem = Sm90FwdSmem<Cfg>;
+    static constexpr const char* kFamily = "attn_fwd";
+    static constexpr int kArch = PA_ARCH_SM90A;
+    static constexpr int kDtype = DtypeCode<T>::value;
+    static constexpr int kHeadDim = Cfg::kHeadDim;
+    static constexpr int kBlockQ = Cfg::kBlockQ;
+    static constexpr int kBlockK = Cfg::kBlockK;
+    static constexpr int kWarps = Cfg::kWarps;
+    static constexpr int kStages = Cfg::kStages;
+    static constexpr int kSmemBytes = Cfg::kSmemBytes;
+    static constexpr int kConsumers = Cfg::kConsumers;
+    // Named barriers: consumer c's turn to issue GEMMs (its own 128 threads wait, the previous
+    // consumer's 128 arrive), and its epilogue (its 128 threads).
+    static constexpr uint32_t kTurnBarrier = 1;
+    static constexpr uint32_t kEpilogueBarrier = 1 + kConsumers;
+
+    PA_DEVICE static void run(const PaAttnFwdSm90Params& p) {
+        const TileWork w = tile_work(p.q_major, p.qkv.q_heads);
+        const Smem sm(dyn_smem<unsigned char>());
+        if (thread_linear() == 0) {
+            sm.init_barriers();
+            sm90::fence_mbarrier_init();
+        }
+        sync_threads();
+        // One branch per role, so that ptxas knows each side's register budget (setmaxnreg).
+        if (warp_id() < 4) {
+            sm90::setmaxnreg_dec<Cfg::kProducerRegs>();
+            if (warp_id() == 0) produce(p, w, sm);
+        } else {
+            sm90::setmaxnreg_inc<Cfg::kConsumerRegs>();
+            consume(p, w, sm);
+        }
+    }
+
+    // ---- producer (one warp) ----
+    PA_DEVICE static void produce(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm) {
+        const PaAttnQkv& a = p.qkv;
+        const int count = w.list_end - w.list_begin;
+        if (count == 0) return;  // the consumers write O = 0, LSE = -inf without loading anything
+        const bool leader = lane_id() == 0;
+        const int32_t kv_head = w.head / a.kv_group;
+        const int32_t q0 = w.tile * kBlockQ;
+        if (leader) {
+            sm90::tma_prefetch_map(&p.k_map);
+            sm90::tma_prefetch_map(&p.v_map);
+            sm.q_full()->arrive_expect_tx(Cfg::kQBytes);
+            PA_UNROLL
+            for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
+                sm90::tma_load_4d(sm.q() + pnl * Cfg::kQPanelBytes, &p.q_map, sm.q_full(), 64 * pnl, w.head, q0,
+                                  w.row);
+            }
+        }
+        const int32_t* row_vis_end = a.vis_end + (int64_t)w.row * a.n;
+        for (int i = 0; i <= count; ++i) {
+            if (i < count) {
+                // K_i and its keys' vis_end, once every consumer is done with the stage's last tile.
+                const RingSlot sl = ring_slot<kStages>(i);
+                sm.empty_k(sl.stage)->wait(sl.parity ^ 1u);
+                const int32_t key0 = entry_tile(p.q_major.entries[w.list_begin + i]) * kBlockK;
+                int32_t* vis = sm.vis(sl.stage);
+                PA_UNROLL
+                for (int r = 0; r < kBlockK / 32; ++r) {
+                    const int c = 32 * r + (int)lane_id();
+                    vis[c] = key0 + c < a.n ? row_vis_end[key0 + c] : 0;
+                }
+                // Each lane's arrive releases its vis_end stores to the consumers' wait.
+                if (leader) {
+                    sm.full_k(sl.stage)->arrive_expect_tx(Cfg::kKvBytes);
+                    PA_UNROLL
+                    for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
+                        sm90::tma_load_4d(sm.k(sl.stage) + pnl * Cfg::kKvPanelBytes, &p.k_map, sm.full_k(sl.stage),
+                                          64 * pnl, kv_head, key0, w.row);
+                    }
+                } else {
+                    sm.full_k(sl.stage)->arrive();
+                }
+            }
+            if (i > 0 && leader) {
+                // V_{i-1}: the consumers need it after S_i.
+                const RingSlot sl = ring_slot<kStages>(i - 1);
+                sm.empty_v(sl.stage)->wait(sl.parity ^ 1u);
+                const int32_t key0 = entry_tile(p.q_major.entries[w.list_begin + i - 1]) * kBlockK;
+                sm.full_v(sl.stage)->arrive_expect_tx(Cfg::kKvBytes);
+                PA_UNROLL
+                for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
+                    sm90::tma_load_4d(sm.v(sl.stage) + pnl * Cfg::kKvPanelBytes, &p.v_map, sm.full_v(sl.stage),
+                                      64 * pnl, kv_head, key0, w.row);
+                }
+            }
+        }
+        // No wait for the consumers' last releases: without clusters nothing else writes this CTA's
+        // shared memory, and the CTA lives until its consumers finish.
+    }
+
+    // ---- consumers ----
+    // The GEMM issues of the consumers take turns in round robin: consumer wg waits for its turn
+    // before issuing and hands the turn on after.
+    PA_DEVICE static void wait_turn(int wg) { sm90::named_barrier_sync(kTurnBarrier + wg, 256); }
+    PA_DEVICE static void pass_turn(int wg) {
+        sm90::named_barrier_arrive(kTurnBarrier + (wg + 1 == kConsumers ? 0 : wg + 1), 256);
+    }
+
+    PA_DEVICE static void consume(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm) {
+        const PaAttnQkv& a = p.qkv;
+        const int wg = (int)(warp_id() / 4) - 1;
+        const int rows0 = w.tile * kBlockQ + 64 * wg;            // the warpgroup's first query
+        const int warp_rows0 = rows0 + 16 * (int)(warp_id() % 4);  // the warp's first query
+        const int count = w.list_end - w.list_begin;
+
+        sm90::WgAcc<kHeadDim> o;
+        PA_UNROLL
+        for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.f;
+        sm90::WgAcc<kBlockK> s;
+        sm90::WgFragA pf[kBlockK / 16];
+        OnlineSoftmax<1> softmax;
+        softmax.init();
+        float alpha[1][2];
+
+        // S_i (waited on) masked if PARTIAL, turned into probabilities; K_i's stage released.
+        const auto softmax_tile = [&](int i) {
+            const RingSlot sl = ring_slot<kStages>(i);
+            const int entry = p.q_major.entries[w.list_begin + i];
+            if (entry_partial(entry)) {
+                const int32_t* tile_vis_end = sm.vis(sl.stage);  // zero past the row
+                apply_partial_mask(s, warp_rows0, entry_tile(entry) * kBlockK, a.n,
+                                   [&](int c) { return tile_vis_end[c]; });
+            }
+            softmax.scores(s, alpha, a.scale_log2);
+            sm.empty_k(sl.stage)->arrive();
+        };
+        // P_{i} as the A fragments of its P V (after P_{i-1} V_{i-1} completed).
+        const auto to_p = [&]() {
+            PA_UNROLL
+            for (int kb = 0; kb < kBlockK / 16; ++kb) sm90::frag_a_from_acc<T>(pf[kb], s, kb);
+        };
+        // P_{i-1} V_{i-1} has completed: its registers are ours again, its V stage is released.
+        const auto pv_done = [&](int i) {
+            sm90::fence_operands(o);
+            PA_UNROLL
+            for (int kb = 0; kb < kBlockK / 16; ++kb) sm90::fence_operands(pf[kb]);
+            sm.empty_v(ring_slot<kStages>(i - 1).stage)->arrive();
+        };
+
+        if (count > 0) {
+            sm.q_full()->wait(0);
+            if (wg == kConsumers - 1) pass_turn(wg);  // consumer 0 issues first
+            // Entry 0: S_0 alone.
+            {
+                const RingSlot sl = ring_slot<kStages>(0);
+                wait_turn(wg);
+                sm.full_k(sl.stage)->wait(sl.parity);
+                sm90::wgmma_fence();
+                sm.issue_s(s, wg, sl.stage);
+                sm90::wgmma_commit();
+                pass_turn(wg);
+                sm90::wgmma_wait<0>();
+                sm90::fence_operands(s);
+                softmax_tile(0);  // O is still 0: no rescale
+                to_p();
+            }
+            // Entries 1..count-1: S_i and P_{i-1} V_{i-1}.
+            for (int i = 1; i < count; ++i) {
+                const RingSlot sk = ring_slot<kStages>(i);
+                const RingSlot sv = ring_slot<kStages>(i - 1);
+                wait_turn(wg);
+                sm.full_k(sk.stage)->wait(sk.parity);
+                sm90::wgmma_fence();
+                sm.issue_s(s, wg, sk.stage);
+                sm90::wgmma_commit();
+                sm.full_v(sv.stage)->wait(sv.parity);
+                sm90::wgmma_fence();  // ptxas otherwise injects one (C7519) for the A fragments
+                sm.issue_pv(o, pf, sv.stage);
+                sm90::wgmma_commit();
+                pass_turn(wg);
+                sm90::wgmma_wait<1>();  // S_i (the older group) is done; P V may still run
+                sm90::fence_operands(s);
+                softmax_tile(i);
+                sm90::wgmma_wait<0>();
+                pv_done(i);
+                OnlineSoftmax<1>::rescale(o, alpha);
+                to_p();
+            }
+            // The last P V; the last consumer's last turn is handed to nobody.
+            {
+                const RingSlot sv = ring_slot<kStages>(count - 1);
+                wait_turn(wg);
+                sm.full_v(sv.stage)->wait(sv.parity);
+                sm90::wgmma_fence();
+                sm.issue_pv(o, pf, sv.stage);
+                sm90::wgmma_commit();
+                if (wg != kConsumers - 1) pass_turn(wg);
+                sm90::wgmma_wait<0>();
+                pv_done(count);
+            }
+        }
+
+        float inv_l[1][2];
+        float lse[1][2];
+        softmax.finish(inv_l, lse, a.scale, a.scale_log2);
+        store_o(p, w, sm, o, inv_l, wg, rows0);
+        write_lse(p, w, warp_rows0, lse);
+    }
+
+    // O = acc / l rounded to T, staged in the warpgroup's own 64 rows of the Q tile (same panels
+    // and swizzle: the 4-byte stores of a warp hit 32 distinct banks), then written with 16-byte
+    // stores, rows at or beyond n skipped.
+    PA_DEVICE static void store_o(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm,
+                                  sm90::WgAcc<kHeadDim>& o, const float (&inv_l)[1][2], int wg, int rows0) {
+        unsigned char* tile = sm.q() + wg * 64 * 128;
+        // Every wgmma reading these rows has completed (its wait_group); order the async proxy's
+        // accesses of the bytes before this thread's ordinary stores.
+        sm90::fence_proxy_async_smem();
+        const tile::LaneCoords lc = tile::lane_coords();
+        PA_UNROLL
+        for (int h = 0; h < 2; ++h) {
+            const int r = 16 * (int)(warp_id() % 4) + lc.g + 8 * h;
+            PA_UNROLL
+            for (int n = 0; n < kHeadDim / 8; ++n) {
+                const uint32_t packed = pack2<T>(o[4 * n + 2 * h] * inv_l[0][h], o[4 * n + 2 * h + 1] * inv_l[0][h]);
+                const int at = (n / 8) * Cfg::kQPanelBytes + r * 128 + (((n % 8) ^ (r % 8)) << 4) + 4 * lc.t;
+                *reinterpret_cast<uint32_t*>(tile + at) = packed;
+            }
+        }
+        sm90::named_barrier_sync(kEpilogueBarrier + wg, 128);
+        constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
+        T* head = head_ptr<T>(p.o, w.row, w.head);
+        const int t = (int)(thread_linear() % 128);
+        PA_UNROLL
+        for (int it = 0; it < 64 * kChunks / 128; ++it) {
+            const int idx = t + 128 * it;
+            const int r = idx / kChunks;
+            const int ch = idx % kChunks;
+            if (rows0 + r < p.qkv.n) {
+                const int at = (ch / 8) * Cfg::kQPanelBytes + r * 128 + (((ch % 8) ^ (r % 8)) << 4);
+                *reinterpret_cast<u32x4*>(head + (int64_t)(rows0 + r) * p.o.stride.token + ch * 8) =
+                    *reinterpret_cast<const u32x4*>(tile + at);
+            }
+        }
+    }
+
+    // One lane per quad writes its two rows' LSE; queries beyond n are not written.
+    PA_DEVICE static void write_lse(const PaAttnFwdSm90Params& p, const TileWork& w, int warp_rows0,
+                                    const float (&lse)[1][2]) {
+        const tile::LaneCoords lc = tile::lane_coords();
+        if (lc.t != 0) return;
+        float* out = p.lse + ((int64_t)w.row * p.qkv.q_heads + w.head) * p.qkv.n;
+        PA_UNROLL
+        for (int h = 0; h < 2; ++h) {
+            const int i = warp_rows0 + lc.g + 8 * h;
+            if (i < p.qkv.n) out[i] = lse[0][h];
+        }
+    }
+};
+
+}  // namespace attn
+}  // namespace pa
