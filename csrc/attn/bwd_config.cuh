@@ -4,30 +4,18 @@
 // shared-memory stages. The plan's block lists are still at (block_q, block_k).
 #pragma once
 
-#include "../tile/tile.cuh"
+#include "config.cuh"
 
 namespace pa {
 namespace attn {
 
 template <typename T_, int kHeadDim_, int kBlockQ_, int kBlockK_, int kWarps_, int kStages_>
-struct KeyTileConfig {
-    using T = T_;
-    static constexpr int kHeadDim = kHeadDim_;
-    static constexpr int kBlockQ = kBlockQ_;
-    static constexpr int kBlockK = kBlockK_;
-    static constexpr int kWarps = kWarps_;
-    static constexpr int kStages = kStages_;
-    static constexpr int kThreads = kWarps * 32;
-    static constexpr int kRowsPerWarp = kBlockK / kWarps;  // keys per warp
+struct KeyTileConfig : Sm80TileParams<T_, kHeadDim_, kBlockQ_, kBlockK_, kWarps_, kStages_> {
+    static constexpr int kRowsPerWarp = kBlockK_ / kWarps_;  // keys per warp
 
-    using QTile = tile::Smem<T, kBlockQ, kHeadDim>;
-    using KvTile = tile::Smem<T, kBlockK, kHeadDim>;
-
-    static_assert(sizeof(T) == 2, "16-bit element types only");
-    static_assert(kRowsPerWarp % 16 == 0 && kRowsPerWarp * kWarps == kBlockK,
+    static_assert(kRowsPerWarp % 16 == 0 && kRowsPerWarp * kWarps_ == kBlockK_,
                   "each warp owns whole 16-row mma blocks of the k tile");
-    static_assert(kBlockQ % 16 == 0, "P^T dO consumes queries 16 at a time");
-    static_assert(kStages >= 2, "at least double-buffered Q/dO");
+    static_assert(kBlockQ_ % 16 == 0, "P^T dO consumes queries 16 at a time");
 };
 
 }  // namespace attn

@@ -35,18 +35,13 @@ namespace pa {
 namespace attn {
 
 template <class Cfg>
-struct BwdDkvSm80 : KernelSpec<PaAttnBwdDkvParams, Cfg::kThreads, 1> {
-    using T = typename Cfg::T;
+struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
+    using Spec = TiledKernelSpec<PaAttnBwdDkvParams, Cfg>;
+    using typename Spec::T;
+    using Spec::kHeadDim, Spec::kBlockQ, Spec::kBlockK, Spec::kWarps, Spec::kStages, Spec::kThreads;
     using QTile = typename Cfg::QTile;
     using KvTile = typename Cfg::KvTile;
     static constexpr const char* kFamily = "attn_bwd_dkv";
-    static constexpr int kDtype = DtypeCode<T>::value;
-    static constexpr int kHeadDim = Cfg::kHeadDim;
-    static constexpr int kBlockQ = Cfg::kBlockQ;
-    static constexpr int kBlockK = Cfg::kBlockK;
-    static constexpr int kWarps = Cfg::kWarps;
-    static constexpr int kStages = Cfg::kStages;
-    static constexpr int kThreads = Cfg::kThreads;
     static constexpr int kRows = Cfg::kRowsPerWarp;  // keys per warp
     // Queries per inner step: the whole q tile, unless the dK and dV accumulators plus the S^T and
     // dP^T tiles of a whole q tile would pass 192 fp32 registers per lane; then 32 at a time

@@ -25,18 +25,13 @@ namespace pa {
 namespace attn {
 
 template <class Cfg>
-struct BwdDqSm80 : KernelSpec<PaAttnBwdDqParams, Cfg::kThreads, 1> {
-    using T = typename Cfg::T;
+struct BwdDqSm80 : TiledKernelSpec<PaAttnBwdDqParams, Cfg> {
+    using Spec = TiledKernelSpec<PaAttnBwdDqParams, Cfg>;
+    using typename Spec::T;
+    using Spec::kHeadDim, Spec::kBlockQ, Spec::kBlockK, Spec::kWarps, Spec::kStages, Spec::kThreads;
     using QTile = typename Cfg::QTile;
     using KvTile = typename Cfg::KvTile;
     static constexpr const char* kFamily = "attn_bwd_dq";
-    static constexpr int kDtype = DtypeCode<T>::value;
-    static constexpr int kHeadDim = Cfg::kHeadDim;
-    static constexpr int kBlockQ = Cfg::kBlockQ;
-    static constexpr int kBlockK = Cfg::kBlockK;
-    static constexpr int kWarps = Cfg::kWarps;
-    static constexpr int kStages = Cfg::kStages;
-    static constexpr int kThreads = Cfg::kThreads;
     static constexpr int kRows = Cfg::kRowsPerWarp;  // queries per warp
     static_assert(kRows == 16, "one 16-row block per warp: dQ, S and dP of 32 rows would spill");
     // Q (reused to stage dQ), dO, then kStages K tiles and kStages V tiles.

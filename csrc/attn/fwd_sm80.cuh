@@ -23,17 +23,13 @@ namespace pa {
 namespace attn {
 
 template <class Cfg>
-struct FwdSm80 : KernelSpec<PaAttnFwdParams, Cfg::kThreads, 1> {
-    using T = typename Cfg::T;
+struct FwdSm80 : TiledKernelSpec<PaAttnFwdParams, Cfg> {
+    using Spec = TiledKernelSpec<PaAttnFwdParams, Cfg>;
+    using typename Spec::T;
+    using Spec::kHeadDim, Spec::kBlockQ, Spec::kBlockK, Spec::kWarps, Spec::kStages, Spec::kThreads;
     using QTile = typename Cfg::QTile;
     using KvTile = typename Cfg::KvTile;
     static constexpr const char* kFamily = "attn_fwd";
-    static constexpr int kDtype = DtypeCode<T>::value;
-    static constexpr int kHeadDim = Cfg::kHeadDim;
-    static constexpr int kBlockQ = Cfg::kBlockQ;
-    static constexpr int kBlockK = Cfg::kBlockK;
-    static constexpr int kWarps = Cfg::kWarps;
-    static constexpr int kStages = Cfg::kStages;
     static constexpr int kRows = Cfg::kRowsPerWarp;  // query rows per warp
     // A warp computes all its 16-row blocks at once, so that each K and V fragment it loads serves
     // every block. O and S of a lane take (kRows / 16) * (head_dim + block_k) / 2 fp32 registers:

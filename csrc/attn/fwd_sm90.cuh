@@ -31,17 +31,12 @@ namespace pa {
 namespace attn {
 
 template <class Cfg>
-struct FwdSm90 : KernelSpec<PaAttnFwdSm90Params, Cfg::kThreads, 1> {
-    using T = typename Cfg::T;
+struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
+    using Spec = TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A>;
+    using typename Spec::T;
+    using Spec::kHeadDim, Spec::kBlockQ, Spec::kBlockK, Spec::kWarps, Spec::kStages, Spec::kThreads;
     using Smem = Sm90FwdSmem<Cfg>;
     static constexpr const char* kFamily = "attn_fwd";
-    static constexpr int kArch = PA_ARCH_SM90A;
-    static constexpr int kDtype = DtypeCode<T>::value;
-    static constexpr int kHeadDim = Cfg::kHeadDim;
-    static constexpr int kBlockQ = Cfg::kBlockQ;
-    static constexpr int kBlockK = Cfg::kBlockK;
-    static constexpr int kWarps = Cfg::kWarps;
-    static constexpr int kStages = Cfg::kStages;
     static constexpr int kSmemBytes = Cfg::kSmemBytes;
     static constexpr int kConsumers = Cfg::kConsumers;
     // Named barriers: consumer c's turn to issue GEMMs (its own 128 threads wait, the previous

@@ -49,6 +49,22 @@ struct DtypeCode<float> {
     static constexpr int value = PA_DTYPE_F32;
 };
 
+// The spec of a kernel written over a tile configuration `Cfg` (attn/config.cuh,
+// attn/fwd_sm90_config.cuh): the element type, head dim, tile, warps, stages and threads the
+// registry row reports come from the configuration, so that the kernel struct names only its
+// family, its parameters, its shared memory and what is its own.
+template <class Params_, class Cfg, int kArch_ = PA_ARCH_SM80>
+struct TiledKernelSpec : KernelSpec<Params_, Cfg::kThreads, 1> {
+    using T = typename Cfg::T;
+    static constexpr int kArch = kArch_;
+    static constexpr int kDtype = DtypeCode<T>::value;
+    static constexpr int kHeadDim = Cfg::kHeadDim;
+    static constexpr int kBlockQ = Cfg::kBlockQ;
+    static constexpr int kBlockK = Cfg::kBlockK;
+    static constexpr int kWarps = Cfg::kWarps;
+    static constexpr int kStages = Cfg::kStages;
+};
+
 // The kernel body, or a trap where this compilation pass cannot hold it (an sm_90a kernel in the
 // sm_80 pass): `arch_compiled` is path-specific (device.cuh / host.cuh). Inside a template the
 // discarded branch is never instantiated, so sm_90a instructions never reach an sm_80 assembler.
