@@ -10,13 +10,14 @@ use crate::cuda::{launch, DeviceArgs, DeviceKernel, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::{PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams};
 use crate::plan::Plan;
-use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
+use crate::registry::{KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 
 use super::backward_prepare::{prepare_backward, BackwardCall};
 use super::checks::ListAddrs;
 use super::configs::{
-    select_backward, tile_shape, BackwardChoice, BackwardKernels, BACKWARD_PICKS,
+    path_for, picked_head_dims, select_backward, tile_shape, BackwardChoice, BackwardKernels,
+    BACKWARD_PICKS,
 };
 use super::dtype::AttnDtype;
 use super::view::{RawView, View};
@@ -73,26 +74,12 @@ impl Backward {
     /// cannot run.
     pub fn with_choice(gpu: &Gpu, choice: BackwardChoice) -> Result<Self> {
         let best = gpu.arch()?;
-        let mut head_dims: Vec<usize> =
-            BACKWARD_PICKS.iter().map(|p| p.head_dim as usize).collect();
-        head_dims.sort_unstable();
-        head_dims.dedup();
         let mut kernels = Vec::new();
         for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
-            for &head_dim in &head_dims {
-                // The device's best path where it has backward picks for this head dim, else sm80.
-                let arch = choice.arch.unwrap_or_else(|| {
-                    let has = |a: Arch| {
-                        BACKWARD_PICKS
-                            .iter()
-                            .any(|p| p.arch == a && p.head_dim as usize == head_dim)
-                    };
-                    if has(best) {
-                        best
-                    } else {
-                        Arch::Sm80
-                    }
-                });
+            for head_dim in picked_head_dims(BACKWARD_PICKS) {
+                let arch = choice
+                    .arch
+                    .unwrap_or_else(|| path_for(BACKWARD_PICKS, best, head_dim));
                 let ks = select_backward(arch, dtype, head_dim, &choice, |k| gpu.runs(k))?;
                 kernels.push(Loaded {
                     dtype,

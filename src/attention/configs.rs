@@ -152,6 +152,29 @@ pub const BACKWARD_PICKS: &[KernelPick] = &[
 ];
 
 /// The picks of every family.
+/// The head dims `picks` has rows for, ascending.
+pub fn picked_head_dims(picks: &[KernelPick]) -> Vec<usize> {
+    let mut d: Vec<usize> = picks.iter().map(|p| p.head_dim as usize).collect();
+    d.sort_unstable();
+    d.dedup();
+    d
+}
+
+/// The path a call at `head_dim` takes on a device whose best path is `best`: `best` where
+/// `picks` has a row for it at that head dim, else sm80 (which every supported device runs).
+pub fn path_for(picks: &[KernelPick], best: Arch, head_dim: usize) -> Arch {
+    let has = |a: Arch| {
+        picks
+            .iter()
+            .any(|p| p.arch == a && p.head_dim as usize == head_dim)
+    };
+    if has(best) {
+        best
+    } else {
+        Arch::Sm80
+    }
+}
+
 fn picks() -> impl Iterator<Item = &'static KernelPick> {
     FORWARD_PICKS.iter().chain(BACKWARD_PICKS)
 }
@@ -373,6 +396,22 @@ pub fn tile_shape(t: TileConfig) -> TileShape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_without_picks_at_a_head_dim_falls_back_to_sm80() {
+        let picks = [KernelPick {
+            family: FORWARD_FAMILY,
+            arch: Arch::Sm90a,
+            head_dim: 128,
+            prefer: &[],
+            evidence: "",
+        }];
+        assert_eq!(path_for(&picks, Arch::Sm90a, 128), Arch::Sm90a);
+        assert_eq!(path_for(&picks, Arch::Sm90a, 64), Arch::Sm80);
+        assert_eq!(path_for(&picks, Arch::Sm80, 128), Arch::Sm80);
+        assert_eq!(picked_head_dims(FORWARD_PICKS), vec![64, 128]);
+        assert_eq!(picked_head_dims(BACKWARD_PICKS), vec![64, 128]);
+    }
 
     #[test]
     fn every_pick_is_registered_for_both_dtypes() {

@@ -13,7 +13,9 @@ use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 use crate::sm90::TensorMapDesc;
 
-use super::configs::{select_forward, tile_shape, KernelChoice, FORWARD_PICKS};
+use super::configs::{
+    path_for, picked_head_dims, select_forward, tile_shape, KernelChoice, FORWARD_PICKS,
+};
 use super::dtype::AttnDtype;
 use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
 use super::prepare_sm90::prepare_forward_sm90;
@@ -79,27 +81,11 @@ impl Forward {
     pub fn with_choice(gpu: &Gpu, choice: KernelChoice) -> Result<Self> {
         let best = gpu.arch()?;
         let mut kernels = Vec::new();
-        let head_dims: Vec<usize> = {
-            let mut d: Vec<usize> = FORWARD_PICKS.iter().map(|p| p.head_dim as usize).collect();
-            d.sort_unstable();
-            d.dedup();
-            d
-        };
         for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
-            for &head_dim in &head_dims {
-                // The device's best path where it has a pick for this head dim, else sm80.
-                let arch = choice.arch.unwrap_or_else(|| {
-                    let has = |a: Arch| {
-                        FORWARD_PICKS
-                            .iter()
-                            .any(|p| p.arch == a && p.head_dim as usize == head_dim)
-                    };
-                    if has(best) {
-                        best
-                    } else {
-                        Arch::Sm80
-                    }
-                });
+            for head_dim in picked_head_dims(FORWARD_PICKS) {
+                let arch = choice
+                    .arch
+                    .unwrap_or_else(|| path_for(FORWARD_PICKS, best, head_dim));
                 // A forced tile configuration need not exist at every head dim: calls at the
                 // others are then errors (UnsupportedHeadDim), like any head dim without a kernel.
                 let info = match select_forward(arch, dtype, head_dim, choice.tile, |k| gpu.runs(k))
