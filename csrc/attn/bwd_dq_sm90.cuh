@@ -5,7 +5,7 @@
 // once, with no atomics.
 //
 // Warpgroup 0 produces: one warp of it loads Q and dO of the q tile once, then, for every list
-// entry, the K tile (with its keys' vis_end, as the forward) and the V tile through TMA into the
+// entry, the V tile and the K tile (with its keys' vis_end, as the forward) through TMA into the
 // forward's ring of kStages stages (fwd_sm90_smem.cuh: produce_k_stage, produce_v_stage).
 // Warpgroups 1..kConsumers consume, 64 query rows each, per entry:
 //
@@ -96,11 +96,12 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
             }
         }
         const int32_t* row_vis_end = a.vis_end + (int64_t)w.row * a.n;
-        // K_i then V_i: the consumers issue S_i and dP_i together.
+        // V_i then K_i: the consumers need both for S_i and dP_i, but release V's stage earlier
+        // (after dP) than K's (after dQ), so V_i's refill must not queue behind K_i's wait.
         for (int i = 0; i < count; ++i) {
             const int32_t key0 = entry_tile(p.dq.q_major.entries[w.list_begin + i]) * kBlockK;
-            produce_k_stage<Cfg>(sm, &p.k_map, i, key0, kv_head, w.row, row_vis_end, a.n, leader);
             if (leader) produce_v_stage<Cfg>(sm, &p.v_map, i, key0, kv_head, w.row);
+            produce_k_stage<Cfg>(sm, &p.k_map, i, key0, kv_head, w.row, row_vis_end, a.n, leader);
         }
         // No wait for the consumers' last releases: without clusters nothing else writes this CTA's
         // shared memory, and the CTA lives until its consumers finish.
