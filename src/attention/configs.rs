@@ -166,7 +166,7 @@ pub const BACKWARD_CHOSEN_ONLY_PICKS: &[KernelPick] = &[
                    the forward's sm90a tile: dQ (64 fp32 per thread), S and dP (64 each) and \
                    dS's fragments (32) fit the 240 registers setmaxnreg gives a consumer \
                    (ptxas: no spills). Shared memory: Q and dO 32 KiB each plus two stages of K \
-                   and V (128 KiB), 193 KiB.",
+                   and V (128 KiB), 194 KiB.",
     },
     KernelPick {
         family: BACKWARD_DQ_FAMILY,
