@@ -180,6 +180,20 @@ typedef struct PaAttnBwdDqParams {
     PaAttnBwdStats stats;
 } PaAttnBwdDqParams;
 
+/* pa_attn_bwd_dq_sm90_* (compute capability 9.0): what pa_attn_bwd_dq_* computes, with Q, dO, K
+ * and V loaded by TMA through these maps (built like PaAttnFwdSm90Params' maps: boxes of 64
+ * head-dim elements x block_q or block_k tokens, SWIZZLE_128B). lse_log2 and D are read from
+ * `dq.stats` by ordinary loads. Grid as pa_attn_bwd_dq_*. */
+typedef struct PaAttnBwdDqSm90Params {
+    PaAttnBwdDqParams dq;
+    /* PaAttnBwdDqParams is 248 bytes; the maps start at 256 (64-byte aligned) */
+    int64_t _pad0;
+    PaTensorMap q_map;
+    PaTensorMap d_o_map;
+    PaTensorMap k_map;
+    PaTensorMap v_map;
+} PaAttnBwdDqSm90Params;
+
 /* pa_logprob_gather_{bf16,f16,f32}: per map entry e (one CTA each),
  *   per_token[e] = log_softmax(logits[logit_rows[e], 0..vocab])[targets[e]]
  *               = logit[target] - logsumexp(row),

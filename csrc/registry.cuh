@@ -7,6 +7,7 @@
 
 #include "attn/bwd_dkv_sm80.cuh"
 #include "attn/bwd_dq_sm80.cuh"
+#include "attn/bwd_dq_sm90.cuh"
 #include "attn/bwd_preprocess.cuh"
 #include "attn/fwd_sm80.cuh"
 #include "attn/fwd_sm90.cuh"
@@ -63,6 +64,13 @@
     X(pa_attn_bwd_dkv_sm80_##tn##_d##D##_q64k128w8s2, pa::attn::BwdDkvSm80<pa::attn::KeyTileConfig<T, D, 64, 128, 8, 2>>) \
     X(pa_attn_bwd_dq_sm80_##tn##_d##D##_q64k64w4s2, pa::attn::BwdDqSm80<pa::attn::TileConfig<T, D, 64, 64, 4, 2>>)
 
+// The backward's sm90a dQ kernel for one dtype and head dim (128 queries: two consumer warpgroups,
+// by 128 keys, 2 stages; docs/backward.md, "On Hopper"). The same family as the sm80 dQ; no
+// BACKWARD_PICKS row names it yet, so it runs only when a BackwardChoice asks for the sm90a path.
+#define PA_ATTN_BWD_DQ_SM90(X, T, tn, D)                                                         \
+    X(pa_attn_bwd_dq_sm90_##tn##_d##D##_q128k128s2,                                              \
+      pa::attn::BwdDqSm90<pa::attn::Sm90DqTileConfig<T, D, 128, 128, 2>>)
+
 #define PA_KERNEL_LIST(X)                                                   \
     X(pa_fill_u32, pa::kernels::FillU32)                                    \
     PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16)                             \
@@ -73,6 +81,10 @@
     PA_ATTN_BWD_SM80_KERNELS(X, pa::bf16, bf16, 128)                        \
     PA_ATTN_BWD_SM80_KERNELS(X, pa::f16, f16, 64)                           \
     PA_ATTN_BWD_SM80_KERNELS(X, pa::f16, f16, 128)                          \
+    PA_ATTN_BWD_DQ_SM90(X, pa::bf16, bf16, 64)                              \
+    PA_ATTN_BWD_DQ_SM90(X, pa::bf16, bf16, 128)                             \
+    PA_ATTN_BWD_DQ_SM90(X, pa::f16, f16, 64)                                \
+    PA_ATTN_BWD_DQ_SM90(X, pa::f16, f16, 128)                               \
     X(pa_logprob_gather_bf16, pa_logprob::Gather<pa::bf16>)                 \
     X(pa_logprob_gather_f16, pa_logprob::Gather<pa::f16>)                   \
     X(pa_logprob_gather_f32, pa_logprob::Gather<float>)                     \

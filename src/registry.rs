@@ -230,9 +230,9 @@ use crate::ffi::emu::{
     PaProbeSm90WgmmaParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
-    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams, PaAttnFwdParams,
-    PaAttnFwdSm90Params, PaFillParams, PaLogProbGatherParams, PaRotaryParams, PaSegmentSumParams,
-    PaSwigluParams,
+    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdDqSm90Params, PaAttnBwdPreParams,
+    PaAttnFwdParams, PaAttnFwdSm90Params, PaFillParams, PaLogProbGatherParams, PaRotaryParams,
+    PaSegmentSumParams, PaSwigluParams,
 };
 
 kernel_params!(
@@ -242,6 +242,7 @@ kernel_params!(
     PaAttnBwdPreParams,
     PaAttnBwdDkvParams,
     PaAttnBwdDqParams,
+    PaAttnBwdDqSm90Params,
     PaLogProbGatherParams,
     PaSegmentSumParams,
     PaSwigluParams,

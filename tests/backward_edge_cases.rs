@@ -4,7 +4,8 @@
 //! their dK/dV must still be written, as zeros), a row where only the last query sees anything,
 //! large score magnitudes, tiny softmax scales, FULL / PARTIAL / EMPTY checkerboards, GQA 8:1 and
 //! odd head counts, head-major views of a mixed batch. Every case runs under every registered
-//! backward configuration against the f64 reference within the derived bounds
+//! sm80 backward configuration and with the sm90a dQ kernel (and the first sm80 dK/dV
+//! configuration) against the f64 reference within the derived bounds
 //! (tests/backward_support/bounds.rs), outputs poisoned and guarded.
 
 mod backward_support;
@@ -25,7 +26,7 @@ fn run_edge<T: KernelElem + Tagged + prefix_attn::emu::Element>(e: &Edge) -> Res
     let inp = e.inputs::<T>();
     let d_o = d_o_for(&inp, e.seed);
     let rf0 = bounds::reference(&inp, &d_o);
-    for choice in configs::choices(Arch::Sm80) {
+    for choice in backward_choices() {
         let mut rf = rf0.clone();
         let label = format!("{} [{}]", e.name, configs::name(&choice));
         let out = run(e.layout, &inp, &d_o, choice, Schedule::Ascending)
@@ -38,6 +39,13 @@ fn run_edge<T: KernelElem + Tagged + prefix_attn::emu::Element>(e: &Edge) -> Res
         );
     }
     Ok(())
+}
+
+/// Every sm80 backward configuration, then the sm90a dQ with the first sm80 dK/dV.
+fn backward_choices() -> Vec<prefix_attn::attention::BackwardChoice> {
+    let mut c = configs::choices(Arch::Sm80);
+    c.push(configs::choices(Arch::Sm90a)[0]);
+    c
 }
 
 fn run_all(cases: &[Edge]) {
@@ -106,7 +114,7 @@ fn identical_bits_under_every_schedule_large_scores() {
     let e = edge::head_major_large_scores(71);
     let inp = e.inputs::<f16>();
     let d_o = d_o_for(&inp, e.seed);
-    for choice in configs::choices(Arch::Sm80) {
+    for choice in backward_choices() {
         let base = run(e.layout, &inp, &d_o, choice, Schedule::Ascending).unwrap();
         for schedule in [Schedule::Descending, Schedule::Random { seed: 0xbeef }] {
             let other = run(e.layout, &inp, &d_o, choice, schedule).unwrap();

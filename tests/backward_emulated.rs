@@ -1,8 +1,10 @@
 //! The backward kernels on the CPU emulator against the f64 reference (docs/backward.md): the
 //! forward's covering matrix of mask layouts, ragged lengths, GQA ratios, dtypes and head dims,
-//! for every registered dK/dV and dQ configuration of the sm80 path, run after the forward kernel
-//! as a trainer runs them; identical bits under every emulator schedule; poisoned, guarded
-//! outputs; strided (fused) views; the bounds can fail; typed errors for bad calls.
+//! for every registered dK/dV and dQ configuration of the sm80 path and the sm90a dQ kernel (with
+//! the sm80 dK/dV), run after the forward kernel as a trainer runs them; identical bits under
+//! every emulator schedule; the sm90a dQ's bits equal to the sm80 dQ's; lists long enough to wrap
+//! the sm90a K/V ring; poisoned, guarded outputs; strided (fused) views; the bounds can fail;
+//! typed errors for bad calls.
 
 mod backward_support;
 mod forward_support;
@@ -29,10 +31,10 @@ fn run_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
     d_o: &[T],
     layout: Layout,
     choice: BackwardChoice,
+    schedule: Schedule,
 ) -> Result<(), String> {
-    let label = format!("{label} [{}]", configs::name(&choice));
-    let out =
-        run(layout, inp, d_o, choice, Schedule::Ascending).map_err(|e| format!("{label}: {e}"))?;
+    let label = format!("{label} [{}] ({schedule})", configs::name(&choice));
+    let out = run(layout, inp, d_o, choice, schedule).map_err(|e| format!("{label}: {e}"))?;
     let mut rf = bounds::reference(inp, d_o);
     check_given_lse(&label, &mut rf, &out.lse)?;
     let errs = check(&label, &inp.shape, &rf, [&out.dq, &out.dk, &out.dv])?;
@@ -49,7 +51,14 @@ fn run_matrix_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
 ) -> Result<(), String> {
     let inp = inputs::<T>(case);
     let d_o = d_o_for(&inp, case.seed);
-    run_case(case.name, &inp, &d_o, Layout::Dense, choice)
+    run_case(
+        case.name,
+        &inp,
+        &d_o,
+        Layout::Dense,
+        choice,
+        Schedule::Ascending,
+    )
 }
 
 /// The whole matrix under one backward configuration.
@@ -78,10 +87,103 @@ fn matrix_matches_reference_sm80_config_1() {
     run_matrix(configs::choices(Arch::Sm80)[1]);
 }
 
-/// The two tests above cover every registered sm80 backward configuration.
+/// The sm90a dQ kernel (with the first sm80 dK/dV configuration).
 #[test]
-fn every_sm80_backward_config_has_a_matrix_test() {
+fn matrix_matches_reference_sm90a_dq() {
+    run_matrix(configs::choices(Arch::Sm90a)[0]);
+}
+
+/// The tests above cover every registered sm80 backward configuration and every sm90a dQ
+/// configuration (the sm90a choices differ only in their sm80 dK/dV kernel after the first).
+#[test]
+fn every_backward_config_has_a_matrix_test() {
     assert_eq!(configs::choices(Arch::Sm80).len(), 2);
+    let sm90 = configs::choices(Arch::Sm90a);
+    assert!(sm90.iter().all(|c| c.dq_tile == sm90[0].dq_tile));
+}
+
+/// The sm90a dQ kernel gives the sm80 dQ kernel's bits on every matrix case: on the emulator a
+/// k16 wgmma step is the same chain of 16 products as an mma.m16n8k16 step, both kernels walk
+/// the keys in ascending order (the sm90a's 128-key tiles are two of the sm80's 64-key tiles;
+/// where its list holds a 128-key tile whose half the sm80 list skips as EMPTY, that half's dS
+/// is exactly 0 and adds nothing), and the element-wise steps are the same code. dK and dV come
+/// from the same sm80 kernel in both calls.
+#[test]
+fn sm90a_dq_gives_the_sm80_dq_bits() {
+    let sm80 = configs::choices(Arch::Sm80)[0];
+    let sm90 = BackwardChoice {
+        arch: Some(Arch::Sm90a),
+        dq_tile: configs::choices(Arch::Sm90a)[0].dq_tile,
+        ..sm80
+    };
+    let failures: Vec<String> = matrix()
+        .iter()
+        .filter_map(|case| {
+            let differs = match case.dtype {
+                Dtype::Bf16 => same_bits_of::<bf16>(case, sm80, sm90),
+                Dtype::F16 => same_bits_of::<f16>(case, sm80, sm90),
+            };
+            differs.map(|what| format!("{}: {what} differs", case.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn same_bits_of<T: KernelElem + prefix_attn::emu::Element>(
+    case: &Case,
+    a: BackwardChoice,
+    b: BackwardChoice,
+) -> Option<String> {
+    let inp = inputs::<T>(case);
+    let d_o = d_o_for(&inp, case.seed);
+    let x = run(Layout::Dense, &inp, &d_o, a, Schedule::Ascending).unwrap();
+    let y = run(Layout::Dense, &inp, &d_o, b, Schedule::Random { seed: 11 }).unwrap();
+    same_bits(&x, &y).map(|w| w.to_string())
+}
+
+/// Causal rows of 520 tokens: the last q tile of 128 walks 5 k tiles, so the sm90a dQ kernel's
+/// 2-stage K/V ring wraps twice (every stage refilled after its release, parities flipping),
+/// with GQA 2 and two rows. Within the bounds under every schedule (descending lets a refill
+/// land before a wgmma released too early reads its stage), the sm80 dQ's bits, and the same bits
+/// under every schedule.
+#[test]
+fn sm90a_dq_wraps_its_ring() {
+    let case = Case {
+        name: "causal n=520 + a 300-token document, 2 rows, gqa 2, d64, bf16",
+        rows: vec![
+            forward_support::masks::causal(520, 520),
+            forward_support::masks::packed(&[300, 220], 520),
+        ],
+        q_heads: 2,
+        kv_heads: 1,
+        head_dim: 64,
+        dtype: Dtype::Bf16,
+        seed: 77,
+    };
+    let sm90 = configs::choices(Arch::Sm90a)[0];
+    {
+        let inp = inputs::<bf16>(&case);
+        let d_o = d_o_for(&inp, case.seed);
+        for schedule in [
+            Schedule::Ascending,
+            Schedule::Descending,
+            Schedule::Random { seed: 5 },
+        ] {
+            run_case(case.name, &inp, &d_o, Layout::Dense, sm90, schedule).unwrap();
+        }
+    }
+    let sm80 = BackwardChoice {
+        arch: Some(Arch::Sm80),
+        dq_tile: configs::choices(Arch::Sm80)[0].dq_tile,
+        ..sm90
+    };
+    assert_eq!(same_bits_of::<bf16>(&case, sm80, sm90), None);
+    assert_eq!(same_bits_of::<bf16>(&case, sm90, sm90), None);
+    let inp = inputs::<bf16>(&case);
+    let d_o = d_o_for(&inp, case.seed);
+    let base = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Ascending).unwrap();
+    let other = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Descending).unwrap();
+    assert_eq!(same_bits(&base, &other), None);
 }
 
 /// The magnitudes' own reference gradients are the crate's f64 reference backward (the bounds
@@ -179,7 +281,8 @@ fn same_bits<T: KernelElem>(a: &Outputs<T>, b: &Outputs<T>) -> Option<&'static s
 }
 
 /// Deterministic and race-free: the same bits under ascending, descending and random thread/CTA
-/// orders (and cp.async landing times), for every backward configuration.
+/// orders (and cp.async / TMA landing times), for every backward configuration, the sm90a dQ's
+/// included.
 #[test]
 fn identical_bits_under_every_schedule() {
     let all = matrix();
@@ -187,7 +290,8 @@ fn identical_bits_under_every_schedule() {
     for case in [&all[2], &all[5]] {
         let inp = inputs::<bf16>(case);
         let d_o = d_o_for(&inp, case.seed);
-        for choice in configs::choices(Arch::Sm80) {
+        let sm90a_dq = configs::choices(Arch::Sm90a)[0];
+        for choice in configs::choices(Arch::Sm80).into_iter().chain([sm90a_dq]) {
             let base = run(Layout::Dense, &inp, &d_o, choice, Schedule::Ascending).unwrap();
             for schedule in [Schedule::Descending, Schedule::Random { seed: 0x5eed }] {
                 let other = run(Layout::Dense, &inp, &d_o, choice, schedule).unwrap();

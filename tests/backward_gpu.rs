@@ -152,10 +152,13 @@ fn attention(dev: &Device, choice: BackwardChoice) -> Attention {
     Attention::with_choices(&dev.gpu, KernelChoice::default(), choice).expect("kernels load")
 }
 
-/// The registered backward configurations this device runs (shared memory, path).
+/// The registered backward configurations this device runs (shared memory, path): the sm80
+/// ones, and on compute capability 9.0 the sm90a dQ kernel's (with the sm80 dK/dV), which no GPU
+/// run has checked yet.
 fn device_choices(dev: &Device) -> Vec<BackwardChoice> {
     configs::choices(Arch::Sm80)
         .into_iter()
+        .chain(configs::choices(Arch::Sm90a))
         .filter(|c| Attention::with_choices(&dev.gpu, KernelChoice::default(), *c).is_ok())
         .collect()
 }

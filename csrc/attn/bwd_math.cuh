@@ -9,6 +9,7 @@
 #pragma once
 
 #include "../tile/tile.cuh"
+#include "acc_rows.cuh"
 
 namespace pa {
 namespace attn {
@@ -19,28 +20,38 @@ struct alignas(8) float2v {
 };
 PA_DEVICE float2v load_f2(const float* p) { return *reinterpret_cast<const float2v*>(p); }
 
-// Queries are rows: lse_log2[m][h] belongs to rows 16m + g + 8h of the lane (geometry.cuh).
-template <int kR, int kC>
-PA_DEVICE void probs_by_rows(tile::Acc<kR, kC>& s, const float (&lse_log2)[kR / 16][2], float scale_log2) {
+// Queries are rows: lse_log2[m][h] belongs to rows 16m + g + 8h of the lane (geometry.cuh), on a
+// warp's tile::Acc or its rows of a warpgroup's wgmma accumulator (acc_rows.cuh): the sm80 and
+// sm90a dQ kernels run this same code, element by element in the same order.
+template <class A>
+PA_DEVICE void probs_by_rows(A& s, const float (&lse_log2)[AccRows<A>::kM][2], float scale_log2) {
+    using R = AccRows<A>;
     PA_UNROLL
-    for (int m = 0; m < kR / 16; ++m) {
+    for (int m = 0; m < R::kM; ++m) {
         PA_UNROLL
-        for (int n = 0; n < kC / 8; ++n) {
+        for (int n = 0; n < R::kN; ++n) {
             PA_UNROLL
-            for (int e = 0; e < 4; ++e) s.f[m][n][e] = exp2_fast(fmaf(s.f[m][n][e], scale_log2, -lse_log2[m][e >> 1]));
+            for (int e = 0; e < 4; ++e) {
+                float& x = R::at(s, m, n, e);
+                x = exp2_fast(fmaf(x, scale_log2, -lse_log2[m][e >> 1]));
+            }
         }
     }
 }
 
-// dp <- p * (dp - delta), queries as rows.
-template <int kR, int kC>
-PA_DEVICE void dscores_by_rows(tile::Acc<kR, kC>& dp, const tile::Acc<kR, kC>& p, const float (&delta)[kR / 16][2]) {
+// dp <- p * (dp - delta), queries as rows (either accumulator, as probs_by_rows).
+template <class A>
+PA_DEVICE void dscores_by_rows(A& dp, A& p, const float (&delta)[AccRows<A>::kM][2]) {
+    using R = AccRows<A>;
     PA_UNROLL
-    for (int m = 0; m < kR / 16; ++m) {
+    for (int m = 0; m < R::kM; ++m) {
         PA_UNROLL
-        for (int n = 0; n < kC / 8; ++n) {
+        for (int n = 0; n < R::kN; ++n) {
             PA_UNROLL
-            for (int e = 0; e < 4; ++e) dp.f[m][n][e] = p.f[m][n][e] * (dp.f[m][n][e] - delta[m][e >> 1]);
+            for (int e = 0; e < 4; ++e) {
+                float& x = R::at(dp, m, n, e);
+                x = R::at(p, m, n, e) * (x - delta[m][e >> 1]);
+            }
         }
     }
 }

@@ -82,40 +82,15 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
         }
         const int32_t* row_vis_end = a.vis_end + (int64_t)w.row * a.n;
         for (int i = 0; i <= count; ++i) {
+            // K_i and its keys' vis_end, once every consumer is done with the stage's last tile.
             if (i < count) {
-                // K_i and its keys' vis_end, once every consumer is done with the stage's last tile.
-                const RingSlot sl = ring_slot<kStages>(i);
-                sm.empty_k(sl.stage)->wait(sl.parity ^ 1u);
                 const int32_t key0 = entry_tile(p.q_major.entries[w.list_begin + i]) * kBlockK;
-                int32_t* vis = sm.vis(sl.stage);
-                PA_UNROLL
-                for (int r = 0; r < kBlockK / 32; ++r) {
-                    const int c = 32 * r + (int)lane_id();
-                    vis[c] = key0 + c < a.n ? row_vis_end[key0 + c] : 0;
-                }
-                // Each lane's arrive releases its vis_end stores to the consumers' wait.
-                if (leader) {
-                    sm.full_k(sl.stage)->arrive_expect_tx(Cfg::kKvBytes);
-                    PA_UNROLL
-                    for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
-                        sm90::tma_load_4d(sm.k(sl.stage) + pnl * Cfg::kKvPanelBytes, &p.k_map, sm.full_k(sl.stage),
-                                          64 * pnl, kv_head, key0, w.row);
-                    }
-                } else {
-                    sm.full_k(sl.stage)->arrive();
-                }
+                produce_k_stage<Cfg>(sm, &p.k_map, i, key0, kv_head, w.row, row_vis_end, a.n, leader);
             }
+            // V_{i-1}: the consumers need it after S_i.
             if (i > 0 && leader) {
-                // V_{i-1}: the consumers need it after S_i.
-                const RingSlot sl = ring_slot<kStages>(i - 1);
-                sm.empty_v(sl.stage)->wait(sl.parity ^ 1u);
                 const int32_t key0 = entry_tile(p.q_major.entries[w.list_begin + i - 1]) * kBlockK;
-                sm.full_v(sl.stage)->arrive_expect_tx(Cfg::kKvBytes);
-                PA_UNROLL
-                for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
-                    sm90::tma_load_4d(sm.v(sl.stage) + pnl * Cfg::kKvPanelBytes, &p.v_map, sm.full_v(sl.stage),
-                                      64 * pnl, kv_head, key0, w.row);
-                }
+                produce_v_stage<Cfg>(sm, &p.v_map, i - 1, key0, kv_head, w.row);
             }
         }
         // No wait for the consumers' last releases: without clusters nothing else writes this CTA's
@@ -231,41 +206,11 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
         write_lse(p, w, warp_rows0, lse);
     }
 
-    // O = acc / l rounded to T, staged in the warpgroup's own 64 rows of the Q tile (same panels
-    // and swizzle: the 4-byte stores of a warp hit 32 distinct banks), then written with 16-byte
-    // stores, rows at or beyond n skipped.
+    // O = acc / l rounded to T, staged in the warpgroup's own 64 rows of the Q tile.
     PA_DEVICE static void store_o(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm,
                                   sm90::WgAcc<kHeadDim>& o, const float (&inv_l)[1][2], int wg, int rows0) {
-        unsigned char* tile = sm.q() + wg * 64 * 128;
-        // Every wgmma reading these rows has completed (its wait_group); order the async proxy's
-        // accesses of the bytes before this thread's ordinary stores.
-        sm90::fence_proxy_async_smem();
-        const tile::LaneCoords lc = tile::lane_coords();
-        PA_UNROLL
-        for (int h = 0; h < 2; ++h) {
-            const int r = 16 * (int)(warp_id() % 4) + lc.g + 8 * h;
-            PA_UNROLL
-            for (int n = 0; n < kHeadDim / 8; ++n) {
-                const uint32_t packed = pack2<T>(o[4 * n + 2 * h] * inv_l[0][h], o[4 * n + 2 * h + 1] * inv_l[0][h]);
-                const int at = (n / 8) * Cfg::kQPanelBytes + r * 128 + (((n % 8) ^ (r % 8)) << 4) + 4 * lc.t;
-                *reinterpret_cast<uint32_t*>(tile + at) = packed;
-            }
-        }
-        sm90::named_barrier_sync(kEpilogueBarrier + wg, 128);
-        constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
-        T* head = head_ptr<T>(p.o, w.row, w.head);
-        const int t = (int)(thread_linear() % 128);
-        PA_UNROLL
-        for (int it = 0; it < 64 * kChunks / 128; ++it) {
-            const int idx = t + 128 * it;
-            const int r = idx / kChunks;
-            const int ch = idx % kChunks;
-            if (rows0 + r < p.qkv.n) {
-                const int at = (ch / 8) * Cfg::kQPanelBytes + r * 128 + (((ch % 8) ^ (r % 8)) << 4);
-                *reinterpret_cast<u32x4*>(head + (int64_t)(rows0 + r) * p.o.stride.token + ch * 8) =
-                    *reinterpret_cast<const u32x4*>(tile + at);
-            }
-        }
+        store_rows_swizzled<Cfg>(head_ptr<T>(p.o, w.row, w.head), p.o.stride.token, p.qkv.n, sm.q() + wg * 64 * 128, o,
+                                 inv_l[0], rows0, kEpilogueBarrier + wg);
     }
 
     // One lane per quad writes its two rows' LSE; queries beyond n are not written.

@@ -1,13 +1,47 @@
 // Where the sm90a forward's tiles and mbarriers are in shared memory (the layout is described in
 // fwd_sm90_config.cuh), the position of a list entry in the K/V ring, and the wgmma descriptors of
-// its operands (csrc/pa/sm90.cuh derives them).
+// its operands (csrc/pa/sm90.cuh derives them). The sm90a dQ kernel (bwd_dq_sm90.cuh) uses the
+// same ring, barriers, GEMM issues, producer steps and epilogue store on a layout with one more
+// tile (dO, bwd_dq_sm90_config.cuh): a Cfg here is either configuration.
 #pragma once
 
 #include "../pa/kernel.cuh"
+#include "../tile/tile.cuh"
 #include "fwd_sm90_config.cuh"
 
 namespace pa {
 namespace attn {
+
+// acc = A B^T for one consumer: A its 64 rows of a q-side tile (`a`: the warpgroup's first row of
+// panel 0; panels `a_panel_bytes` apart), B a k tile of the ring (`b`, block_k rows), head_dim / 16
+// chained k-steps, both operands K-major in 128-byte swizzled panels. Step j reads columns
+// 16j..16j+15: panel j / 4, 32 bytes per step into each row (the swizzle is taken from the address
+// bits, so the offset composes with it). S = Q K^T and the backward's dP = dO V^T.
+template <class Cfg>
+PA_DEVICE void issue_abt(sm90::WgAcc<Cfg::kBlockK>& acc, const unsigned char* a, int a_panel_bytes,
+                         const unsigned char* b) {
+    PA_UNROLL
+    for (int j = 0; j < Cfg::kHeadDim / 16; ++j) {
+        const uint64_t da = sm90::make_smem_desc(a + (j / 4) * a_panel_bytes + (j % 4) * 32, sm90::Swizzle::B128, 16, 1024);
+        const uint64_t db =
+            sm90::make_smem_desc(b + (j / 4) * Cfg::kKvPanelBytes + (j % 4) * 32, sm90::Swizzle::B128, 16, 1024);
+        sm90::wgmma_ss<Cfg::kBlockK, typename Cfg::T, sm90::Major::K, sm90::Major::K>(acc, da, db, j > 0);
+    }
+}
+
+// acc += A B with A from registers (one fragment per 16 keys: P, or the backward's dS) and B a k
+// tile of the ring (`b`: V, or the backward's K) read MN-major: step kb reads keys 16kb..16kb+15,
+// i.e. rows 16kb.. of every panel (LBO: from one panel of 64 head columns to the next; SBO: 8 keys
+// of 128 bytes). Keys in ascending order, one k-step each.
+template <class Cfg>
+PA_DEVICE void issue_ab_mn(sm90::WgAcc<Cfg::kHeadDim>& acc, const sm90::WgFragA (&a)[Cfg::kBlockK / 16],
+                           const unsigned char* b) {
+    PA_UNROLL
+    for (int kb = 0; kb < Cfg::kBlockK / 16; ++kb) {
+        const uint64_t db = sm90::make_smem_desc(b + kb * 16 * 128, sm90::Swizzle::B128, Cfg::kKvPanelBytes, 1024);
+        sm90::wgmma_rs<Cfg::kHeadDim, typename Cfg::T, sm90::Major::MN>(acc, a[kb], db, true);
+    }
+}
 
 template <class Cfg>
 struct Sm90FwdSmem {
@@ -49,32 +83,15 @@ struct Sm90FwdSmem {
         }
     }
 
-    // S = Q K^T for consumer `wg` (its 64 query rows) against the stage's K tile: head_dim / 16
-    // chained k-steps, both operands K-major in 128-byte swizzled panels. Step j reads columns
-    // 16j..16j+15: panel j / 4, 32 bytes per step into each row (the swizzle is taken from the
-    // address bits, so the offset composes with it).
+    // S = Q K^T for consumer `wg` (its 64 query rows) against the stage's K tile.
     PA_DEVICE void issue_s(sm90::WgAcc<Cfg::kBlockK>& s, int wg, int stage) const {
-        PA_UNROLL
-        for (int j = 0; j < Cfg::kHeadDim / 16; ++j) {
-            const uint64_t da = sm90::make_smem_desc(
-                q() + (j / 4) * Cfg::kQPanelBytes + wg * 64 * 128 + (j % 4) * 32, sm90::Swizzle::B128, 16, 1024);
-            const uint64_t db = sm90::make_smem_desc(k(stage) + (j / 4) * Cfg::kKvPanelBytes + (j % 4) * 32,
-                                                     sm90::Swizzle::B128, 16, 1024);
-            sm90::wgmma_ss<Cfg::kBlockK, typename Cfg::T, sm90::Major::K, sm90::Major::K>(s, da, db, j > 0);
-        }
+        issue_abt<Cfg>(s, q() + wg * 64 * 128, Cfg::kQPanelBytes, k(stage));
     }
 
-    // O += P V with P from registers (one A fragment per 16 keys) and V as an MN-major B: step kb
-    // reads keys 16kb..16kb+15, i.e. rows 16kb.. of every panel (LBO: from one panel of 64 head
-    // columns to the next; SBO: 8 keys of 128 bytes).
+    // O += P V with P from registers (one A fragment per 16 keys) and V as an MN-major B.
     PA_DEVICE void issue_pv(sm90::WgAcc<Cfg::kHeadDim>& o, const sm90::WgFragA (&p)[Cfg::kBlockK / 16],
                             int stage) const {
-        PA_UNROLL
-        for (int kb = 0; kb < Cfg::kBlockK / 16; ++kb) {
-            const uint64_t db =
-                sm90::make_smem_desc(v(stage) + kb * 16 * 128, sm90::Swizzle::B128, Cfg::kKvPanelBytes, 1024);
-            sm90::wgmma_rs<Cfg::kHeadDim, typename Cfg::T, sm90::Major::MN>(o, p[kb], db, true);
-        }
+        issue_ab_mn<Cfg>(o, p, v(stage));
     }
 };
 
@@ -90,6 +107,92 @@ struct RingSlot {
 template <int kStages>
 PA_DEVICE RingSlot ring_slot(int i) {
     return RingSlot{i % kStages, static_cast<uint32_t>((i / kStages) & 1)};
+}
+
+// ---- producer steps (one warp; `leader` is its lane 0) ----
+
+// Entry i's K tile (keys key0..) and its keys' vis_end into ring stage i % kStages, once every
+// consumer released the stage's previous tile: the warp's 32 lanes stage vis_end (0 past n) and
+// each lane's arrive on full_k releases its stores to the consumers' wait; the leader also
+// expects K's bytes and issues the TMA boxes, one per 64-column panel.
+template <class Cfg, class Smem>
+PA_DEVICE void produce_k_stage(const Smem& sm, const PaTensorMap* k_map, int i, int32_t key0, int32_t kv_head,
+                               int32_t row, const int32_t* row_vis_end, int32_t n, bool leader) {
+    const RingSlot sl = ring_slot<Cfg::kStages>(i);
+    sm.empty_k(sl.stage)->wait(sl.parity ^ 1u);
+    int32_t* vis = sm.vis(sl.stage);
+    PA_UNROLL
+    for (int r = 0; r < Cfg::kBlockK / 32; ++r) {
+        const int c = 32 * r + (int)lane_id();
+        vis[c] = key0 + c < n ? row_vis_end[key0 + c] : 0;
+    }
+    if (leader) {
+        sm.full_k(sl.stage)->arrive_expect_tx(Cfg::kKvBytes);
+        PA_UNROLL
+        for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
+            sm90::tma_load_4d(sm.k(sl.stage) + pnl * Cfg::kKvPanelBytes, k_map, sm.full_k(sl.stage), 64 * pnl,
+                              kv_head, key0, row);
+        }
+    } else {
+        sm.full_k(sl.stage)->arrive();
+    }
+}
+
+// Entry i's V tile into its stage, once the consumers released the stage's previous V (leader only).
+template <class Cfg, class Smem>
+PA_DEVICE void produce_v_stage(const Smem& sm, const PaTensorMap* v_map, int i, int32_t key0, int32_t kv_head,
+                               int32_t row) {
+    const RingSlot sl = ring_slot<Cfg::kStages>(i);
+    sm.empty_v(sl.stage)->wait(sl.parity ^ 1u);
+    sm.full_v(sl.stage)->arrive_expect_tx(Cfg::kKvBytes);
+    PA_UNROLL
+    for (int pnl = 0; pnl < Cfg::kPanels; ++pnl) {
+        sm90::tma_load_4d(sm.v(sl.stage) + pnl * Cfg::kKvPanelBytes, v_map, sm.full_v(sl.stage), 64 * pnl,
+                          kv_head, key0, row);
+    }
+}
+
+// ---- epilogue ----
+
+// A consumer's 64 x head_dim accumulator times a per-row factor (row h of the lane: row_scale[h]),
+// rounded to T, to rows rows0.. of one head of a strided view: staged in `tile` (the warpgroup's
+// own 64 rows of a q-side tile: same panels and swizzle, so the 4-byte stores of a warp hit 32
+// distinct banks), then written with 16-byte stores, rows at or beyond n skipped. `barrier`: a
+// named barrier of the warpgroup's 128 threads alone. Every wgmma reading `tile` must have
+// completed (its wait_group) before the call.
+template <class Cfg>
+PA_DEVICE void store_rows_swizzled(typename Cfg::T* head, int64_t token_stride, int32_t n, unsigned char* tile,
+                                   const sm90::WgAcc<Cfg::kHeadDim>& acc, const float (&row_scale)[2], int rows0,
+                                   uint32_t barrier) {
+    using T = typename Cfg::T;
+    // Order the async proxy's accesses of these bytes (wgmma reads, TMA writes) before this
+    // thread's ordinary stores.
+    sm90::fence_proxy_async_smem();
+    const tile::LaneCoords lc = tile::lane_coords();
+    PA_UNROLL
+    for (int h = 0; h < 2; ++h) {
+        const int r = 16 * (int)(warp_id() % 4) + lc.g + 8 * h;
+        PA_UNROLL
+        for (int c = 0; c < Cfg::kHeadDim / 8; ++c) {
+            const uint32_t packed = pack2<T>(acc[4 * c + 2 * h] * row_scale[h], acc[4 * c + 2 * h + 1] * row_scale[h]);
+            const int at = (c / 8) * Cfg::kQPanelBytes + r * 128 + (((c % 8) ^ (r % 8)) << 4) + 4 * lc.t;
+            *reinterpret_cast<uint32_t*>(tile + at) = packed;
+        }
+    }
+    sm90::named_barrier_sync(barrier, 128);
+    constexpr int kChunks = Cfg::kHeadDim / 8;  // 16-byte chunks per row
+    const int t = (int)(thread_linear() % 128);
+    PA_UNROLL
+    for (int it = 0; it < 64 * kChunks / 128; ++it) {
+        const int idx = t + 128 * it;
+        const int r = idx / kChunks;
+        const int ch = idx % kChunks;
+        if (rows0 + r < n) {
+            const int at = (ch / 8) * Cfg::kQPanelBytes + r * 128 + (((ch % 8) ^ (r % 8)) << 4);
+            *reinterpret_cast<u32x4*>(head + (int64_t)(rows0 + r) * token_stride + ch * 8) =
+                *reinterpret_cast<const u32x4*>(tile + at);
+        }
+    }
 }
 
 }  // namespace attn

@@ -8,12 +8,15 @@ use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, DeviceRepr}
 
 use crate::cuda::{launch, DeviceArgs, DeviceKernel, Gpu};
 use crate::error::{Error, Result};
-use crate::ffi::params::{PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams};
+use crate::ffi::params::{
+    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdDqSm90Params, PaAttnBwdPreParams,
+};
 use crate::plan::Plan;
-use crate::registry::{KernelDtype, KernelInfo, KernelRef};
+use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
+use crate::sm90::TensorMapDesc;
 
-use super::backward_prepare::{prepare_backward, BackwardCall};
+use super::backward_prepare::{prepare_backward, BackwardCall, DqLaunch};
 use super::checks::ListAddrs;
 use super::configs::{
     path_for, picked_head_dims, select_backward, tile_shape, BackwardChoice, BackwardKernels,
@@ -28,6 +31,7 @@ use super::workspace::BackwardWorkspace;
 unsafe impl DeviceRepr for PaAttnBwdPreParams {}
 unsafe impl DeviceRepr for PaAttnBwdDkvParams {}
 unsafe impl DeviceRepr for PaAttnBwdDqParams {}
+unsafe impl DeviceRepr for PaAttnBwdDqSm90Params {}
 
 /// Inputs and outputs of one backward call on a device.
 ///
@@ -48,13 +52,35 @@ pub struct BackwardTensors<'a, T> {
     pub dv: View<CudaViewMut<'a, T>>,
 }
 
+/// A loaded dQ kernel of either path (their parameter structs differ).
+enum DqKernel {
+    Sm80(DeviceKernel<PaAttnBwdDqParams>),
+    Sm90a(DeviceKernel<PaAttnBwdDqSm90Params>),
+}
+
+impl DqKernel {
+    fn load(gpu: &Gpu, info: &'static KernelInfo) -> Result<Self> {
+        Ok(match info.arch {
+            Arch::Sm80 => DqKernel::Sm80(gpu.load(KernelRef::new(info)?)?),
+            Arch::Sm90a => DqKernel::Sm90a(gpu.load(KernelRef::new(info)?)?),
+        })
+    }
+
+    fn info(&self) -> &'static KernelInfo {
+        match self {
+            DqKernel::Sm80(k) => k.kernel().info(),
+            DqKernel::Sm90a(k) => k.kernel().info(),
+        }
+    }
+}
+
 /// The three kernels of one (dtype, head dim), loaded.
 struct Loaded {
     dtype: KernelDtype,
     head_dim: usize,
     pre: DeviceKernel<PaAttnBwdPreParams>,
     dkv: DeviceKernel<PaAttnBwdDkvParams>,
-    dq: DeviceKernel<PaAttnBwdDqParams>,
+    dq: DqKernel,
 }
 
 /// The backward kernels of one device, ready to launch: for each dtype and head dim, the ones the
@@ -86,7 +112,7 @@ impl Backward {
                     head_dim,
                     pre: gpu.load(KernelRef::new(ks.pre)?)?,
                     dkv: gpu.load(KernelRef::new(ks.dkv)?)?,
-                    dq: gpu.load(KernelRef::new(ks.dq)?)?,
+                    dq: DqKernel::load(gpu, ks.dq)?,
                 });
             }
         }
@@ -109,7 +135,7 @@ impl Backward {
         Ok(BackwardKernels {
             pre: k.pre.kernel().info(),
             dkv: k.dkv.kernel().info(),
-            dq: k.dq.kernel().info(),
+            dq: k.dq.info(),
         })
     }
 
@@ -146,7 +172,7 @@ impl Backward {
         }
         let loaded = self.find(T::KERNEL_DTYPE, shape.head_dim)?;
         let tile = |k: &KernelInfo| tile_shape(k.tile.expect("tiled backward kernel"));
-        let (dkv_info, dq_info) = (loaded.dkv.kernel().info(), loaded.dq.kernel().info());
+        let (dkv_info, dq_info) = (loaded.dkv.kernel().info(), loaded.dq.info());
         let dkv_mask = plan.mask(tile(dkv_info))?;
         let dq_mask = plan.mask(tile(dq_info))?;
         let k_lists = &plan
@@ -195,43 +221,63 @@ impl Backward {
         let (lse_len, lse_addr) = (lse.len(), args.read(&lse)?);
         let ws_lse_log2 = args.write(lse_log2)?;
         let ws_delta = args.write(delta)?;
-        let launch_ = prepare_backward(&BackwardCall {
-            kernels: BackwardKernels {
-                pre: loaded.pre.kernel().info(),
-                dkv: dkv_info,
-                dq: dq_info,
+        let launch_ = prepare_backward(
+            &BackwardCall {
+                kernels: BackwardKernels {
+                    pre: loaded.pre.kernel().info(),
+                    dkv: dkv_info,
+                    dq: dq_info,
+                },
+                dkv_mask,
+                k_major,
+                dq_mask,
+                q_major,
+                vis_end,
+                shape,
+                dtype: T::KERNEL_DTYPE,
+                q,
+                k,
+                v,
+                o,
+                d_o,
+                dq,
+                dk,
+                dv,
+                lse_len,
+                lse_addr,
+                ws_len,
+                ws_lse_log2,
+                ws_delta,
+                scale,
             },
-            dkv_mask,
-            k_major,
-            dq_mask,
-            q_major,
-            vis_end,
-            shape,
-            dtype: T::KERNEL_DTYPE,
-            q,
-            k,
-            v,
-            o,
-            d_o,
-            dq,
-            dk,
-            dv,
-            lse_len,
-            lse_addr,
-            ws_len,
-            ws_lse_log2,
-            ws_delta,
-            scale,
-        })?;
+            TensorMapDesc::encode_device,
+        )?;
+        // The dQ launch was prepared from the loaded kernel's registry entry, so their paths
+        // agree; checked before anything is enqueued, so a mismatch cannot leave half a call.
+        let same_path = matches!(
+            (&loaded.dq, &launch_.dq),
+            (DqKernel::Sm80(_), DqLaunch::Sm80(_)) | (DqKernel::Sm90a(_), DqLaunch::Sm90a(_))
+        );
+        if !same_path {
+            return Err(Error::InvalidArgument {
+                what: "kernel",
+                detail: format!("{} was prepared for another path", dq_info.name),
+            });
+        }
         // SAFETY: prepare_backward checked every view against its buffer, that dQ, dK and dV do
         // not overlap themselves, each other or the inputs, and that the workspace holds the
-        // shape's [rows, q_heads, n_pad] arrays; the plan arrays are the ones its lists index.
+        // shape's [rows, q_heads, n_pad] arrays; the plan arrays are the ones its lists index; an
+        // sm90a dQ kernel's tensor maps describe the checked Q, dO, K and V views.
         // All buffers outlive the enqueues, and `args` orders them on `stream` when it drops,
         // after the three launches, which the stream runs in order.
         unsafe {
             launch(&loaded.pre, stream, &launch_.pre.dims, &launch_.pre.params)?;
             launch(&loaded.dkv, stream, &launch_.dkv.dims, &launch_.dkv.params)?;
-            launch(&loaded.dq, stream, &launch_.dq.dims, &launch_.dq.params)
+            match (&loaded.dq, &launch_.dq) {
+                (DqKernel::Sm80(k), DqLaunch::Sm80(l)) => launch(k, stream, &l.dims, &l.params),
+                (DqKernel::Sm90a(k), DqLaunch::Sm90a(l)) => launch(k, stream, &l.dims, &l.params),
+                _ => Ok(()), // excluded above
+            }
         }
     }
 }

@@ -6,8 +6,9 @@ use crate::emu::{self, GuardedBuf, Options, Stats};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::shape::AttnShape;
+use crate::sm90::TensorMapDesc;
 
-use super::backward_prepare::{prepare_backward, BackwardCall};
+use super::backward_prepare::{prepare_backward, BackwardCall, DqLaunch};
 use super::checks::ListAddrs;
 use super::configs::{emulated_backward_arch, select_backward, tile_shape, BackwardChoice};
 use super::dtype::AttnDtype;
@@ -60,7 +61,10 @@ pub fn backward_emulated<T: AttnDtype>(
     backward_emulated_with(plan, shape, t, scale, BackwardChoice::default(), options)
 }
 
-/// [`backward_emulated`] with an explicit kernel choice.
+/// [`backward_emulated`] with an explicit kernel choice. With `arch: Some(Arch::Sm90a)` the dQ
+/// kernel is the sm90a one, run with emulator-encoded tensor maps of the same views, and the
+/// preprocess and dK/dV kernels the sm80 ones (no sm90a dK/dV exists:
+/// [`super::configs::backward_family_path`]).
 pub fn backward_emulated_with<T: AttnDtype>(
     plan: &Plan,
     shape: &AttnShape,
@@ -84,42 +88,46 @@ pub fn backward_emulated_with<T: AttnDtype>(
     let ws_len = workspace_len(shape)?;
     let lse_log2 = GuardedBuf::filled(ws_len, f32::NAN);
     let delta = GuardedBuf::filled(ws_len, f32::NAN);
-    let launch = prepare_backward(&BackwardCall {
-        kernels,
-        dkv_mask,
-        k_major: ListAddrs {
-            offsets: addr(dkv_mask.k_offsets()),
-            entries: addr(dkv_mask.k_entries()),
-            order: addr(dkv_mask.k_heaviest_first()),
+    let launch = prepare_backward(
+        &BackwardCall {
+            kernels,
+            dkv_mask,
+            k_major: ListAddrs {
+                offsets: addr(dkv_mask.k_offsets()),
+                entries: addr(dkv_mask.k_entries()),
+                order: addr(dkv_mask.k_heaviest_first()),
+            },
+            dq_mask,
+            q_major: ListAddrs {
+                offsets: addr(dq_mask.q_offsets()),
+                entries: addr(dq_mask.q_entries()),
+                order: addr(dq_mask.heaviest_first()),
+            },
+            vis_end: addr(plan.vis_end().as_slice()),
+            shape,
+            dtype: T::KERNEL_DTYPE,
+            q: raw(t.q.data, t.q.strides),
+            k: raw(t.k.data, t.k.strides),
+            v: raw(t.v.data, t.v.strides),
+            o: raw(t.o.data, t.o.strides),
+            d_o: raw(t.d_o.data, t.d_o.strides),
+            dq: raw(t.dq.data, t.dq.strides),
+            dk: raw(t.dk.data, t.dk.strides),
+            dv: raw(t.dv.data, t.dv.strides),
+            lse_len: t.lse.len(),
+            lse_addr: t.lse.as_ptr() as usize as u64,
+            ws_len,
+            ws_lse_log2: lse_log2.as_ptr() as usize as u64,
+            ws_delta: delta.as_ptr() as usize as u64,
+            scale,
         },
-        dq_mask,
-        q_major: ListAddrs {
-            offsets: addr(dq_mask.q_offsets()),
-            entries: addr(dq_mask.q_entries()),
-            order: addr(dq_mask.heaviest_first()),
-        },
-        vis_end: addr(plan.vis_end().as_slice()),
-        shape,
-        dtype: T::KERNEL_DTYPE,
-        q: raw(t.q.data, t.q.strides),
-        k: raw(t.k.data, t.k.strides),
-        v: raw(t.v.data, t.v.strides),
-        o: raw(t.o.data, t.o.strides),
-        d_o: raw(t.d_o.data, t.d_o.strides),
-        dq: raw(t.dq.data, t.dq.strides),
-        dk: raw(t.dk.data, t.dk.strides),
-        dv: raw(t.dv.data, t.dv.strides),
-        lse_len: t.lse.len(),
-        lse_addr: t.lse.as_ptr() as usize as u64,
-        ws_len,
-        ws_lse_log2: lse_log2.as_ptr() as usize as u64,
-        ws_delta: delta.as_ptr() as usize as u64,
-        scale,
-    })?;
+        TensorMapDesc::encode_emulator,
+    )?;
     // SAFETY: prepare_backward checked every view against its slice, that the written views do
     // not overlap each other or the inputs, and the workspace against its length; the plan
-    // arrays are the ones its lists index. `t` borrows the slices (dQ, dK, dV mutably) and the
-    // workspace lives for the whole synchronous launches, which run in order.
+    // arrays are the ones its lists index; an sm90a dQ kernel's tensor maps describe the checked Q,
+    // dO, K and V views. `t` borrows the slices (dQ, dK, dV mutably) and the workspace lives for
+    // the whole synchronous launches, which run in order.
     let stats = unsafe {
         let pre = emu::launch(
             launch.pre.kernel,
@@ -133,12 +141,10 @@ pub fn backward_emulated_with<T: AttnDtype>(
             &launch.dkv.params,
             options,
         )?;
-        let dq = emu::launch(
-            launch.dq.kernel,
-            &launch.dq.dims,
-            &launch.dq.params,
-            options,
-        )?;
+        let dq = match &launch.dq {
+            DqLaunch::Sm80(l) => emu::launch(l.kernel, &l.dims, &l.params, options)?,
+            DqLaunch::Sm90a(l) => emu::launch(l.kernel, &l.dims, &l.params, options)?,
+        };
         add(add(pre, dkv), dq)
     };
     for (name, buf) in [

@@ -1,16 +1,19 @@
 //! Launch preparation of the backward: the one function that checks a backward call and turns it
 //! into its three launches (preprocess, dK/dV, dQ), in the order they must run on one stream. The
 //! GPU path ([`super::Backward`]) and the emulator path ([`super::backward_emulated`]) both call
-//! it, with device or host addresses.
+//! it, with device or host addresses and their executor's tensor-map encoder (an sm90a dQ kernel
+//! loads Q, dO, K and V by TMA).
 
 use crate::error::{Error, Result};
 use crate::ffi::params::{
-    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdPreParams, PaAttnBwdStats, PA_BWD_PRE_TOKENS,
+    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdDqSm90Params, PaAttnBwdPreParams,
+    PaAttnBwdStats, PA_BWD_PRE_TOKENS,
 };
 use crate::launch::LaunchDims;
 use crate::mask::BlockMask;
-use crate::registry::{KernelDtype, KernelRef};
+use crate::registry::{Arch, KernelDtype, KernelRef};
 use crate::shape::AttnShape;
+use crate::sm90::{PaTensorMap, TensorMapDesc};
 
 use super::checks::{
     check_kernel_dtype, check_lse, check_plan, check_scale, grid_ctas, kernel_tile, pa_view,
@@ -18,6 +21,7 @@ use super::checks::{
 };
 use super::configs::BackwardKernels;
 use super::overlap::{check_disjoint, Footprint};
+use super::prepare_sm90::{encoded_view_map, tma_dtype};
 use super::view::{check_view, RawView};
 use super::workspace::{stats_stride, workspace_len};
 
@@ -29,12 +33,23 @@ pub struct PreparedLaunch<P> {
     pub dims: LaunchDims,
 }
 
+/// The dQ launch of the call's path: the sm80 kernel's, or the sm90a kernel's (the same
+/// parameters plus the tensor maps of Q, dO, K and V).
+// One value per call, built and launched at once: boxing the larger variant would allocate on
+// every call, which a backward call promises not to do.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
+pub enum DqLaunch {
+    Sm80(PreparedLaunch<PaAttnBwdDqParams>),
+    Sm90a(PreparedLaunch<PaAttnBwdDqSm90Params>),
+}
+
 /// The three launches of a backward call, to run in this order on one stream.
 #[derive(Debug, Clone, Copy)]
 pub struct BackwardLaunch {
     pub pre: PreparedLaunch<PaAttnBwdPreParams>,
     pub dkv: PreparedLaunch<PaAttnBwdDkvParams>,
-    pub dq: PreparedLaunch<PaAttnBwdDqParams>,
+    pub dq: DqLaunch,
 }
 
 /// Everything one backward call is given, as lengths and addresses.
@@ -67,14 +82,17 @@ pub(crate) struct BackwardCall<'a> {
     pub(crate) scale: f32,
 }
 
-/// Checks a backward call and prepares its three launches.
-pub(crate) fn prepare_backward(c: &BackwardCall<'_>) -> Result<BackwardLaunch> {
+/// Checks a backward call and prepares its three launches; `encode` turns a view's tensor-map
+/// description into the encoding its executor reads (used when the dQ kernel is an sm90a one).
+pub(crate) fn prepare_backward(
+    c: &BackwardCall<'_>,
+    encode: impl Fn(&TensorMapDesc) -> Result<PaTensorMap>,
+) -> Result<BackwardLaunch> {
     let shape = c.shape;
     shape.validate()?;
     let ks = c.kernels;
     let pre = KernelRef::<PaAttnBwdPreParams>::new(ks.pre)?;
     let dkv = KernelRef::<PaAttnBwdDkvParams>::new(ks.dkv)?;
-    let dq = KernelRef::<PaAttnBwdDqParams>::new(ks.dq)?;
     check_kernel_dtype(ks.pre, c.dtype, shape)?;
     let dkv_tile = kernel_tile(ks.dkv, c.dtype, shape)?;
     let dq_tile = kernel_tile(ks.dq, c.dtype, shape)?;
@@ -162,6 +180,41 @@ pub(crate) fn prepare_backward(c: &BackwardCall<'_>) -> Result<BackwardLaunch> {
         qh,
     )?;
 
+    let dq_params = PaAttnBwdDqParams {
+        qkv,
+        q_major: c.q_major.params(c.dq_mask.q_tiles()),
+        d_o: pa_view(&c.d_o, d_o_stride),
+        dq: pa_view(&c.dq, dq_stride),
+        stats,
+    };
+    let dq_dims = LaunchDims::linear(dq_ctas, ks.dq.threads, ks.dq.smem_bytes);
+    let dq = match ks.dq.arch {
+        Arch::Sm80 => DqLaunch::Sm80(PreparedLaunch {
+            kernel: KernelRef::new(ks.dq)?,
+            params: dq_params,
+            dims: dq_dims,
+        }),
+        Arch::Sm90a => {
+            // Boxes of block_q tokens for Q and dO, block_k for K and V (prepare_sm90::view_map).
+            let dtype = tma_dtype(ks.dq, c.dtype)?;
+            let map = |what: &'static str, view: &RawView, heads: usize, box_rows: u32| {
+                encoded_view_map(what, view, shape, heads, box_rows, dtype, &encode)
+            };
+            DqLaunch::Sm90a(PreparedLaunch {
+                kernel: KernelRef::new(ks.dq)?,
+                params: PaAttnBwdDqSm90Params {
+                    dq: dq_params,
+                    q_map: map("q", &c.q, qh, dq_tile.block_q)?,
+                    d_o_map: map("d_o", &c.d_o, qh, dq_tile.block_q)?,
+                    k_map: map("k", &c.k, kvh, dq_tile.block_k)?,
+                    v_map: map("v", &c.v, kvh, dq_tile.block_k)?,
+                    _pad0: 0,
+                },
+                dims: dq_dims,
+            })
+        }
+    };
+
     Ok(BackwardLaunch {
         pre: PreparedLaunch {
             kernel: pre,
@@ -190,17 +243,7 @@ pub(crate) fn prepare_backward(c: &BackwardCall<'_>) -> Result<BackwardLaunch> {
             },
             dims: LaunchDims::linear(dkv_ctas, ks.dkv.threads, ks.dkv.smem_bytes),
         },
-        dq: PreparedLaunch {
-            kernel: dq,
-            params: PaAttnBwdDqParams {
-                qkv,
-                q_major: c.q_major.params(c.dq_mask.q_tiles()),
-                d_o: pa_view(&c.d_o, d_o_stride),
-                dq: pa_view(&c.dq, dq_stride),
-                stats,
-            },
-            dims: LaunchDims::linear(dq_ctas, ks.dq.threads, ks.dq.smem_bytes),
-        },
+        dq,
     })
 }
 
@@ -211,7 +254,7 @@ mod tests {
     use crate::attention::Strides;
     use crate::mask::VisEnd;
     use crate::plan::Plan;
-    use crate::registry::{Arch, TileConfig};
+    use crate::registry::TileConfig;
 
     #[test]
     fn dims_and_params_follow_the_kernels_the_plan_and_the_workspace() {
@@ -269,31 +312,65 @@ mod tests {
             ws_delta: 0xb0_0000,
             scale: 0.5,
         };
-        let l = prepare_backward(&call).unwrap();
+        let l = prepare_backward(&call, TensorMapDesc::encode_emulator).unwrap();
+        let DqLaunch::Sm80(dq) = l.dq else {
+            panic!("the sm80 choice prepares the sm80 dQ kernel")
+        };
         let n_pad = stats_stride(n).unwrap();
         assert_eq!(n_pad % 64, 0);
         assert_eq!(l.pre.dims.grid, [(2 * 8 * n_pad / 64) as u32, 1, 1]);
         assert_eq!(l.dkv.dims.grid, [2 * 2 * 2, 1, 1]); // rows * k tiles * kv heads
         assert_eq!(l.dkv.dims.block, [256, 1, 1]);
-        assert_eq!(l.dq.dims.grid, [2 * 3 * 8, 1, 1]); // rows * q tiles * q heads
-        assert_eq!(l.dq.dims.smem_bytes, kernels.dq.smem_bytes);
+        assert_eq!(dq.dims.grid, [2 * 3 * 8, 1, 1]); // rows * q tiles * q heads
+        assert_eq!(dq.dims.smem_bytes, kernels.dq.smem_bytes);
         assert_eq!(
-            (l.dkv.params.k_major.tiles, l.dq.params.q_major.tiles),
+            (l.dkv.params.k_major.tiles, dq.params.q_major.tiles),
             (2, 3)
         );
         assert_eq!(l.dkv.params.stats.n_pad as usize, n_pad);
-        assert_eq!(l.dq.params.stats.delta as usize, 0xb0_0000);
+        assert_eq!(dq.params.stats.delta as usize, 0xb0_0000);
         assert_eq!((l.pre.params.n, l.pre.params.q_heads), (130, 8));
         assert_eq!(l.dkv.params.qkv.kv_group, 4);
-        assert_eq!(l.dq.params.dq.stride.token, 8 * 128);
+        assert_eq!(dq.params.dq.stride.token, 8 * 128);
 
+        // The sm90a choice: its dQ kernel with the same parameters plus four tensor maps (the sm80
+        // dK/dV kernel stays), over the plan's 128 x 128 lists.
+        let sm90 = select_backward(
+            Arch::Sm90a,
+            KernelDtype::F16,
+            128,
+            &BackwardChoice {
+                arch: Some(Arch::Sm90a),
+                ..Default::default()
+            },
+            |_| true,
+        )
+        .unwrap();
+        assert_eq!(sm90.dkv.name, kernels.dkv.name);
+        let l90 = prepare_backward(
+            &BackwardCall {
+                kernels: sm90,
+                dq_mask: mask(sm90.dq),
+                ..call
+            },
+            TensorMapDesc::encode_emulator,
+        )
+        .unwrap();
+        let DqLaunch::Sm90a(dq90) = l90.dq else {
+            panic!("the sm90a choice prepares the sm90a dQ kernel")
+        };
+        assert_eq!(dq90.kernel.name(), sm90.dq.name);
+        assert_eq!(dq90.dims.grid, [2 * 2 * 8, 1, 1]); // rows * q tiles of 128 * q heads
+        assert_eq!(dq90.dims.block, [384, 1, 1]);
+        assert_eq!(dq90.params.dq.q_major.tiles, 2);
+        assert_eq!(dq90.params.dq.stats.n_pad as usize, n_pad);
         // A workspace one element short, a misaligned one, overlapping outputs: typed errors.
         let short = BackwardCall {
             ws_len: ws_len - 1,
             ..call
         };
         assert!(matches!(
-            prepare_backward(&short),
+            prepare_backward(&short, TensorMapDesc::encode_emulator),
             Err(Error::LengthMismatch { .. })
         ));
         let misaligned = BackwardCall {
@@ -301,7 +378,7 @@ mod tests {
             ..call
         };
         assert!(matches!(
-            prepare_backward(&misaligned),
+            prepare_backward(&misaligned, TensorMapDesc::encode_emulator),
             Err(Error::InvalidView {
                 what: "workspace delta",
                 ..
@@ -312,7 +389,7 @@ mod tests {
             ..call
         };
         assert!(matches!(
-            prepare_backward(&overlap),
+            prepare_backward(&overlap, TensorMapDesc::encode_emulator),
             Err(Error::InvalidView { what: "dk", .. })
         ));
         let on_q = BackwardCall {
@@ -320,7 +397,7 @@ mod tests {
             ..call
         };
         assert!(matches!(
-            prepare_backward(&on_q),
+            prepare_backward(&on_q, TensorMapDesc::encode_emulator),
             Err(Error::InvalidView { what: "dq", .. })
         ));
     }

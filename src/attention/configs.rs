@@ -151,6 +151,33 @@ pub const BACKWARD_PICKS: &[KernelPick] = &[
     },
 ];
 
+/// Configurations a call runs only when its choice names their path explicitly
+/// (`BackwardChoice { arch: Some(..), .. }`), never by a device's default: kernels no GPU run has
+/// checked yet. [`path_for`] reads [`BACKWARD_PICKS`] alone, so a device keeps the sm80 backward
+/// until one of these moves there with the run that checked it.
+pub const BACKWARD_CHOSEN_ONLY_PICKS: &[KernelPick] = &[
+    KernelPick {
+        family: BACKWARD_DQ_FAMILY,
+        arch: Arch::Sm90a,
+        head_dim: 128,
+        prefer: &[SM90_Q128K128S2],
+        evidence: "Emulator-verified only (no device was lent): not a default until a GPU run \
+                   has checked it. Two consumer warpgroups of 64 query rows against 128 keys, \
+                   the forward's sm90a tile: dQ (64 fp32 per thread), S and dP (64 each) and \
+                   dS's fragments (32) fit the 240 registers setmaxnreg gives a consumer \
+                   (ptxas: no spills). Shared memory: Q and dO 32 KiB each plus two stages of K \
+                   and V (128 KiB), 194 KiB.",
+    },
+    KernelPick {
+        family: BACKWARD_DQ_FAMILY,
+        arch: Arch::Sm90a,
+        head_dim: 64,
+        prefer: &[SM90_Q128K128S2],
+        evidence: "Emulator-verified only, as for head dim 128; 98 KiB of shared memory, no \
+                   spills.",
+    },
+];
+
 /// The picks of every family.
 /// The head dims `picks` has rows for, ascending.
 pub fn picked_head_dims(picks: &[KernelPick]) -> Vec<usize> {
@@ -176,7 +203,10 @@ pub fn path_for(picks: &[KernelPick], best: Arch, head_dim: usize) -> Arch {
 }
 
 fn picks() -> impl Iterator<Item = &'static KernelPick> {
-    FORWARD_PICKS.iter().chain(BACKWARD_PICKS)
+    FORWARD_PICKS
+        .iter()
+        .chain(BACKWARD_PICKS)
+        .chain(BACKWARD_CHOSEN_ONLY_PICKS)
 }
 
 /// How a call picks its kernel; the default picks everything from [`FORWARD_PICKS`] and the device.
@@ -203,8 +233,11 @@ impl KernelChoice {
 /// and the device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BackwardChoice {
-    /// The code path; None: the device's best that has backward kernels (today sm80 everywhere).
-    /// The emulator runs any path; there None means sm80.
+    /// The code path; None: the device's best that has backward picks (today sm80 everywhere:
+    /// [`BACKWARD_PICKS`] has no sm90a row until a GPU run checks the sm90a dQ kernel). Some(path):
+    /// each family's kernel of that path, sm80 for a family without one
+    /// ([`backward_family_path`]): Some(Sm90a) runs the sm90a dQ with the sm80 dK/dV. The
+    /// emulator runs any path; there None means sm80.
     pub arch: Option<Arch>,
     /// The dK/dV kernel's tile configuration; None: the path's first preference that fits.
     pub dkv_tile: Option<TileConfig>,
@@ -221,8 +254,28 @@ pub struct BackwardKernels {
     pub dq: &'static KernelInfo,
 }
 
+/// The path a backward family runs on when a call's path is `arch`: `arch` where the registry
+/// holds a kernel of the family for it at this dtype and head dim, else sm80, which has every
+/// backward family. So an sm90a backward today runs the sm90a dQ kernel with the sm80
+/// preprocess and dK/dV kernels (the dK/dV kernel has no sm90a version yet), and a family that
+/// gains one moves to it without a change here.
+pub fn backward_family_path(
+    family: &'static str,
+    arch: Arch,
+    dtype: KernelDtype,
+    head_dim: usize,
+) -> Arch {
+    let has = registry::family(family)
+        .any(|k| k.arch == arch && k.dtype == dtype && k.head_dim as usize == head_dim);
+    if has {
+        arch
+    } else {
+        Arch::Sm80
+    }
+}
+
 /// The backward kernels of `arch` for a dtype and head dim under `choice`'s tiles (`fits`: as for
-/// [`select`]).
+/// [`select`]); each tiled family on its [`backward_family_path`].
 pub fn select_backward(
     arch: Arch,
     dtype: KernelDtype,
@@ -230,24 +283,14 @@ pub fn select_backward(
     choice: &BackwardChoice,
     fits: impl Fn(&KernelInfo) -> bool,
 ) -> Result<BackwardKernels> {
+    let family = |family: &'static str, tile: Option<TileConfig>| {
+        let path = backward_family_path(family, arch, dtype, head_dim);
+        select(family, path, dtype, head_dim, tile, &fits)
+    };
     Ok(BackwardKernels {
         pre: select_untiled(BACKWARD_PRE_FAMILY, dtype, head_dim)?,
-        dkv: select(
-            BACKWARD_DKV_FAMILY,
-            arch,
-            dtype,
-            head_dim,
-            choice.dkv_tile,
-            &fits,
-        )?,
-        dq: select(
-            BACKWARD_DQ_FAMILY,
-            arch,
-            dtype,
-            head_dim,
-            choice.dq_tile,
-            &fits,
-        )?,
+        dkv: family(BACKWARD_DKV_FAMILY, choice.dkv_tile)?,
+        dq: family(BACKWARD_DQ_FAMILY, choice.dq_tile)?,
     })
 }
 
@@ -414,6 +457,45 @@ mod tests {
     }
 
     #[test]
+    fn an_sm90a_backward_runs_the_sm90a_dq_with_the_sm80_dkv() {
+        let choice = BackwardChoice {
+            arch: Some(Arch::Sm90a),
+            ..Default::default()
+        };
+        for head_dim in [64, 128] {
+            // A device's default stays sm80 until BACKWARD_PICKS has an sm90a row.
+            assert_eq!(path_for(BACKWARD_PICKS, Arch::Sm90a, head_dim), Arch::Sm80);
+            for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
+                let ks = select_backward(Arch::Sm90a, dtype, head_dim, &choice, |_| true).unwrap();
+                assert_eq!(ks.dq.arch, Arch::Sm90a, "{}", ks.dq.name);
+                assert_eq!(ks.dq.tile, Some(SM90_Q128K128S2));
+                // No sm90a dK/dV kernel: the family falls back to sm80, with sm80's pick.
+                assert_eq!(ks.dkv.arch, Arch::Sm80, "{}", ks.dkv.name);
+                let sm80 = select_backward(Arch::Sm80, dtype, head_dim, &choice, |_| true).unwrap();
+                assert_eq!(ks.dkv.name, sm80.dkv.name);
+                assert_eq!(ks.pre.name, sm80.pre.name);
+                assert_eq!(
+                    backward_family_path(BACKWARD_DKV_FAMILY, Arch::Sm90a, dtype, head_dim),
+                    Arch::Sm80
+                );
+                assert_eq!(
+                    backward_family_path(BACKWARD_DQ_FAMILY, Arch::Sm90a, dtype, head_dim),
+                    Arch::Sm90a
+                );
+            }
+        }
+        // A tile the sm90a dQ path does not have is a typed error, not an sm80 substitute.
+        let bad = BackwardChoice {
+            dq_tile: Some(Q64K64W4S2),
+            ..choice
+        };
+        assert!(matches!(
+            select_backward(Arch::Sm90a, KernelDtype::Bf16, 64, &bad, |_| true),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
     fn every_pick_is_registered_for_both_dtypes() {
         for p in picks() {
             for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
@@ -441,7 +523,7 @@ mod tests {
     #[test]
     fn backward_tiles_are_in_every_plan() {
         let tiles = pick_tiles();
-        for p in BACKWARD_PICKS {
+        for p in BACKWARD_PICKS.iter().chain(BACKWARD_CHOSEN_ONLY_PICKS) {
             for &t in p.prefer {
                 assert!(tiles.contains(&tile_shape(t)), "{t}");
             }

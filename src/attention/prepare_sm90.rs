@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::ffi::params::PaAttnFwdSm90Params;
 use crate::launch::LaunchDims;
-use crate::registry::{KernelDtype, KernelRef};
+use crate::registry::{KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 use crate::sm90::{PaTensorMap, TensorMapDesc, TmaDtype, TmaSwizzle};
 
@@ -41,28 +41,10 @@ pub(crate) fn prepare_forward_sm90(
         what: "kernel",
         detail: format!("{} has no tile configuration", c.kernel.name),
     })?;
-    let dtype = match c.dtype {
-        KernelDtype::Bf16 => TmaDtype::Bf16,
-        KernelDtype::F16 => TmaDtype::F16,
-        other => {
-            return Err(Error::InvalidArgument {
-                what: "kernel",
-                detail: format!("{} takes {other:?}, not a 16-bit float", c.kernel.name),
-            })
-        }
-    };
+    let dtype = tma_dtype(c.kernel, c.dtype)?;
     let shape = c.shape;
     let map = |what: &'static str, view: &RawView, heads: usize, box_rows: u32| {
-        let desc = view_map(what, view, shape, heads, box_rows, dtype)?;
-        encode(&desc).map_err(|e| match e {
-            Error::InvalidTensorMap { field, detail } => Error::InvalidView {
-                what,
-                detail: format!(
-                    "TMA (the sm90a path) cannot load it: tensor map {field}: {detail}"
-                ),
-            },
-            other => other,
-        })
+        encoded_view_map(what, view, shape, heads, box_rows, dtype, &encode)
     };
     let mut params = PaAttnFwdSm90Params {
         qkv: base.qkv,
@@ -78,6 +60,38 @@ pub(crate) fn prepare_forward_sm90(
         kernel,
         params,
         dims,
+    })
+}
+
+/// The TMA element type of an sm90a kernel's 16-bit dtype.
+pub(crate) fn tma_dtype(kernel: &KernelInfo, dtype: KernelDtype) -> Result<TmaDtype> {
+    match dtype {
+        KernelDtype::Bf16 => Ok(TmaDtype::Bf16),
+        KernelDtype::F16 => Ok(TmaDtype::F16),
+        other => Err(Error::InvalidArgument {
+            what: "kernel",
+            detail: format!("{} takes {other:?}, not a 16-bit float", kernel.name),
+        }),
+    }
+}
+
+/// [`view_map`] encoded by `encode`; a map the encoder refuses is the view's typed error.
+pub(crate) fn encoded_view_map(
+    what: &'static str,
+    view: &RawView,
+    shape: &AttnShape,
+    heads: usize,
+    box_rows: u32,
+    dtype: TmaDtype,
+    encode: impl Fn(&TensorMapDesc) -> Result<PaTensorMap>,
+) -> Result<PaTensorMap> {
+    let desc = view_map(what, view, shape, heads, box_rows, dtype)?;
+    encode(&desc).map_err(|e| match e {
+        Error::InvalidTensorMap { field, detail } => Error::InvalidView {
+            what,
+            detail: format!("TMA (the sm90a path) cannot load it: tensor map {field}: {detail}"),
+        },
+        other => other,
     })
 }
 

@@ -357,6 +357,44 @@ impl Default for PaAttnBwdDqParams {
     }
 }
 #[repr(C)]
+#[repr(align(64))]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnBwdDqSm90Params {
+    pub dq: PaAttnBwdDqParams,
+    pub _pad0: i64,
+    pub q_map: PaTensorMap,
+    pub d_o_map: PaTensorMap,
+    pub k_map: PaTensorMap,
+    pub v_map: PaTensorMap,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnBwdDqSm90Params"][::core::mem::size_of::<PaAttnBwdDqSm90Params>() - 768usize];
+    ["Alignment of PaAttnBwdDqSm90Params"]
+        [::core::mem::align_of::<PaAttnBwdDqSm90Params>() - 64usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::dq"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, dq) - 0usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::_pad0"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, _pad0) - 248usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::q_map"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, q_map) - 256usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::d_o_map"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, d_o_map) - 384usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::k_map"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, k_map) - 512usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::v_map"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, v_map) - 640usize];
+};
+impl Default for PaAttnBwdDqSm90Params {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct PaLogProbGatherParams {
     pub logits: *const ::core::ffi::c_void,

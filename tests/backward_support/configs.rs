@@ -2,7 +2,7 @@
 //! path, as [`BackwardChoice`]s, and plans with block lists for all of them.
 
 use prefix_attn::attention::configs::{
-    tile_shape, BACKWARD_DKV_FAMILY, BACKWARD_DQ_FAMILY, FORWARD_FAMILY,
+    backward_family_path, tile_shape, BACKWARD_DKV_FAMILY, BACKWARD_DQ_FAMILY, FORWARD_FAMILY,
 };
 use prefix_attn::attention::BackwardChoice;
 use prefix_attn::mask::{TileShape, VisEnd};
@@ -18,12 +18,22 @@ fn tiles(family: &'static str, arch: Arch) -> Vec<TileConfig> {
     t
 }
 
+/// Each family's kernels on path `arch`, or sm80's where the family has none there (as
+/// `select_backward` runs it).
+fn family_tiles(family: &'static str, arch: Arch) -> Vec<TileConfig> {
+    tiles(
+        family,
+        backward_family_path(family, arch, KernelDtype::Bf16, 128),
+    )
+}
+
 /// One choice per registered dK/dV configuration of `arch` (each with the first dQ
-/// configuration), then one per further dQ configuration: every kernel runs at least once.
+/// configuration), then one per further dQ configuration: every kernel runs at least once. On
+/// sm90a the dK/dV configurations are sm80's (no sm90a dK/dV kernel exists).
 pub fn choices(arch: Arch) -> Vec<BackwardChoice> {
     let (dkv, dq) = (
-        tiles(BACKWARD_DKV_FAMILY, arch),
-        tiles(BACKWARD_DQ_FAMILY, arch),
+        family_tiles(BACKWARD_DKV_FAMILY, arch),
+        family_tiles(BACKWARD_DQ_FAMILY, arch),
     );
     let mut out: Vec<BackwardChoice> = dkv
         .iter()
@@ -62,5 +72,6 @@ pub fn plan_for_all(vis_end: VisEnd) -> Plan {
 /// A backward choice in test names.
 pub fn name(c: &BackwardChoice) -> String {
     let t = |t: Option<TileConfig>| t.map_or("default".to_string(), |t| t.to_string());
-    format!("dkv {} dq {}", t(c.dkv_tile), t(c.dq_tile))
+    let path = c.arch.map_or("default".to_string(), |a| a.to_string());
+    format!("{path}: dkv {} dq {}", t(c.dkv_tile), t(c.dq_tile))
 }
