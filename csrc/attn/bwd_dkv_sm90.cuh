@@ -29,8 +29,8 @@
 // box would do the same with two more tensor maps of an fp32 layout the Rust side does not encode.
 //
 // Steps do not overlap inside a consumer: dK and dV (head_dim / 2 fp32 each), S^T and dP^T (32
-// each) and the two operand fragments (16 registers each) take 208 of the 240 registers a
-// consumer gets at head dim 128.
+// each) and the two operand fragments (16 registers each) are 224 of the 240 registers a
+// consumer gets at head dim 128, so the next step's S^T and dP^T would not fit beside them.
 #pragma once
 
 #include "../pa/kernel.cuh"

@@ -2,7 +2,9 @@
 // fwd_sm90_config.cuh), the position of a list entry in the K/V ring, and the wgmma descriptors of
 // its operands (csrc/pa/sm90.cuh derives them). The sm90a dQ kernel (bwd_dq_sm90.cuh) uses the
 // same ring, barriers, GEMM issues, producer steps and epilogue store on a layout with one more
-// tile (dO, bwd_dq_sm90_config.cuh): a Cfg here is either configuration.
+// tile (dO, bwd_dq_sm90_config.cuh): a Cfg here is either configuration. The sm90a dK/dV kernel
+// (bwd_dkv_sm90.cuh) has its own layout and uses the GEMM issues on explicit panel strides
+// (issue_abt_panels, issue_ab_mn_panels) and the epilogue store.
 #pragma once
 
 #include "../pa/kernel.cuh"

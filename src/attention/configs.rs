@@ -188,16 +188,18 @@ pub const BACKWARD_CHOSEN_ONLY_PICKS: &[KernelPick] = &[
                    has checked it. Two consumer warpgroups of 64 keys (the sm80 pick's 128-key \
                    tile, so both walk the same lists in the same order and give the same bits), \
                    q tiles of 64 through a 2-stage ring: dK and dV (64 fp32 per thread each), \
-                   S^T and dP^T (32 each) and two operand fragments (16 each) fit the 240 \
-                   registers setmaxnreg gives a consumer. Shared memory: K and V 32 KiB each \
-                   plus two stages of Q and dO (64 KiB), 130 KiB.",
+                   S^T and dP^T (32 each) and two operand fragments (16 each), 224 registers, \
+                   fit the 240 setmaxnreg gives a consumer (ptxas: no spills). Shared memory: K \
+                   and V 32 KiB each plus two stages of Q and dO (64 KiB), 131 KiB (133672 \
+                   bytes).",
     },
     KernelPick {
         family: BACKWARD_DKV_FAMILY,
         arch: Arch::Sm90a,
         head_dim: 64,
         prefer: &[SM90_Q64K128S2],
-        evidence: "Emulator-verified only, as for head dim 128; 66 KiB of shared memory.",
+        evidence: "Emulator-verified only, as for head dim 128; 67 KiB (68136 bytes) of shared \
+                   memory, no spills.",
     },
 ];
 
