@@ -194,6 +194,20 @@ typedef struct PaAttnBwdDqSm90Params {
     PaTensorMap v_map;
 } PaAttnBwdDqSm90Params;
 
+/* pa_attn_bwd_dkv_sm90_* (compute capability 9.0): what pa_attn_bwd_dkv_* computes, with K and V
+ * (boxes of block_k tokens) and Q and dO (boxes of block_q tokens) loaded by TMA through these
+ * maps (built like PaAttnFwdSm90Params' maps: boxes of 64 head-dim elements, SWIZZLE_128B).
+ * lse_log2 and D are read from `dkv.stats` by ordinary loads. Grid as pa_attn_bwd_dkv_*. */
+typedef struct PaAttnBwdDkvSm90Params {
+    PaAttnBwdDkvParams dkv;
+    /* PaAttnBwdDkvParams is 280 bytes; the maps start at 320 (64-byte aligned) */
+    int64_t _pad0[5];
+    PaTensorMap q_map;
+    PaTensorMap d_o_map;
+    PaTensorMap k_map;
+    PaTensorMap v_map;
+} PaAttnBwdDkvSm90Params;
+
 /* pa_logprob_gather_{bf16,f16,f32}: per map entry e (one CTA each),
  *   per_token[e] = log_softmax(logits[logit_rows[e], 0..vocab])[targets[e]]
  *               = logit[target] - logsumexp(row),

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "attn/bwd_dkv_sm80.cuh"
+#include "attn/bwd_dkv_sm90.cuh"
 #include "attn/bwd_dq_sm80.cuh"
 #include "attn/bwd_dq_sm90.cuh"
 #include "attn/bwd_preprocess.cuh"
@@ -71,6 +72,13 @@
     X(pa_attn_bwd_dq_sm90_##tn##_d##D##_q128k128s2,                                              \
       pa::attn::BwdDqSm90<pa::attn::Sm90DqTileConfig<T, D, 128, 128, 2>>)
 
+// The backward's sm90a dK/dV kernel for one dtype and head dim (128 keys: two consumer warpgroups
+// of 64, q tiles of 64 through a 2-stage ring; docs/backward.md, "On Hopper"). The same family as
+// the sm80 dK/dV, chosen only like the sm90a dQ (BACKWARD_CHOSEN_ONLY_PICKS).
+#define PA_ATTN_BWD_DKV_SM90(X, T, tn, D)                                                        \
+    X(pa_attn_bwd_dkv_sm90_##tn##_d##D##_q64k128s2,                                              \
+      pa::attn::BwdDkvSm90<pa::attn::Sm90DkvTileConfig<T, D, 64, 128, 2>>)
+
 #define PA_KERNEL_LIST(X)                                                   \
     X(pa_fill_u32, pa::kernels::FillU32)                                    \
     PA_ATTN_FWD_SM80_CONFIGS(X, pa::bf16, bf16)                             \
@@ -85,6 +93,10 @@
     PA_ATTN_BWD_DQ_SM90(X, pa::bf16, bf16, 128)                             \
     PA_ATTN_BWD_DQ_SM90(X, pa::f16, f16, 64)                                \
     PA_ATTN_BWD_DQ_SM90(X, pa::f16, f16, 128)                               \
+    PA_ATTN_BWD_DKV_SM90(X, pa::bf16, bf16, 64)                             \
+    PA_ATTN_BWD_DKV_SM90(X, pa::bf16, bf16, 128)                            \
+    PA_ATTN_BWD_DKV_SM90(X, pa::f16, f16, 64)                               \
+    PA_ATTN_BWD_DKV_SM90(X, pa::f16, f16, 128)                              \
     X(pa_logprob_gather_bf16, pa_logprob::Gather<pa::bf16>)                 \
     X(pa_logprob_gather_f16, pa_logprob::Gather<pa::f16>)                   \
     X(pa_logprob_gather_f32, pa_logprob::Gather<float>)                     \

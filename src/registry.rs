@@ -230,9 +230,9 @@ use crate::ffi::emu::{
     PaProbeSm90WgmmaParams, PaProbeTileParams,
 };
 use crate::ffi::params::{
-    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdDqSm90Params, PaAttnBwdPreParams,
-    PaAttnFwdParams, PaAttnFwdSm90Params, PaFillParams, PaLogProbGatherParams, PaRotaryParams,
-    PaSegmentSumParams, PaSwigluParams,
+    PaAttnBwdDkvParams, PaAttnBwdDkvSm90Params, PaAttnBwdDqParams, PaAttnBwdDqSm90Params,
+    PaAttnBwdPreParams, PaAttnFwdParams, PaAttnFwdSm90Params, PaFillParams, PaLogProbGatherParams,
+    PaRotaryParams, PaSegmentSumParams, PaSwigluParams,
 };
 
 kernel_params!(
@@ -243,6 +243,7 @@ kernel_params!(
     PaAttnBwdDkvParams,
     PaAttnBwdDqParams,
     PaAttnBwdDqSm90Params,
+    PaAttnBwdDkvSm90Params,
     PaLogProbGatherParams,
     PaSegmentSumParams,
     PaSwigluParams,

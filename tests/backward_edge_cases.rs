@@ -4,8 +4,8 @@
 //! their dK/dV must still be written, as zeros), a row where only the last query sees anything,
 //! large score magnitudes, tiny softmax scales, FULL / PARTIAL / EMPTY checkerboards, GQA 8:1 and
 //! odd head counts, head-major views of a mixed batch. Every case runs under every registered
-//! sm80 backward configuration and with the sm90a dQ kernel (and the first sm80 dK/dV
-//! configuration) against the f64 reference within the derived bounds
+//! sm80 backward configuration and with the sm90a dK/dV and dQ kernels against the f64 reference
+//! within the derived bounds
 //! (tests/backward_support/bounds.rs), outputs poisoned and guarded.
 
 mod backward_support;
@@ -41,7 +41,7 @@ fn run_edge<T: KernelElem + Tagged + prefix_attn::emu::Element>(e: &Edge) -> Res
     Ok(())
 }
 
-/// Every sm80 backward configuration, then the sm90a dQ with the first sm80 dK/dV.
+/// Every sm80 backward configuration, then the sm90a dK/dV and dQ.
 fn backward_choices() -> Vec<prefix_attn::attention::BackwardChoice> {
     let mut c = configs::choices(Arch::Sm80);
     c.push(configs::choices(Arch::Sm90a)[0]);

@@ -1,10 +1,10 @@
 //! The backward kernels on the CPU emulator against the f64 reference (docs/backward.md): the
 //! forward's covering matrix of mask layouts, ragged lengths, GQA ratios, dtypes and head dims,
-//! for every registered dK/dV and dQ configuration of the sm80 path and the sm90a dQ kernel (with
-//! the sm80 dK/dV), run after the forward kernel as a trainer runs them; identical bits under
-//! every emulator schedule; the sm90a dQ's bits equal to the sm80 dQ's; lists long enough to wrap
-//! the sm90a K/V ring; poisoned, guarded outputs; strided (fused) views; the bounds can fail;
-//! typed errors for bad calls.
+//! for every registered dK/dV and dQ configuration of the sm80 path and the sm90a dK/dV and dQ
+//! kernels, run after the forward kernel as a trainer runs them; identical bits under every
+//! emulator schedule; the sm90a kernels' bits equal to the sm80 ones'; lists long enough to wrap
+//! the sm90a dQ's K/V ring and the sm90a dK/dV's Q/dO ring; poisoned, guarded outputs; strided
+//! (fused) views; the bounds can fail; typed errors for bad calls.
 
 mod backward_support;
 mod forward_support;
@@ -87,35 +87,47 @@ fn matrix_matches_reference_sm80_config_1() {
     run_matrix(configs::choices(Arch::Sm80)[1]);
 }
 
-/// The sm90a dQ kernel (with the first sm80 dK/dV configuration).
+/// The sm90a dK/dV and dQ kernels.
 #[test]
-fn matrix_matches_reference_sm90a_dq() {
+fn matrix_matches_reference_sm90a() {
     run_matrix(configs::choices(Arch::Sm90a)[0]);
 }
 
-/// The tests above cover every registered sm80 backward configuration and every sm90a dQ
-/// configuration (the sm90a choices differ only in their sm80 dK/dV kernel after the first).
+/// The tests above cover every registered sm80 backward configuration and the one sm90a
+/// configuration of each family.
 #[test]
 fn every_backward_config_has_a_matrix_test() {
     assert_eq!(configs::choices(Arch::Sm80).len(), 2);
-    let sm90 = configs::choices(Arch::Sm90a);
-    assert!(sm90.iter().all(|c| c.dq_tile == sm90[0].dq_tile));
+    assert_eq!(configs::choices(Arch::Sm90a).len(), 1);
 }
 
-/// The sm90a dQ kernel gives the sm80 dQ kernel's bits on every matrix case: on the emulator a
-/// k16 wgmma step is the same chain of 16 products as an mma.m16n8k16 step, both kernels walk
-/// the keys in ascending order (the sm90a's 128-key tiles are two of the sm80's 64-key tiles;
-/// where its list holds a 128-key tile whose half the sm80 list skips as EMPTY, that half's dS
-/// is exactly 0 and adds nothing), and the element-wise steps are the same code. dK and dV come
-/// from the same sm80 kernel in both calls.
-#[test]
-fn sm90a_dq_gives_the_sm80_dq_bits() {
-    let sm80 = configs::choices(Arch::Sm80)[0];
-    let sm90 = BackwardChoice {
-        arch: Some(Arch::Sm90a),
-        dq_tile: configs::choices(Arch::Sm90a)[0].dq_tile,
-        ..sm80
+/// The sm80 choice whose kernels the sm90a ones reproduce bit for bit: the sm80 dK/dV of the
+/// same 64 x 128 plan tile (its k-major lists are the sm90a dK/dV's), any sm80 dQ.
+fn sm80_twin() -> BackwardChoice {
+    let sm90 = configs::choices(Arch::Sm90a)[0];
+    let same_tile = |c: &BackwardChoice| {
+        let shape = |t: Option<prefix_attn::registry::TileConfig>| {
+            t.map(prefix_attn::attention::configs::tile_shape)
+        };
+        shape(c.dkv_tile) == shape(sm90.dkv_tile)
     };
+    let twin = configs::choices(Arch::Sm80).into_iter().find(same_tile);
+    twin.expect("an sm80 dK/dV configuration of the sm90a one's tile")
+}
+
+/// The sm90a kernels give the sm80 kernels' bits on every matrix case: on the emulator a k16
+/// wgmma step is the same chain of 16 products as an mma.m16n8k16 step, and the element-wise
+/// steps are the same code. dQ: both walk the keys in ascending order (the sm90a's 128-key tiles
+/// are two of the sm80's 64-key tiles; where its list holds a 128-key tile whose half the sm80
+/// list skips as EMPTY, that half's dS is exactly 0 and adds nothing). dK/dV: both walk the same
+/// k-major lists (64 x 128 tiles), q tile by q tile and q head by q head in the same order, and
+/// add each q tile's 64 queries to dK and dV in ascending 16-query steps (the sm80 kernel at
+/// head dim 128 computes a q tile in two 32-query halves, which only splits the same ascending
+/// chain of steps in two).
+#[test]
+fn sm90a_gives_the_sm80_bits() {
+    let sm80 = sm80_twin();
+    let sm90 = configs::choices(Arch::Sm90a)[0];
     let failures: Vec<String> = matrix()
         .iter()
         .filter_map(|case| {
@@ -143,9 +155,10 @@ fn same_bits_of<T: KernelElem + prefix_attn::emu::Element>(
 
 /// Causal rows of 520 tokens: the last q tile of 128 walks 5 k tiles, so the sm90a dQ kernel's
 /// 2-stage K/V ring wraps twice (every stage refilled after its release, parities flipping),
-/// with GQA 2 and two rows. Within the bounds under every schedule (descending lets a refill
-/// land before a wgmma released too early reads its stage), the sm80 dQ's bits, and the same bits
-/// under every schedule.
+/// with GQA 2 and two rows; the sm90a dK/dV's first k tile walks 9 q tiles x 2 q heads, 18 steps
+/// through its 2-stage Q/dO ring. Within the bounds under every schedule (descending lets a
+/// refill land before a wgmma released too early reads its stage), the sm80 kernels' bits, and
+/// the same bits under every schedule.
 #[test]
 fn sm90a_dq_wraps_its_ring() {
     let case = Case {
@@ -172,18 +185,49 @@ fn sm90a_dq_wraps_its_ring() {
             run_case(case.name, &inp, &d_o, Layout::Dense, sm90, schedule).unwrap();
         }
     }
-    let sm80 = BackwardChoice {
-        arch: Some(Arch::Sm80),
-        dq_tile: configs::choices(Arch::Sm80)[0].dq_tile,
-        ..sm90
-    };
-    assert_eq!(same_bits_of::<bf16>(&case, sm80, sm90), None);
+    assert_eq!(same_bits_of::<bf16>(&case, sm80_twin(), sm90), None);
     assert_eq!(same_bits_of::<bf16>(&case, sm90, sm90), None);
     let inp = inputs::<bf16>(&case);
     let d_o = d_o_for(&inp, case.seed);
     let base = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Ascending).unwrap();
     let other = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Descending).unwrap();
     assert_eq!(same_bits(&base, &other), None);
+}
+
+/// The sm90a dK/dV kernel's 2-stage Q/dO ring wrapped at head dim 128 with GQA 4: causal n = 200
+/// (the first k tile's list holds q tiles 0..3, 4 entries x 4 q heads = 16 steps, the stage of
+/// step i refilled with step i + 2 once every consumer released it) and a row of two documents
+/// with padding (PARTIAL and EMPTY tiles, and a list shorter than the ring). Within the bounds
+/// under ascending, descending and random schedules, the same bits under all three, and the
+/// sm80 kernels' bits.
+#[test]
+fn sm90a_dkv_wraps_its_ring() {
+    let case = Case {
+        name: "causal n=200 + two documents and padding, 2 rows, gqa 4, d128, f16",
+        rows: vec![
+            forward_support::masks::causal(200, 200),
+            forward_support::masks::packed(&[90, 70], 200),
+        ],
+        q_heads: 4,
+        kv_heads: 1,
+        head_dim: 128,
+        dtype: Dtype::F16,
+        seed: 91,
+    };
+    let sm90 = configs::choices(Arch::Sm90a)[0];
+    let inp = inputs::<f16>(&case);
+    let d_o = d_o_for(&inp, case.seed);
+    let base = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Ascending).unwrap();
+    for schedule in [
+        Schedule::Ascending,
+        Schedule::Descending,
+        Schedule::Random { seed: 21 },
+    ] {
+        run_case(case.name, &inp, &d_o, Layout::Dense, sm90, schedule).unwrap();
+        let other = run(Layout::Dense, &inp, &d_o, sm90, schedule).unwrap();
+        assert_eq!(same_bits(&base, &other), None, "{schedule}");
+    }
+    assert_eq!(same_bits_of::<f16>(&case, sm80_twin(), sm90), None);
 }
 
 /// The magnitudes' own reference gradients are the crate's f64 reference backward (the bounds
@@ -281,8 +325,8 @@ fn same_bits<T: KernelElem>(a: &Outputs<T>, b: &Outputs<T>) -> Option<&'static s
 }
 
 /// Deterministic and race-free: the same bits under ascending, descending and random thread/CTA
-/// orders (and cp.async / TMA landing times), for every backward configuration, the sm90a dQ's
-/// included.
+/// orders (and cp.async / TMA landing times), for every backward configuration, the sm90a
+/// kernels' included.
 #[test]
 fn identical_bits_under_every_schedule() {
     let all = matrix();
@@ -290,8 +334,8 @@ fn identical_bits_under_every_schedule() {
     for case in [&all[2], &all[5]] {
         let inp = inputs::<bf16>(case);
         let d_o = d_o_for(&inp, case.seed);
-        let sm90a_dq = configs::choices(Arch::Sm90a)[0];
-        for choice in configs::choices(Arch::Sm80).into_iter().chain([sm90a_dq]) {
+        let sm90a = configs::choices(Arch::Sm90a)[0];
+        for choice in configs::choices(Arch::Sm80).into_iter().chain([sm90a]) {
             let base = run(Layout::Dense, &inp, &d_o, choice, Schedule::Ascending).unwrap();
             for schedule in [Schedule::Descending, Schedule::Random { seed: 0x5eed }] {
                 let other = run(Layout::Dense, &inp, &d_o, choice, schedule).unwrap();

@@ -153,8 +153,8 @@ fn attention(dev: &Device, choice: BackwardChoice) -> Attention {
 }
 
 /// The registered backward configurations this device runs (shared memory, path): the sm80
-/// ones, and on compute capability 9.0 the sm90a dQ kernel's (with the sm80 dK/dV), which no GPU
-/// run has checked yet.
+/// ones, and on compute capability 9.0 the sm90a dK/dV and dQ kernels', which no GPU run has
+/// checked yet.
 fn device_choices(dev: &Device) -> Vec<BackwardChoice> {
     configs::choices(Arch::Sm80)
         .into_iter()

@@ -134,7 +134,9 @@ struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
                 st.zero();
                 tile::mma_ABt(st, sK, row0, sQ, qs);
                 if (entry_partial(entry)) {
-                    apply_partial_mask_keys_by_queries(st, key0 + row0, q0 + qs, a.vis_end + (int64_t)w.row * a.n, a.n);
+                    const int32_t* row_vis_end = a.vis_end + (int64_t)w.row * a.n;
+                    apply_partial_mask_keys_by_queries(st, key0 + row0, q0 + qs, a.n,
+                                                       [&](int j) { return j < a.n ? row_vis_end[j] : 0; });
                 }
                 probs_by_cols(st, stage_lse(stage) + qs, a.scale_log2);
                 tile::AFrag<T, kRows, kQStep> af;

@@ -57,34 +57,41 @@ PA_DEVICE void dscores_by_rows(A& dp, A& p, const float (&delta)[AccRows<A>::kM]
 }
 
 // Queries are columns: column c of the tile reads lse_log2[c] (shared memory). A lane's columns
-// are 8n + 2t and 8n + 2t + 1: one 8-byte load per fragment.
-template <int kR, int kC>
-PA_DEVICE void probs_by_cols(tile::Acc<kR, kC>& st, const float* lse_log2, float scale_log2) {
+// are 8n + 2t and 8n + 2t + 1: one 8-byte load per fragment. Either accumulator (acc_rows.cuh):
+// the sm80 and sm90a dK/dV kernels run this same code.
+template <class A>
+PA_DEVICE void probs_by_cols(A& st, const float* lse_log2, float scale_log2) {
+    using R = AccRows<A>;
     const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
-    for (int n = 0; n < kC / 8; ++n) {
+    for (int n = 0; n < R::kN; ++n) {
         const float2v l = load_f2(lse_log2 + n * 8 + 2 * lc.t);
         PA_UNROLL
-        for (int m = 0; m < kR / 16; ++m) {
+        for (int m = 0; m < R::kM; ++m) {
             PA_UNROLL
             for (int e = 0; e < 4; ++e) {
-                st.f[m][n][e] = exp2_fast(fmaf(st.f[m][n][e], scale_log2, -((e & 1) ? l.y : l.x)));
+                float& x = R::at(st, m, n, e);
+                x = exp2_fast(fmaf(x, scale_log2, -((e & 1) ? l.y : l.x)));
             }
         }
     }
 }
 
-// dpt <- pt * (dpt - delta), queries as columns (delta in shared memory).
-template <int kR, int kC>
-PA_DEVICE void dscores_by_cols(tile::Acc<kR, kC>& dpt, const tile::Acc<kR, kC>& pt, const float* delta) {
+// dpt <- pt * (dpt - delta), queries as columns (delta in shared memory; either accumulator).
+template <class A>
+PA_DEVICE void dscores_by_cols(A& dpt, A& pt, const float* delta) {
+    using R = AccRows<A>;
     const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
-    for (int n = 0; n < kC / 8; ++n) {
+    for (int n = 0; n < R::kN; ++n) {
         const float2v d = load_f2(delta + n * 8 + 2 * lc.t);
         PA_UNROLL
-        for (int m = 0; m < kR / 16; ++m) {
+        for (int m = 0; m < R::kM; ++m) {
             PA_UNROLL
-            for (int e = 0; e < 4; ++e) dpt.f[m][n][e] = pt.f[m][n][e] * (dpt.f[m][n][e] - ((e & 1) ? d.y : d.x));
+            for (int e = 0; e < 4; ++e) {
+                float& x = R::at(dpt, m, n, e);
+                x = R::at(pt, m, n, e) * (x - ((e & 1) ? d.y : d.x));
+            }
         }
     }
 }

@@ -2,7 +2,9 @@
 // fwd_sm90_config.cuh), the position of a list entry in the K/V ring, and the wgmma descriptors of
 // its operands (csrc/pa/sm90.cuh derives them). The sm90a dQ kernel (bwd_dq_sm90.cuh) uses the
 // same ring, barriers, GEMM issues, producer steps and epilogue store on a layout with one more
-// tile (dO, bwd_dq_sm90_config.cuh): a Cfg here is either configuration.
+// tile (dO, bwd_dq_sm90_config.cuh): a Cfg here is either configuration. The sm90a dK/dV kernel
+// (bwd_dkv_sm90.cuh) has its own layout and uses the GEMM issues on explicit panel strides
+// (issue_abt_panels, issue_ab_mn_panels) and the epilogue store.
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -12,35 +14,49 @@
 namespace pa {
 namespace attn {
 
-// acc = A B^T for one consumer: A its 64 rows of a q-side tile (`a`: the warpgroup's first row of
-// panel 0; panels `a_panel_bytes` apart), B a k tile of the ring (`b`, block_k rows), head_dim / 16
-// chained k-steps, both operands K-major in 128-byte swizzled panels. Step j reads columns
+// acc = A B^T for one consumer: A its 64 rows of a tile (`a`: the warpgroup's first row of panel
+// 0; panels `a_panel_bytes` apart), B an N-row tile (`b`, panels `b_panel_bytes` apart), head_dim
+// / 16 chained k-steps, both operands K-major in 128-byte swizzled panels. Step j reads columns
 // 16j..16j+15: panel j / 4, 32 bytes per step into each row (the swizzle is taken from the address
-// bits, so the offset composes with it). S = Q K^T and the backward's dP = dO V^T.
-template <class Cfg>
-PA_DEVICE void issue_abt(sm90::WgAcc<Cfg::kBlockK>& acc, const unsigned char* a, int a_panel_bytes,
-                         const unsigned char* b) {
+// bits, so the offset composes with it). The forward's S = Q K^T, the dQ kernel's dP = dO V^T, the
+// dK/dV kernel's S^T = K Q^T and dP^T = V dO^T.
+template <typename T, int kHeadDim, int N>
+PA_DEVICE void issue_abt_panels(sm90::WgAcc<N>& acc, const unsigned char* a, int a_panel_bytes, const unsigned char* b,
+                                int b_panel_bytes) {
     PA_UNROLL
-    for (int j = 0; j < Cfg::kHeadDim / 16; ++j) {
+    for (int j = 0; j < kHeadDim / 16; ++j) {
         const uint64_t da = sm90::make_smem_desc(a + (j / 4) * a_panel_bytes + (j % 4) * 32, sm90::Swizzle::B128, 16, 1024);
-        const uint64_t db =
-            sm90::make_smem_desc(b + (j / 4) * Cfg::kKvPanelBytes + (j % 4) * 32, sm90::Swizzle::B128, 16, 1024);
-        sm90::wgmma_ss<Cfg::kBlockK, typename Cfg::T, sm90::Major::K, sm90::Major::K>(acc, da, db, j > 0);
+        const uint64_t db = sm90::make_smem_desc(b + (j / 4) * b_panel_bytes + (j % 4) * 32, sm90::Swizzle::B128, 16, 1024);
+        sm90::wgmma_ss<N, T, sm90::Major::K, sm90::Major::K>(acc, da, db, j > 0);
     }
 }
 
-// acc += A B with A from registers (one fragment per 16 keys: P, or the backward's dS) and B a k
-// tile of the ring (`b`: V, or the backward's K) read MN-major: step kb reads keys 16kb..16kb+15,
-// i.e. rows 16kb.. of every panel (LBO: from one panel of 64 head columns to the next; SBO: 8 keys
-// of 128 bytes). Keys in ascending order, one k-step each.
+// issue_abt_panels with B a k tile of the ring (block_k rows).
+template <class Cfg>
+PA_DEVICE void issue_abt(sm90::WgAcc<Cfg::kBlockK>& acc, const unsigned char* a, int a_panel_bytes,
+                         const unsigned char* b) {
+    issue_abt_panels<typename Cfg::T, Cfg::kHeadDim, Cfg::kBlockK>(acc, a, a_panel_bytes, b, Cfg::kKvPanelBytes);
+}
+
+// acc += A B with A from registers (one fragment per 16 rows of B: P or dS by keys, P^T or dS^T
+// by queries) and B a kK-row tile (`b`) read MN-major: step kb reads B's rows 16kb..16kb+15,
+// i.e. rows 16kb.. of every panel (LBO: from one panel of 64 head columns to the next,
+// `b_panel_bytes`; SBO: 8 rows of 128 bytes). Rows in ascending order, one k-step each.
+template <typename T, int N, int kK>
+PA_DEVICE void issue_ab_mn_panels(sm90::WgAcc<N>& acc, const sm90::WgFragA (&a)[kK / 16], const unsigned char* b,
+                                  int b_panel_bytes) {
+    PA_UNROLL
+    for (int kb = 0; kb < kK / 16; ++kb) {
+        const uint64_t db = sm90::make_smem_desc(b + kb * 16 * 128, sm90::Swizzle::B128, b_panel_bytes, 1024);
+        sm90::wgmma_rs<N, T, sm90::Major::MN>(acc, a[kb], db, true);
+    }
+}
+
+// issue_ab_mn_panels with B a k tile of the ring (`b`: V, or the dQ kernel's K).
 template <class Cfg>
 PA_DEVICE void issue_ab_mn(sm90::WgAcc<Cfg::kHeadDim>& acc, const sm90::WgFragA (&a)[Cfg::kBlockK / 16],
                            const unsigned char* b) {
-    PA_UNROLL
-    for (int kb = 0; kb < Cfg::kBlockK / 16; ++kb) {
-        const uint64_t db = sm90::make_smem_desc(b + kb * 16 * 128, sm90::Swizzle::B128, Cfg::kKvPanelBytes, 1024);
-        sm90::wgmma_rs<Cfg::kHeadDim, typename Cfg::T, sm90::Major::MN>(acc, a[kb], db, true);
-    }
+    issue_ab_mn_panels<typename Cfg::T, Cfg::kHeadDim, Cfg::kBlockK>(acc, a, b, Cfg::kKvPanelBytes);
 }
 
 template <class Cfg>

@@ -53,24 +53,27 @@ PA_DEVICE void load_tile_vis_end_async(int32_t* dst, const int32_t* row_vis_end,
 }
 
 // The same rule on a transposed score tile (dK/dV: rows are keys key0.., columns are queries
-// query0..): the lane's keys are its rows, so each lane reads vis_end once per row it holds.
-template <int kR, int kC>
-PA_DEVICE void apply_partial_mask_keys_by_queries(tile::Acc<kR, kC>& st, int key0, int query0,
-                                                  const int32_t* vis_end, int n) {
+// query0..; a tile::Acc or a warp's rows of a wgmma accumulator, acc_rows.cuh): the lane's keys
+// are its rows, so it asks `end_of(j)` once per key j it holds; end_of must give 0 for keys at or
+// beyond n (the sm80 kernel guards a global read, the sm90a one reads its staged vis_end, zero
+// past the row).
+template <class S, class EndOf>
+PA_DEVICE void apply_partial_mask_keys_by_queries(S& st, int key0, int query0, int n, const EndOf& end_of) {
+    using R = AccRows<S>;
     const tile::LaneCoords lc = tile::lane_coords();
     PA_UNROLL
-    for (int m = 0; m < kR / 16; ++m) {
+    for (int m = 0; m < R::kM; ++m) {
         PA_UNROLL
         for (int h = 0; h < 2; ++h) {
             const int j = key0 + 16 * m + tile::c_row(lc.g, 2 * h);
-            const int end = j < n ? vis_end[j] : 0;
+            const int end = end_of(j);
             PA_UNROLL
-            for (int nb = 0; nb < kC / 8; ++nb) {
+            for (int nb = 0; nb < R::kN; ++nb) {
                 PA_UNROLL
                 for (int c = 0; c < 2; ++c) {
                     const int i = query0 + nb * 8 + tile::c_col(lc.t, c);
                     const bool seen = j <= i && i < end && i < n;
-                    if (!seen) st.f[m][nb][2 * h + c] = -__builtin_huge_valf();
+                    if (!seen) R::at(st, m, nb, 2 * h + c) = -__builtin_huge_valf();
                 }
             }
         }

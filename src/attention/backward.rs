@@ -9,14 +9,15 @@ use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, DeviceRepr}
 use crate::cuda::{launch, DeviceArgs, DeviceKernel, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::{
-    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdDqSm90Params, PaAttnBwdPreParams,
+    PaAttnBwdDkvParams, PaAttnBwdDkvSm90Params, PaAttnBwdDqParams, PaAttnBwdDqSm90Params,
+    PaAttnBwdPreParams,
 };
 use crate::plan::Plan;
 use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 use crate::sm90::TensorMapDesc;
 
-use super::backward_prepare::{prepare_backward, BackwardCall, DqLaunch};
+use super::backward_prepare::{prepare_backward, BackwardCall, DkvLaunch, DqLaunch};
 use super::checks::ListAddrs;
 use super::configs::{
     path_for, picked_head_dims, select_backward, tile_shape, BackwardChoice, BackwardKernels,
@@ -32,6 +33,7 @@ unsafe impl DeviceRepr for PaAttnBwdPreParams {}
 unsafe impl DeviceRepr for PaAttnBwdDkvParams {}
 unsafe impl DeviceRepr for PaAttnBwdDqParams {}
 unsafe impl DeviceRepr for PaAttnBwdDqSm90Params {}
+unsafe impl DeviceRepr for PaAttnBwdDkvSm90Params {}
 
 /// Inputs and outputs of one backward call on a device.
 ///
@@ -74,12 +76,34 @@ impl DqKernel {
     }
 }
 
+/// A loaded dK/dV kernel of either path (their parameter structs differ).
+enum DkvKernel {
+    Sm80(DeviceKernel<PaAttnBwdDkvParams>),
+    Sm90a(DeviceKernel<PaAttnBwdDkvSm90Params>),
+}
+
+impl DkvKernel {
+    fn load(gpu: &Gpu, info: &'static KernelInfo) -> Result<Self> {
+        Ok(match info.arch {
+            Arch::Sm80 => DkvKernel::Sm80(gpu.load(KernelRef::new(info)?)?),
+            Arch::Sm90a => DkvKernel::Sm90a(gpu.load(KernelRef::new(info)?)?),
+        })
+    }
+
+    fn info(&self) -> &'static KernelInfo {
+        match self {
+            DkvKernel::Sm80(k) => k.kernel().info(),
+            DkvKernel::Sm90a(k) => k.kernel().info(),
+        }
+    }
+}
+
 /// The three kernels of one (dtype, head dim), loaded.
 struct Loaded {
     dtype: KernelDtype,
     head_dim: usize,
     pre: DeviceKernel<PaAttnBwdPreParams>,
-    dkv: DeviceKernel<PaAttnBwdDkvParams>,
+    dkv: DkvKernel,
     dq: DqKernel,
 }
 
@@ -111,7 +135,7 @@ impl Backward {
                     dtype,
                     head_dim,
                     pre: gpu.load(KernelRef::new(ks.pre)?)?,
-                    dkv: gpu.load(KernelRef::new(ks.dkv)?)?,
+                    dkv: DkvKernel::load(gpu, ks.dkv)?,
                     dq: DqKernel::load(gpu, ks.dq)?,
                 });
             }
@@ -134,7 +158,7 @@ impl Backward {
         let k = self.find(dtype, head_dim)?;
         Ok(BackwardKernels {
             pre: k.pre.kernel().info(),
-            dkv: k.dkv.kernel().info(),
+            dkv: k.dkv.info(),
             dq: k.dq.info(),
         })
     }
@@ -172,7 +196,7 @@ impl Backward {
         }
         let loaded = self.find(T::KERNEL_DTYPE, shape.head_dim)?;
         let tile = |k: &KernelInfo| tile_shape(k.tile.expect("tiled backward kernel"));
-        let (dkv_info, dq_info) = (loaded.dkv.kernel().info(), loaded.dq.info());
+        let (dkv_info, dq_info) = (loaded.dkv.info(), loaded.dq.info());
         let dkv_mask = plan.mask(tile(dkv_info))?;
         let dq_mask = plan.mask(tile(dq_info))?;
         let k_lists = &plan
@@ -252,8 +276,19 @@ impl Backward {
             },
             TensorMapDesc::encode_device,
         )?;
-        // The dQ launch was prepared from the loaded kernel's registry entry, so their paths
-        // agree; checked before anything is enqueued, so a mismatch cannot leave half a call.
+        // The dK/dV and dQ launches were prepared from the loaded kernels' registry entries, so
+        // their paths agree; checked before anything is enqueued, so a mismatch cannot leave
+        // half a call.
+        let same_dkv_path = matches!(
+            (&loaded.dkv, &launch_.dkv),
+            (DkvKernel::Sm80(_), DkvLaunch::Sm80(_)) | (DkvKernel::Sm90a(_), DkvLaunch::Sm90a(_))
+        );
+        if !same_dkv_path {
+            return Err(Error::InvalidArgument {
+                what: "kernel",
+                detail: format!("{} was prepared for another path", dkv_info.name),
+            });
+        }
         let same_path = matches!(
             (&loaded.dq, &launch_.dq),
             (DqKernel::Sm80(_), DqLaunch::Sm80(_)) | (DqKernel::Sm90a(_), DqLaunch::Sm90a(_))
@@ -266,13 +301,19 @@ impl Backward {
         }
         // SAFETY: prepare_backward checked every view against its buffer, that dQ, dK and dV do
         // not overlap themselves, each other or the inputs, and that the workspace holds the
-        // shape's [rows, q_heads, n_pad] arrays; the plan arrays are the ones its lists index; an
-        // sm90a dQ kernel's tensor maps describe the checked Q, dO, K and V views.
+        // shape's [rows, q_heads, n_pad] arrays; the plan arrays are the ones its lists index; the
+        // sm90a kernels' tensor maps describe the checked Q, dO, K and V views.
         // All buffers outlive the enqueues, and `args` orders them on `stream` when it drops,
         // after the three launches, which the stream runs in order.
         unsafe {
             launch(&loaded.pre, stream, &launch_.pre.dims, &launch_.pre.params)?;
-            launch(&loaded.dkv, stream, &launch_.dkv.dims, &launch_.dkv.params)?;
+            match (&loaded.dkv, &launch_.dkv) {
+                (DkvKernel::Sm80(k), DkvLaunch::Sm80(l)) => launch(k, stream, &l.dims, &l.params)?,
+                (DkvKernel::Sm90a(k), DkvLaunch::Sm90a(l)) => {
+                    launch(k, stream, &l.dims, &l.params)?
+                }
+                _ => {} // excluded above
+            }
             match (&loaded.dq, &launch_.dq) {
                 (DqKernel::Sm80(k), DqLaunch::Sm80(l)) => launch(k, stream, &l.dims, &l.params),
                 (DqKernel::Sm90a(k), DqLaunch::Sm90a(l)) => launch(k, stream, &l.dims, &l.params),

@@ -8,7 +8,7 @@ use crate::plan::Plan;
 use crate::shape::AttnShape;
 use crate::sm90::TensorMapDesc;
 
-use super::backward_prepare::{prepare_backward, BackwardCall, DqLaunch};
+use super::backward_prepare::{prepare_backward, BackwardCall, DkvLaunch, DqLaunch};
 use super::checks::ListAddrs;
 use super::configs::{emulated_backward_arch, select_backward, tile_shape, BackwardChoice};
 use super::dtype::AttnDtype;
@@ -61,9 +61,9 @@ pub fn backward_emulated<T: AttnDtype>(
     backward_emulated_with(plan, shape, t, scale, BackwardChoice::default(), options)
 }
 
-/// [`backward_emulated`] with an explicit kernel choice. With `arch: Some(Arch::Sm90a)` the dQ
-/// kernel is the sm90a one, run with emulator-encoded tensor maps of the same views, and the
-/// preprocess and dK/dV kernels the sm80 ones (no sm90a dK/dV exists:
+/// [`backward_emulated`] with an explicit kernel choice. With `arch: Some(Arch::Sm90a)` the dK/dV
+/// and dQ kernels are the sm90a ones, run with emulator-encoded tensor maps of the same views, and
+/// the preprocess the sm80 one (it has no sm90a version:
 /// [`super::configs::backward_family_path`]).
 pub fn backward_emulated_with<T: AttnDtype>(
     plan: &Plan,
@@ -125,7 +125,7 @@ pub fn backward_emulated_with<T: AttnDtype>(
     )?;
     // SAFETY: prepare_backward checked every view against its slice, that the written views do
     // not overlap each other or the inputs, and the workspace against its length; the plan
-    // arrays are the ones its lists index; an sm90a dQ kernel's tensor maps describe the checked Q,
+    // arrays are the ones its lists index; the sm90a kernels' tensor maps describe the checked Q,
     // dO, K and V views. `t` borrows the slices (dQ, dK, dV mutably) and the workspace lives for
     // the whole synchronous launches, which run in order.
     let stats = unsafe {
@@ -135,12 +135,10 @@ pub fn backward_emulated_with<T: AttnDtype>(
             &launch.pre.params,
             options,
         )?;
-        let dkv = emu::launch(
-            launch.dkv.kernel,
-            &launch.dkv.dims,
-            &launch.dkv.params,
-            options,
-        )?;
+        let dkv = match &launch.dkv {
+            DkvLaunch::Sm80(l) => emu::launch(l.kernel, &l.dims, &l.params, options)?,
+            DkvLaunch::Sm90a(l) => emu::launch(l.kernel, &l.dims, &l.params, options)?,
+        };
         let dq = match &launch.dq {
             DqLaunch::Sm80(l) => emu::launch(l.kernel, &l.dims, &l.params, options)?,
             DqLaunch::Sm90a(l) => emu::launch(l.kernel, &l.dims, &l.params, options)?,

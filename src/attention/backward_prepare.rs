@@ -1,17 +1,17 @@
 //! Launch preparation of the backward: the one function that checks a backward call and turns it
 //! into its three launches (preprocess, dK/dV, dQ), in the order they must run on one stream. The
 //! GPU path ([`super::Backward`]) and the emulator path ([`super::backward_emulated`]) both call
-//! it, with device or host addresses and their executor's tensor-map encoder (an sm90a dQ kernel
-//! loads Q, dO, K and V by TMA).
+//! it, with device or host addresses and their executor's tensor-map encoder (the sm90a dK/dV and
+//! dQ kernels load Q, dO, K and V by TMA).
 
 use crate::error::{Error, Result};
 use crate::ffi::params::{
-    PaAttnBwdDkvParams, PaAttnBwdDqParams, PaAttnBwdDqSm90Params, PaAttnBwdPreParams,
-    PaAttnBwdStats, PA_BWD_PRE_TOKENS,
+    PaAttnBwdDkvParams, PaAttnBwdDkvSm90Params, PaAttnBwdDqParams, PaAttnBwdDqSm90Params,
+    PaAttnBwdPreParams, PaAttnBwdStats, PA_BWD_PRE_TOKENS,
 };
 use crate::launch::LaunchDims;
 use crate::mask::BlockMask;
-use crate::registry::{Arch, KernelDtype, KernelRef};
+use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef, TileConfig};
 use crate::shape::AttnShape;
 use crate::sm90::{PaTensorMap, TensorMapDesc};
 
@@ -44,11 +44,21 @@ pub enum DqLaunch {
     Sm90a(PreparedLaunch<PaAttnBwdDqSm90Params>),
 }
 
+/// The dK/dV launch of the call's path: the sm80 kernel's, or the sm90a kernel's (the same
+/// parameters plus the tensor maps of Q, dO, K and V).
+// As DqLaunch: one value per call, never boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
+pub enum DkvLaunch {
+    Sm80(PreparedLaunch<PaAttnBwdDkvParams>),
+    Sm90a(PreparedLaunch<PaAttnBwdDkvSm90Params>),
+}
+
 /// The three launches of a backward call, to run in this order on one stream.
 #[derive(Debug, Clone, Copy)]
 pub struct BackwardLaunch {
     pub pre: PreparedLaunch<PaAttnBwdPreParams>,
-    pub dkv: PreparedLaunch<PaAttnBwdDkvParams>,
+    pub dkv: DkvLaunch,
     pub dq: DqLaunch,
 }
 
@@ -83,7 +93,7 @@ pub(crate) struct BackwardCall<'a> {
 }
 
 /// Checks a backward call and prepares its three launches; `encode` turns a view's tensor-map
-/// description into the encoding its executor reads (used when the dQ kernel is an sm90a one).
+/// description into the encoding its executor reads (used for the sm90a dK/dV and dQ kernels).
 pub(crate) fn prepare_backward(
     c: &BackwardCall<'_>,
     encode: impl Fn(&TensorMapDesc) -> Result<PaTensorMap>,
@@ -92,7 +102,6 @@ pub(crate) fn prepare_backward(
     shape.validate()?;
     let ks = c.kernels;
     let pre = KernelRef::<PaAttnBwdPreParams>::new(ks.pre)?;
-    let dkv = KernelRef::<PaAttnBwdDkvParams>::new(ks.dkv)?;
     check_kernel_dtype(ks.pre, c.dtype, shape)?;
     let dkv_tile = kernel_tile(ks.dkv, c.dtype, shape)?;
     let dq_tile = kernel_tile(ks.dq, c.dtype, shape)?;
@@ -187,6 +196,52 @@ pub(crate) fn prepare_backward(
         dq: pa_view(&c.dq, dq_stride),
         stats,
     };
+    // Boxes of block_q tokens for Q and dO, block_k for K and V (prepare_sm90::view_map), at the
+    // sm90a kernel's own tile.
+    let maps = |info: &KernelInfo, tile: TileConfig| -> Result<[PaTensorMap; 4]> {
+        let dtype = tma_dtype(info, c.dtype)?;
+        let map = |what: &'static str, view: &RawView, heads: usize, box_rows: u32| {
+            encoded_view_map(what, view, shape, heads, box_rows, dtype, &encode)
+        };
+        Ok([
+            map("q", &c.q, qh, tile.block_q)?,
+            map("d_o", &c.d_o, qh, tile.block_q)?,
+            map("k", &c.k, kvh, tile.block_k)?,
+            map("v", &c.v, kvh, tile.block_k)?,
+        ])
+    };
+    let dkv_params = PaAttnBwdDkvParams {
+        qkv,
+        k_major: c.k_major.params(c.dkv_mask.k_tiles()),
+        d_o: pa_view(&c.d_o, d_o_stride),
+        dk: pa_view(&c.dk, dk_stride),
+        dv: pa_view(&c.dv, dv_stride),
+        stats,
+    };
+    let dkv_dims = LaunchDims::linear(dkv_ctas, ks.dkv.threads, ks.dkv.smem_bytes);
+    let dkv = match ks.dkv.arch {
+        Arch::Sm80 => DkvLaunch::Sm80(PreparedLaunch {
+            kernel: KernelRef::new(ks.dkv)?,
+            params: dkv_params,
+            dims: dkv_dims,
+        }),
+        Arch::Sm90a => {
+            let [q_map, d_o_map, k_map, v_map] = maps(ks.dkv, dkv_tile)?;
+            DkvLaunch::Sm90a(PreparedLaunch {
+                kernel: KernelRef::new(ks.dkv)?,
+                params: PaAttnBwdDkvSm90Params {
+                    dkv: dkv_params,
+                    q_map,
+                    d_o_map,
+                    k_map,
+                    v_map,
+                    _pad0: [0; 5],
+                },
+                dims: dkv_dims,
+            })
+        }
+    };
+
     let dq_dims = LaunchDims::linear(dq_ctas, ks.dq.threads, ks.dq.smem_bytes);
     let dq = match ks.dq.arch {
         Arch::Sm80 => DqLaunch::Sm80(PreparedLaunch {
@@ -195,19 +250,15 @@ pub(crate) fn prepare_backward(
             dims: dq_dims,
         }),
         Arch::Sm90a => {
-            // Boxes of block_q tokens for Q and dO, block_k for K and V (prepare_sm90::view_map).
-            let dtype = tma_dtype(ks.dq, c.dtype)?;
-            let map = |what: &'static str, view: &RawView, heads: usize, box_rows: u32| {
-                encoded_view_map(what, view, shape, heads, box_rows, dtype, &encode)
-            };
+            let [q_map, d_o_map, k_map, v_map] = maps(ks.dq, dq_tile)?;
             DqLaunch::Sm90a(PreparedLaunch {
                 kernel: KernelRef::new(ks.dq)?,
                 params: PaAttnBwdDqSm90Params {
                     dq: dq_params,
-                    q_map: map("q", &c.q, qh, dq_tile.block_q)?,
-                    d_o_map: map("d_o", &c.d_o, qh, dq_tile.block_q)?,
-                    k_map: map("k", &c.k, kvh, dq_tile.block_k)?,
-                    v_map: map("v", &c.v, kvh, dq_tile.block_k)?,
+                    q_map,
+                    d_o_map,
+                    k_map,
+                    v_map,
                     _pad0: 0,
                 },
                 dims: dq_dims,
@@ -231,18 +282,7 @@ pub(crate) fn prepare_backward(
             },
             dims: LaunchDims::linear(pre_ctas, ks.pre.threads, ks.pre.smem_bytes),
         },
-        dkv: PreparedLaunch {
-            kernel: dkv,
-            params: PaAttnBwdDkvParams {
-                qkv,
-                k_major: c.k_major.params(c.dkv_mask.k_tiles()),
-                d_o: pa_view(&c.d_o, d_o_stride),
-                dk: pa_view(&c.dk, dk_stride),
-                dv: pa_view(&c.dv, dv_stride),
-                stats,
-            },
-            dims: LaunchDims::linear(dkv_ctas, ks.dkv.threads, ks.dkv.smem_bytes),
-        },
+        dkv,
         dq,
     })
 }
@@ -316,25 +356,25 @@ mod tests {
         let DqLaunch::Sm80(dq) = l.dq else {
             panic!("the sm80 choice prepares the sm80 dQ kernel")
         };
+        let DkvLaunch::Sm80(dkv) = l.dkv else {
+            panic!("the sm80 choice prepares the sm80 dK/dV kernel")
+        };
         let n_pad = stats_stride(n).unwrap();
         assert_eq!(n_pad % 64, 0);
         assert_eq!(l.pre.dims.grid, [(2 * 8 * n_pad / 64) as u32, 1, 1]);
-        assert_eq!(l.dkv.dims.grid, [2 * 2 * 2, 1, 1]); // rows * k tiles * kv heads
-        assert_eq!(l.dkv.dims.block, [256, 1, 1]);
+        assert_eq!(dkv.dims.grid, [2 * 2 * 2, 1, 1]); // rows * k tiles * kv heads
+        assert_eq!(dkv.dims.block, [256, 1, 1]);
         assert_eq!(dq.dims.grid, [2 * 3 * 8, 1, 1]); // rows * q tiles * q heads
         assert_eq!(dq.dims.smem_bytes, kernels.dq.smem_bytes);
-        assert_eq!(
-            (l.dkv.params.k_major.tiles, dq.params.q_major.tiles),
-            (2, 3)
-        );
-        assert_eq!(l.dkv.params.stats.n_pad as usize, n_pad);
+        assert_eq!((dkv.params.k_major.tiles, dq.params.q_major.tiles), (2, 3));
+        assert_eq!(dkv.params.stats.n_pad as usize, n_pad);
         assert_eq!(dq.params.stats.delta as usize, 0xb0_0000);
         assert_eq!((l.pre.params.n, l.pre.params.q_heads), (130, 8));
-        assert_eq!(l.dkv.params.qkv.kv_group, 4);
+        assert_eq!(dkv.params.qkv.kv_group, 4);
         assert_eq!(dq.params.dq.stride.token, 8 * 128);
 
-        // The sm90a choice: its dQ kernel with the same parameters plus four tensor maps (the sm80
-        // dK/dV kernel stays), over the plan's 128 x 128 lists.
+        // The sm90a choice: its dK/dV and dQ kernels with the same parameters plus four tensor
+        // maps each, over the plan's 64 x 128 (dK/dV) and 128 x 128 (dQ) lists.
         let sm90 = select_backward(
             Arch::Sm90a,
             KernelDtype::F16,
@@ -346,10 +386,11 @@ mod tests {
             |_| true,
         )
         .unwrap();
-        assert_eq!(sm90.dkv.name, kernels.dkv.name);
+        assert_eq!(sm90.dkv.arch, Arch::Sm90a);
         let l90 = prepare_backward(
             &BackwardCall {
                 kernels: sm90,
+                dkv_mask: mask(sm90.dkv),
                 dq_mask: mask(sm90.dq),
                 ..call
             },
@@ -364,6 +405,16 @@ mod tests {
         assert_eq!(dq90.dims.block, [384, 1, 1]);
         assert_eq!(dq90.params.dq.q_major.tiles, 2);
         assert_eq!(dq90.params.dq.stats.n_pad as usize, n_pad);
+        let DkvLaunch::Sm90a(dkv90) = l90.dkv else {
+            panic!("the sm90a choice prepares the sm90a dK/dV kernel")
+        };
+        assert_eq!(dkv90.kernel.name(), sm90.dkv.name);
+        assert_eq!(dkv90.dims.grid, [2 * 2 * 2, 1, 1]); // rows * k tiles of 128 * kv heads
+        assert_eq!(dkv90.dims.block, [384, 1, 1]);
+        assert_eq!(dkv90.dims.smem_bytes, sm90.dkv.smem_bytes);
+        assert_eq!(dkv90.params.dkv.k_major.tiles, 2);
+        assert_eq!(dkv90.params.dkv.stats.n_pad as usize, n_pad);
+        assert_eq!(dkv90.params.dkv.dk.stride.token, 2 * 128);
         // A workspace one element short, a misaligned one, overlapping outputs: typed errors.
         let short = BackwardCall {
             ws_len: ws_len - 1,

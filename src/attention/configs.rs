@@ -41,6 +41,9 @@ const Q64K128W8S2: TileConfig = TileConfig::new(64, 128, 8, 2);
 // sm90a: warps = the producer warpgroup and one consumer warpgroup per 64 query rows.
 const SM90_Q128K128S2: TileConfig = TileConfig::new(128, 128, 12, 2);
 const SM90_Q192K128S2: TileConfig = TileConfig::new(192, 128, 16, 2);
+// The sm90a dK/dV: warps = the producer warpgroup and one consumer warpgroup per 64 keys; q tiles
+// of 64 stream through the ring.
+const SM90_Q64K128S2: TileConfig = TileConfig::new(64, 128, 12, 2);
 
 /// The forward picks. Change a row when a GPU check sweep (scripts/gpucheck, one table per path
 /// and head dim) measures a better configuration, and quote the run.
@@ -176,6 +179,28 @@ pub const BACKWARD_CHOSEN_ONLY_PICKS: &[KernelPick] = &[
         evidence: "Emulator-verified only, as for head dim 128; 98 KiB of shared memory, no \
                    spills.",
     },
+    KernelPick {
+        family: BACKWARD_DKV_FAMILY,
+        arch: Arch::Sm90a,
+        head_dim: 128,
+        prefer: &[SM90_Q64K128S2],
+        evidence: "Emulator-verified only (no device was lent): not a default until a GPU run \
+                   has checked it. Two consumer warpgroups of 64 keys (the sm80 pick's 128-key \
+                   tile, so both walk the same lists in the same order and give the same bits), \
+                   q tiles of 64 through a 2-stage ring: dK and dV (64 fp32 per thread each), \
+                   S^T and dP^T (32 each) and two operand fragments (16 each), 224 registers, \
+                   fit the 240 setmaxnreg gives a consumer (ptxas: no spills). Shared memory: K \
+                   and V 32 KiB each plus two stages of Q and dO (64 KiB), 131 KiB (133672 \
+                   bytes).",
+    },
+    KernelPick {
+        family: BACKWARD_DKV_FAMILY,
+        arch: Arch::Sm90a,
+        head_dim: 64,
+        prefer: &[SM90_Q64K128S2],
+        evidence: "Emulator-verified only, as for head dim 128; 67 KiB (68136 bytes) of shared \
+                   memory, no spills.",
+    },
 ];
 
 /// The picks of every family.
@@ -234,10 +259,10 @@ impl KernelChoice {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BackwardChoice {
     /// The code path; None: the device's best that has backward picks (today sm80 everywhere:
-    /// [`BACKWARD_PICKS`] has no sm90a row until a GPU run checks the sm90a dQ kernel). Some(path):
-    /// each family's kernel of that path, sm80 for a family without one
-    /// ([`backward_family_path`]): Some(Sm90a) runs the sm90a dQ with the sm80 dK/dV. The
-    /// emulator runs any path; there None means sm80.
+    /// [`BACKWARD_PICKS`] has no sm90a row until a GPU run checks the sm90a kernels).
+    /// Some(path): each family's kernel of that path, sm80 for a family without one
+    /// ([`backward_family_path`]): Some(Sm90a) runs the sm80 preprocess with the sm90a dK/dV and
+    /// dQ. The emulator runs any path; there None means sm80.
     pub arch: Option<Arch>,
     /// The dK/dV kernel's tile configuration; None: the path's first preference that fits.
     pub dkv_tile: Option<TileConfig>,
@@ -256,9 +281,9 @@ pub struct BackwardKernels {
 
 /// The path a backward family runs on when a call's path is `arch`: `arch` where the registry
 /// holds a kernel of the family for it at this dtype and head dim, else sm80, which has every
-/// backward family. So an sm90a backward today runs the sm90a dQ kernel with the sm80
-/// preprocess and dK/dV kernels (the dK/dV kernel has no sm90a version yet), and a family that
-/// gains one moves to it without a change here.
+/// backward family. So an sm90a backward today runs the sm90a dK/dV and dQ kernels with the sm80
+/// preprocess (a memory-bound pass with no sm90a version), and a family that gains one moves to
+/// it without a change here.
 pub fn backward_family_path(
     family: &'static str,
     arch: Arch,
@@ -457,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn an_sm90a_backward_runs_the_sm90a_dq_with_the_sm80_dkv() {
+    fn an_sm90a_backward_runs_the_sm90a_dkv_and_dq_with_the_sm80_preprocess() {
         let choice = BackwardChoice {
             arch: Some(Arch::Sm90a),
             ..Default::default()
@@ -469,14 +494,19 @@ mod tests {
                 let ks = select_backward(Arch::Sm90a, dtype, head_dim, &choice, |_| true).unwrap();
                 assert_eq!(ks.dq.arch, Arch::Sm90a, "{}", ks.dq.name);
                 assert_eq!(ks.dq.tile, Some(SM90_Q128K128S2));
-                // No sm90a dK/dV kernel: the family falls back to sm80, with sm80's pick.
-                assert_eq!(ks.dkv.arch, Arch::Sm80, "{}", ks.dkv.name);
+                assert_eq!(ks.dkv.arch, Arch::Sm90a, "{}", ks.dkv.name);
+                assert_eq!(ks.dkv.tile, Some(SM90_Q64K128S2));
+                // The same plan tile as the sm80 dK/dV pick (the same lists, walked in the same
+                // order).
                 let sm80 = select_backward(Arch::Sm80, dtype, head_dim, &choice, |_| true).unwrap();
-                assert_eq!(ks.dkv.name, sm80.dkv.name);
+                assert_eq!(
+                    tile_shape(ks.dkv.tile.unwrap()),
+                    tile_shape(sm80.dkv.tile.unwrap())
+                );
                 assert_eq!(ks.pre.name, sm80.pre.name);
                 assert_eq!(
                     backward_family_path(BACKWARD_DKV_FAMILY, Arch::Sm90a, dtype, head_dim),
-                    Arch::Sm80
+                    Arch::Sm90a
                 );
                 assert_eq!(
                     backward_family_path(BACKWARD_DQ_FAMILY, Arch::Sm90a, dtype, head_dim),
@@ -484,13 +514,22 @@ mod tests {
                 );
             }
         }
-        // A tile the sm90a dQ path does not have is a typed error, not an sm80 substitute.
+        // A tile the sm90a dQ or dK/dV path does not have is a typed error, not an sm80
+        // substitute.
         let bad = BackwardChoice {
             dq_tile: Some(Q64K64W4S2),
             ..choice
         };
         assert!(matches!(
             select_backward(Arch::Sm90a, KernelDtype::Bf16, 64, &bad, |_| true),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let bad = BackwardChoice {
+            dkv_tile: Some(Q64K128W8S2),
+            ..choice
+        };
+        assert!(matches!(
+            select_backward(Arch::Sm90a, KernelDtype::Bf16, 128, &bad, |_| true),
             Err(Error::InvalidArgument { .. })
         ));
     }

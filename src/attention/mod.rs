@@ -27,7 +27,7 @@ pub mod workspace;
 
 pub use backward::{Backward, BackwardTensors};
 pub use backward_emulated::{backward_emulated, backward_emulated_with, HostBackwardTensors};
-pub use backward_prepare::{BackwardLaunch, DqLaunch, PreparedLaunch};
+pub use backward_prepare::{BackwardLaunch, DkvLaunch, DqLaunch, PreparedLaunch};
 pub use configs::{BackwardChoice, BackwardKernels, KernelChoice};
 pub use dtype::AttnDtype;
 pub use emulated::{forward_emulated, forward_emulated_with, HostTensors};

@@ -395,6 +395,44 @@ impl Default for PaAttnBwdDqSm90Params {
     }
 }
 #[repr(C)]
+#[repr(align(64))]
+#[derive(Debug, Copy, Clone)]
+pub struct PaAttnBwdDkvSm90Params {
+    pub dkv: PaAttnBwdDkvParams,
+    pub _pad0: [i64; 5usize],
+    pub q_map: PaTensorMap,
+    pub d_o_map: PaTensorMap,
+    pub k_map: PaTensorMap,
+    pub v_map: PaTensorMap,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaAttnBwdDkvSm90Params"][::core::mem::size_of::<PaAttnBwdDkvSm90Params>() - 832usize];
+    ["Alignment of PaAttnBwdDkvSm90Params"]
+        [::core::mem::align_of::<PaAttnBwdDkvSm90Params>() - 64usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::dkv"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, dkv) - 0usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::_pad0"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, _pad0) - 280usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::q_map"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, q_map) - 320usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::d_o_map"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, d_o_map) - 448usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::k_map"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, k_map) - 576usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::v_map"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, v_map) - 704usize];
+};
+impl Default for PaAttnBwdDkvSm90Params {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct PaLogProbGatherParams {
     pub logits: *const ::core::ffi::c_void,

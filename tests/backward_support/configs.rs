@@ -28,8 +28,9 @@ fn family_tiles(family: &'static str, arch: Arch) -> Vec<TileConfig> {
 }
 
 /// One choice per registered dK/dV configuration of `arch` (each with the first dQ
-/// configuration), then one per further dQ configuration: every kernel runs at least once. On
-/// sm90a the dK/dV configurations are sm80's (no sm90a dK/dV kernel exists).
+/// configuration), then one per further dQ configuration: every kernel runs at least once. A
+/// family without a kernel on `arch` contributes sm80's (today every backward family has an
+/// sm90a kernel).
 pub fn choices(arch: Arch) -> Vec<BackwardChoice> {
     let (dkv, dq) = (
         family_tiles(BACKWARD_DKV_FAMILY, arch),
