@@ -33,7 +33,8 @@
 #   logprob_gpu                  20  1.1 s
 #   forward_bench                30  a few seconds (12 problems x 24 launches)
 #   tile_sweep                   60  every registered forward configuration x 12 problems
-#   backward_bench               60  forward+backward, 12 problems
+#   backward_bench               75  forward+backward, 12 problems; twice on an H200 (default
+#                                    and chosen-only sm90a backward)
 #   sanitizer_{memcheck,racecheck,synccheck,initcheck} (forward)
 #                              4x20  0.4-1.4 s of test each, plus the tool's start
 #   sanitizer_bwd_{memcheck,racecheck}
@@ -41,7 +42,7 @@
 #   peers                       110  6 shapes x 2 masks: 3 SDPA backends + Flex, fwd and fwd+bwd
 #   peers_fwd_bwd                60  SDPA and Flex forward+backward on backward_bench's problems
 #   ncu_forward_d128             35  one kernel, 7 sections
-#   total                       785  the 510 s budget cuts the tail: the profile and the peers'
+#   total                       800  the 510 s budget cuts the tail: the profile and the peers'
 #                                    second table are the first to go
 #   charts (second call)        480  bench_charts.sh: quick sweep, peers, ours, charts
 set -u
@@ -199,7 +200,7 @@ else
     skip_step forward_bench "bin/forward_bench missing"
 fi
 if [ -x "$BIN/backward_bench" ]; then
-    run_step backward_bench 60 "$BIN/backward_bench" "$WORK/bench"
+    run_step backward_bench 75 "$BIN/backward_bench" "$WORK/bench"
 else
     skip_step backward_bench "bin/backward_bench missing"
 fi
