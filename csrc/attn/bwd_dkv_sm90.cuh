@@ -97,19 +97,7 @@ struct BwdDkvSm90 : TiledKernelSpec<PaAttnBwdDkvSm90Params, Cfg, PA_ARCH_SM90A> 
         const PaAttnQkv& a = p.dkv.qkv;
         const TileWork w = tile_work(p.dkv.k_major, a.q_heads / a.kv_group);
         const Smem sm(dyn_smem<unsigned char>());
-        if (thread_linear() == 0) {
-            sm.init_barriers();
-            sm90::fence_mbarrier_init();
-        }
-        sync_threads();
-        // One branch per role, so that ptxas knows each side's register budget (setmaxnreg).
-        if (warp_id() < 4) {
-            sm90::setmaxnreg_dec<Cfg::kProducerRegs>();
-            if (warp_id() == 0) produce(p, w, sm);
-        } else {
-            sm90::setmaxnreg_inc<Cfg::kConsumerRegs>();
-            consume(p, w, sm);
-        }
+        run_warp_roles<BwdDkvSm90, Cfg::kProducerRegs, Cfg::kConsumerRegs>(p, w, sm);
     }
 
     // ---- producer (one warp) ----

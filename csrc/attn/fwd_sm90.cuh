@@ -47,19 +47,7 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
     PA_DEVICE static void run(const PaAttnFwdSm90Params& p) {
         const TileWork w = tile_work(p.q_major, p.qkv.q_heads);
         const Smem sm(dyn_smem<unsigned char>());
-        if (thread_linear() == 0) {
-            sm.init_barriers();
-            sm90::fence_mbarrier_init();
-        }
-        sync_threads();
-        // One branch per role, so that ptxas knows each side's register budget (setmaxnreg).
-        if (warp_id() < 4) {
-            sm90::setmaxnreg_dec<Cfg::kProducerRegs>();
-            if (warp_id() == 0) produce(p, w, sm);
-        } else {
-            sm90::setmaxnreg_inc<Cfg::kConsumerRegs>();
-            consume(p, w, sm);
-        }
+        run_warp_roles<FwdSm90, Cfg::kProducerRegs, Cfg::kConsumerRegs>(p, w, sm);
     }
 
     // ---- producer (one warp) ----

@@ -4,7 +4,8 @@
 // same ring, barriers, GEMM issues, producer steps and epilogue store on a layout with one more
 // tile (dO, bwd_dq_sm90_config.cuh): a Cfg here is either configuration. The sm90a dK/dV kernel
 // (bwd_dkv_sm90.cuh) has its own layout and uses the GEMM issues on explicit panel strides
-// (issue_abt_panels, issue_ab_mn_panels) and the epilogue store.
+// (issue_abt_panels, issue_ab_mn_panels) and the epilogue store. All three open with
+// run_warp_roles.
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -13,6 +14,26 @@
 
 namespace pa {
 namespace attn {
+
+// The opening every sm90a kernel shares: thread 0 initialises the layout's mbarriers, then the
+// CTA splits by warpgroup. Warpgroup 0 gives registers back and its warp 0 runs
+// `Kernel::produce`; the others take them and run `Kernel::consume`. setmaxnreg sits in one branch
+// per role so that ptxas, with this inlined into the kernel, knows each side's register budget.
+template <class Kernel, int kProducerRegs, int kConsumerRegs, class Params, class Work, class Smem>
+PA_DEVICE void run_warp_roles(const Params& p, const Work& w, const Smem& sm) {
+    if (thread_linear() == 0) {
+        sm.init_barriers();
+        sm90::fence_mbarrier_init();
+    }
+    sync_threads();
+    if (warp_id() < 4) {
+        sm90::setmaxnreg_dec<kProducerRegs>();
+        if (warp_id() == 0) Kernel::produce(p, w, sm);
+    } else {
+        sm90::setmaxnreg_inc<kConsumerRegs>();
+        Kernel::consume(p, w, sm);
+    }
+}
 
 // acc = A B^T for one consumer: A its 64 rows of a tile (`a`: the warpgroup's first row of panel
 // 0; panels `a_panel_bytes` apart), B an N-row tile (`b`, panels `b_panel_bytes` apart), head_dim
