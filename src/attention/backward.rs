@@ -13,7 +13,7 @@ use crate::ffi::params::{
     PaAttnBwdPreParams,
 };
 use crate::plan::Plan;
-use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
+use crate::registry::{KernelDtype, KernelInfo, KernelRef};
 use crate::shape::AttnShape;
 use crate::sm90::TensorMapDesc;
 
@@ -24,6 +24,7 @@ use super::configs::{
     BACKWARD_PICKS,
 };
 use super::dtype::AttnDtype;
+use super::path_kernel::PathKernel;
 use super::view::{RawView, View};
 use super::workspace::BackwardWorkspace;
 
@@ -55,48 +56,10 @@ pub struct BackwardTensors<'a, T> {
 }
 
 /// A loaded dQ kernel of either path (their parameter structs differ).
-enum DqKernel {
-    Sm80(DeviceKernel<PaAttnBwdDqParams>),
-    Sm90a(DeviceKernel<PaAttnBwdDqSm90Params>),
-}
-
-impl DqKernel {
-    fn load(gpu: &Gpu, info: &'static KernelInfo) -> Result<Self> {
-        Ok(match info.arch {
-            Arch::Sm80 => DqKernel::Sm80(gpu.load(KernelRef::new(info)?)?),
-            Arch::Sm90a => DqKernel::Sm90a(gpu.load(KernelRef::new(info)?)?),
-        })
-    }
-
-    fn info(&self) -> &'static KernelInfo {
-        match self {
-            DqKernel::Sm80(k) => k.kernel().info(),
-            DqKernel::Sm90a(k) => k.kernel().info(),
-        }
-    }
-}
+type DqKernel = PathKernel<PaAttnBwdDqParams, PaAttnBwdDqSm90Params>;
 
 /// A loaded dK/dV kernel of either path (their parameter structs differ).
-enum DkvKernel {
-    Sm80(DeviceKernel<PaAttnBwdDkvParams>),
-    Sm90a(DeviceKernel<PaAttnBwdDkvSm90Params>),
-}
-
-impl DkvKernel {
-    fn load(gpu: &Gpu, info: &'static KernelInfo) -> Result<Self> {
-        Ok(match info.arch {
-            Arch::Sm80 => DkvKernel::Sm80(gpu.load(KernelRef::new(info)?)?),
-            Arch::Sm90a => DkvKernel::Sm90a(gpu.load(KernelRef::new(info)?)?),
-        })
-    }
-
-    fn info(&self) -> &'static KernelInfo {
-        match self {
-            DkvKernel::Sm80(k) => k.kernel().info(),
-            DkvKernel::Sm90a(k) => k.kernel().info(),
-        }
-    }
-}
+type DkvKernel = PathKernel<PaAttnBwdDkvParams, PaAttnBwdDkvSm90Params>;
 
 /// The three kernels of one (dtype, head dim), loaded.
 struct Loaded {

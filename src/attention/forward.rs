@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, DeviceRepr};
 
-use crate::cuda::{launch, DeviceArgs, DeviceKernel, Gpu};
+use crate::cuda::{launch, DeviceArgs, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::{PaAttnFwdParams, PaAttnFwdSm90Params};
 use crate::plan::Plan;
-use crate::registry::{Arch, KernelDtype, KernelInfo, KernelRef};
+use crate::registry::{KernelDtype, KernelInfo};
 use crate::shape::AttnShape;
 use crate::sm90::TensorMapDesc;
 
@@ -17,6 +17,7 @@ use super::configs::{
     path_for, picked_head_dims, select_forward, tile_shape, KernelChoice, FORWARD_PICKS,
 };
 use super::dtype::AttnDtype;
+use super::path_kernel::PathKernel;
 use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
 use super::prepare_sm90::prepare_forward_sm90;
 use super::view::{RawView, View};
@@ -29,26 +30,7 @@ unsafe impl DeviceRepr for PaAttnFwdParams {}
 unsafe impl DeviceRepr for PaAttnFwdSm90Params {}
 
 /// A loaded forward kernel: its path decides its parameter struct.
-enum PathKernel {
-    Sm80(DeviceKernel<PaAttnFwdParams>),
-    Sm90a(DeviceKernel<PaAttnFwdSm90Params>),
-}
-
-impl PathKernel {
-    fn load(gpu: &Gpu, info: &'static KernelInfo) -> Result<Self> {
-        Ok(match info.arch {
-            Arch::Sm80 => PathKernel::Sm80(gpu.load(KernelRef::new(info)?)?),
-            Arch::Sm90a => PathKernel::Sm90a(gpu.load(KernelRef::new(info)?)?),
-        })
-    }
-
-    fn info(&self) -> &'static KernelInfo {
-        match self {
-            PathKernel::Sm80(k) => k.kernel().info(),
-            PathKernel::Sm90a(k) => k.kernel().info(),
-        }
-    }
-}
+type FwdKernel = PathKernel<PaAttnFwdParams, PaAttnFwdSm90Params>;
 
 /// Inputs and outputs of one forward call on a device.
 ///
@@ -67,7 +49,7 @@ pub struct DeviceTensors<'a, T> {
 /// kernel choice picks for this device.
 pub struct Forward {
     ctx: Arc<CudaContext>,
-    kernels: Vec<(KernelDtype, usize, PathKernel)>,
+    kernels: Vec<(KernelDtype, usize, FwdKernel)>,
 }
 
 impl Forward {
@@ -94,7 +76,7 @@ impl Forward {
                     Err(_) if choice.tile.is_some() => continue,
                     Err(e) => return Err(e),
                 };
-                kernels.push((dtype, head_dim, PathKernel::load(gpu, info)?));
+                kernels.push((dtype, head_dim, FwdKernel::load(gpu, info)?));
             }
         }
         if kernels.is_empty() {
@@ -115,7 +97,7 @@ impl Forward {
         self.find(dtype, head_dim).map(|k| k.info())
     }
 
-    fn find(&self, dtype: KernelDtype, head_dim: usize) -> Result<&PathKernel> {
+    fn find(&self, dtype: KernelDtype, head_dim: usize) -> Result<&FwdKernel> {
         self.kernels
             .iter()
             .find(|(d, h, _)| *d == dtype && *h == head_dim)

@@ -20,6 +20,7 @@ mod emulated;
 mod forward;
 mod layer;
 mod overlap;
+mod path_kernel;
 mod prepare;
 mod prepare_sm90;
 mod view;
