@@ -58,6 +58,13 @@ pub enum Error {
     },
     /// A tensor view's shape, stride or alignment is unusable.
     InvalidView { what: &'static str, detail: String },
+    /// A tensor holds, or is laid out for, a whole number of heads other than the number the
+    /// shape says (K or V given with `q_heads`, Q with `kv_heads`, ...).
+    WrongHeadCount {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
     /// A numeric argument is out of its domain (NaN scale, zero size...).
     InvalidArgument { what: &'static str, detail: String },
 
@@ -168,6 +175,15 @@ impl fmt::Display for Error {
             }
             UnsupportedDtype { what, dtype } => write!(f, "{what}: dtype {dtype} is not supported"),
             InvalidView { what, detail } => write!(f, "{what}: {detail}"),
+            WrongHeadCount {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{what}: the shape says {expected} heads, the tensor is sized or laid out for \
+                 {found} (q, o, d_o and dq have q_heads; k, v, dk and dv have kv_heads)"
+            ),
             InvalidArgument { what, detail } => write!(f, "{what}: {detail}"),
             EmptyPrompt { sample } => write!(f, "sample {sample}: the prompt is empty"),
             NoCompletions { sample } => write!(f, "sample {sample}: no completions (k = 0)"),
@@ -234,6 +250,18 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A cudarc call a trainer makes next to this crate's (allocations, copies, synchronisation)
+/// converts with `?`: the driver's error becomes [`Error::Cuda`]. The crate's own calls name the
+/// driver call instead.
+impl From<cudarc::driver::DriverError> for Error {
+    fn from(e: cudarc::driver::DriverError) -> Self {
+        Error::Cuda {
+            call: "cudarc driver call",
+            detail: e.to_string(),
+        }
+    }
+}
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,6 +13,7 @@
 //!   against.
 //! - [`batch`]: the batch builder for trainers (samples to rows, logits back to log-probs).
 //! - [`plan`]: a batch's plan (vis_end + block lists, uploaded once), reused by every layer.
+//! - [`scale`]: the softmax scale, one type for the kernels, the reference and the bounds.
 //! - [`attention`]: the forward and backward kernels on a device ([`attention::Forward`],
 //!   [`attention::Backward`], both in [`attention::Attention`]) or on the emulator
 //!   ([`attention::forward_emulated`], [`attention::backward_emulated`]); docs/forward.md,
@@ -42,10 +43,29 @@ pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod rotary;
+pub mod scale;
 pub mod shape;
 pub mod sm90;
 
+// What a trainer needs, at the root: one `use prefix_attn::{...}` line.
+pub use attention::{
+    backward_emulated, forward_emulated, Attention, AttnDtype, Backward, BackwardTensors,
+    BackwardWorkspace, DeviceTensors, Dtype, Forward, ForwardOutput, Gradients,
+    HostBackwardTensors, HostTensors, Strides, View,
+};
+pub use batch::{Batch, BatchOptions, LogProbMap, Sample, TokenTree};
+pub use cuda::Gpu;
+/// The cudarc this crate is built on (its driver types appear in the device API).
+pub use cudarc;
+pub use emu::Schedule;
 pub use error::{Error, Result};
+/// The bf16/f16 host types the kernels take (the `half` crate, re-exported so a trainer needs no
+/// second dependency of the same version).
+pub use half::{self, bf16, f16};
+pub use layout::RowBuilder;
+pub use mask::VisEnd;
+pub use plan::Plan;
+pub use scale::Scale;
 pub use shape::AttnShape;
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.

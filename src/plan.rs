@@ -1,15 +1,20 @@
 //! The plan of a batch: its `vis_end` and block lists, built once per batch on the host and
 //! reused by every layer's forward and backward. A plan holds the lists of every tile shape its
 //! kernels use (each kernel's tile configuration comes from the registry), in both directions:
-//! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order. For GPU
-//! use the plan also holds all of them uploaded, so a kernel call only reads them.
+//! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order.
+//!
+//! For GPU use the plan also holds its arrays uploaded, once per CUDA context: either explicitly
+//! ([`Plan::upload`], [`Plan::on_device`]) or by the first call on a stream of a context it was
+//! not uploaded to yet (which then allocates and copies once, on that call's stream). Later calls
+//! only read them. A plan is cheap to clone (the clones share the lists and the uploads), so an
+//! op that runs the backward later (the candle op, the Python package) keeps one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaSlice, CudaStream};
 
 use crate::attention::configs::pick_tiles;
-use crate::cuda::upload_for_kernel;
+use crate::cuda::{same_context, upload_for_kernel};
 use crate::error::{Error, Result};
 use crate::mask::{BlockMask, TileShape, VisEnd};
 
@@ -26,40 +31,48 @@ pub(crate) struct DeviceMask {
     pub(crate) k_major: DeviceLists,
 }
 
-/// The arrays the kernels read, on one device: `masks[i]` holds the lists of `Plan::masks[i]`.
+/// The arrays the kernels read, in one CUDA context: `masks[i]` holds the lists of the plan's
+/// `masks[i]`.
 pub(crate) struct DevicePlan {
     pub(crate) vis_end: CudaSlice<i32>,
     pub(crate) masks: Vec<DeviceMask>,
 }
 
-/// `vis_end` of a batch and its block lists at every tile shape its kernels use; optionally
-/// uploaded.
-pub struct Plan {
+struct PlanInner {
     vis_end: VisEnd,
     masks: Vec<BlockMask>,
-    device: Option<DevicePlan>,
+    /// One upload per CUDA context (usually one).
+    device: Mutex<Vec<Arc<DevicePlan>>>,
+}
+
+/// `vis_end` of a batch and its block lists at every tile shape its kernels use; optionally
+/// uploaded. Clones share everything.
+#[derive(Clone)]
+pub struct Plan {
+    inner: Arc<PlanInner>,
 }
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
-            .field("rows", &self.vis_end.rows())
-            .field("n", &self.vis_end.n())
+            .field("rows", &self.inner.vis_end.rows())
+            .field("n", &self.inner.vis_end.n())
             .field("tiles", &self.tiles())
-            .field("on_device", &self.device.is_some())
+            .field("on_device", &self.is_on_device())
             .finish()
     }
 }
 
 impl Plan {
-    /// Host-only plan (enough for the emulator) with block lists at every tile shape the default
-    /// kernel picks use (`attention::configs::FORWARD_PICKS` and `BACKWARD_PICKS`).
+    /// Host plan (enough for the emulator; uploaded by the first device call) with block lists
+    /// at every tile shape the default kernel picks use (`attention::configs::FORWARD_PICKS` and
+    /// `BACKWARD_PICKS`).
     pub fn new(vis_end: VisEnd) -> Result<Self> {
         Self::with_tiles(vis_end, &pick_tiles())
     }
 
-    /// Host-only plan with block lists at exactly these tile shapes (e.g. for a tile
-    /// configuration that no default pick uses; duplicates are built once).
+    /// Host plan with block lists at exactly these tile shapes (e.g. for a tile configuration
+    /// that no default pick uses; duplicates are built once).
     pub fn with_tiles(vis_end: VisEnd, tiles: &[TileShape]) -> Result<Self> {
         let mut masks: Vec<BlockMask> = Vec::with_capacity(tiles.len());
         for &t in tiles {
@@ -68,9 +81,11 @@ impl Plan {
             }
         }
         Ok(Self {
-            vis_end,
-            masks,
-            device: None,
+            inner: Arc::new(PlanInner {
+                vis_end,
+                masks,
+                device: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -82,12 +97,21 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Uploads (or re-uploads) the arrays the kernels read on `stream`.
+    /// Uploads (or re-uploads) the arrays the kernels read to `stream`'s context, on `stream`.
+    /// Clones of this plan see the upload.
     pub fn upload(&mut self, stream: &Arc<CudaStream>) -> Result<()> {
+        let fresh = Arc::new(self.upload_arrays(stream)?);
+        let mut device = self.lock_device();
+        device.retain(|d| !same_context(d.vis_end.context(), stream.context()));
+        device.push(fresh);
+        Ok(())
+    }
+
+    fn upload_arrays(&self, stream: &Arc<CudaStream>) -> Result<DevicePlan> {
         // At least one element each: an all-padding batch has no block-list entries.
         let up = |what: &'static str, data: &[i32]| upload_for_kernel(stream, data, what);
-        let mut masks = Vec::with_capacity(self.masks.len());
-        for m in &self.masks {
+        let mut masks = Vec::with_capacity(self.inner.masks.len());
+        for m in &self.inner.masks {
             masks.push(DeviceMask {
                 q_major: DeviceLists {
                     offsets: up("upload q-major offsets", m.q_offsets())?,
@@ -101,25 +125,44 @@ impl Plan {
                 },
             });
         }
-        self.device = Some(DevicePlan {
-            vis_end: up("upload vis_end", self.vis_end.as_slice())?,
+        Ok(DevicePlan {
+            vis_end: up("upload vis_end", self.inner.vis_end.as_slice())?,
             masks,
-        });
-        Ok(())
+        })
+    }
+
+    fn lock_device(&self) -> std::sync::MutexGuard<'_, Vec<Arc<DevicePlan>>> {
+        // The list is only ever pushed to or filtered whole: a panic elsewhere while it was held
+        // cannot leave it half-updated, so a poisoned lock is still sound to use.
+        self.inner
+            .device
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The batch's `vis_end`.
     pub fn vis_end(&self) -> &VisEnd {
-        &self.vis_end
+        &self.inner.vis_end
+    }
+
+    /// Rows of the batch.
+    pub fn rows(&self) -> usize {
+        self.inner.vis_end.rows()
+    }
+
+    /// Tokens per row.
+    pub fn n(&self) -> usize {
+        self.inner.vis_end.n()
     }
 
     /// The tile shapes this plan has block lists for.
     pub fn tiles(&self) -> Vec<TileShape> {
-        self.masks.iter().map(|m| m.tile()).collect()
+        self.inner.masks.iter().map(|m| m.tile()).collect()
     }
 
-    fn index(&self, tile: TileShape) -> Result<usize> {
-        self.masks
+    pub(crate) fn index(&self, tile: TileShape) -> Result<usize> {
+        self.inner
+            .masks
             .iter()
             .position(|m| m.tile() == tile)
             .ok_or_else(|| Error::InvalidArgument {
@@ -135,21 +178,50 @@ impl Plan {
 
     /// The block lists at `tile`.
     pub fn mask(&self, tile: TileShape) -> Result<&BlockMask> {
-        Ok(&self.masks[self.index(tile)?])
+        Ok(&self.inner.masks[self.index(tile)?])
     }
 
-    /// Whether [`Plan::upload`] has run.
+    /// Whether the plan's arrays are on some device (uploaded explicitly or by a device call).
     pub fn is_on_device(&self) -> bool {
-        self.device.is_some()
+        !self.lock_device().is_empty()
     }
 
-    pub(crate) fn device(&self) -> Option<&DevicePlan> {
-        self.device.as_ref()
+    /// Whether the plan's arrays are in `stream`'s context.
+    pub fn is_on(&self, stream: &CudaStream) -> bool {
+        self.lock_device()
+            .iter()
+            .any(|d| same_context(d.vis_end.context(), stream.context()))
     }
 
-    /// The uploaded lists at `tile` (None before [`Plan::upload`]).
-    pub(crate) fn device_mask(&self, tile: TileShape) -> Result<Option<&DeviceMask>> {
-        let i = self.index(tile)?;
-        Ok(self.device.as_ref().map(|d| &d.masks[i]))
+    /// The arrays in `stream`'s context, uploaded first if they are not there yet.
+    ///
+    /// A first upload by a call goes through the context's default (legacy) stream and waits for
+    /// the copies, once: the call's stream may be borrowed from another library (a PyTorch
+    /// stream) and may be gone before the plan is, so the arrays must not be tied to it (cudarc
+    /// frees a buffer on the stream it was allocated on), and no stream but the legacy one
+    /// orders itself after those copies without events.
+    pub(crate) fn device_for(&self, stream: &Arc<CudaStream>) -> Result<Arc<DevicePlan>> {
+        let mut device = self.lock_device();
+        if let Some(d) = device
+            .iter()
+            .find(|d| same_context(d.vis_end.context(), stream.context()))
+        {
+            return Ok(d.clone());
+        }
+        let legacy = stream.context().default_stream();
+        let fresh = Arc::new(self.upload_arrays(&legacy)?);
+        legacy
+            .synchronize()
+            .map_err(crate::cuda::cuda_err("plan upload (cuStreamSynchronize)"))?;
+        device.push(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+impl TryFrom<VisEnd> for Plan {
+    type Error = Error;
+
+    fn try_from(vis_end: VisEnd) -> Result<Self> {
+        Plan::new(vis_end)
     }
 }

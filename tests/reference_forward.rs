@@ -11,7 +11,7 @@ mod reference_support;
 use half::{bf16, f16};
 use prefix_attn::mask::VisEnd;
 use prefix_attn::reference::{self, max_abs_error, rel_l2_error, Element};
-use prefix_attn::AttnShape;
+use prefix_attn::{AttnShape, Scale};
 use reference_support::*;
 
 const TOL: f64 = 1e-12;
@@ -47,7 +47,9 @@ fn check_against_naive(
         draw(shape.kv_len()),
         draw(shape.kv_len()),
     );
-    let scale = 1.0 / (shape.head_dim as f64).sqrt();
+    // The scale as the kernels take it (an f32; prefix_attn::Scale), which the reference widens
+    // exactly: the naive side must be given that same number.
+    let scale = Scale::default_for(shape.head_dim);
 
     let got = reference::forward(&shape, &vis, &q, &k, &v, scale).unwrap();
     let (o, lse) = naive_forward(
@@ -60,7 +62,7 @@ fn check_against_naive(
         &q,
         &k,
         &v,
-        scale,
+        scale.as_f64(),
     );
     assert_eq!(got.o.len(), shape.q_len(), "{label}");
     assert_eq!(got.lse.len(), shape.lse_len(), "{label}");

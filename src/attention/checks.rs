@@ -80,13 +80,7 @@ pub(crate) fn check_plan(
 }
 
 pub(crate) fn check_scale(scale: f32) -> Result<()> {
-    if !(scale.is_finite() && scale > 0.0) {
-        return Err(Error::InvalidArgument {
-            what: "softmax scale",
-            detail: format!("{scale} is not finite and positive"),
-        });
-    }
-    Ok(())
+    crate::scale::Scale::from(scale).check()
 }
 
 /// A dense `[rows, q_heads, n]` f32 buffer (LSE): its length and alignment.

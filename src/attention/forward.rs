@@ -3,24 +3,25 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, DeviceRepr};
+use cudarc::driver::{
+    sys, CudaContext, CudaFunction, CudaStream, CudaView, CudaViewMut, DeviceRepr,
+};
 
-use crate::cuda::{launch, DeviceArgs, Gpu};
+use crate::cuda::{DeviceArgs, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::{PaAttnFwdParams, PaAttnFwdSm90Params};
 use crate::plan::Plan;
 use crate::registry::{KernelDtype, KernelInfo};
+use crate::scale::Scale;
 use crate::shape::AttnShape;
-use crate::sm90::TensorMapDesc;
 
-use super::configs::{
-    path_for, picked_head_dims, select_forward, tile_shape, KernelChoice, FORWARD_PICKS,
-};
-use super::dtype::AttnDtype;
+use super::call;
+use super::configs::{path_for, picked_head_dims, select_forward, KernelChoice, FORWARD_PICKS};
+use super::dtype::{AttnDtype, Dtype};
+use super::exec::{borrow_stream, check_context, DeviceExec, LoadedKernels};
 use super::path_kernel::PathKernel;
-use super::prepare::{prepare_forward, ForwardCall, ListAddrs};
-use super::prepare_sm90::prepare_forward_sm90;
-use super::view::{RawView, View};
+use super::raw::RawForward;
+use super::tensors::ForwardViews;
 
 // SAFETY: a plain C struct of pointers, integers and floats laid out as in csrc/pa_params.h
 // (bindgen layout tests check it), passed to the kernel by value.
@@ -32,18 +33,9 @@ unsafe impl DeviceRepr for PaAttnFwdSm90Params {}
 /// A loaded forward kernel: its path decides its parameter struct.
 type FwdKernel = PathKernel<PaAttnFwdParams, PaAttnFwdSm90Params>;
 
-/// Inputs and outputs of one forward call on a device.
-///
-/// `q` is `[rows, n, q_heads, d]`, `k`/`v` `[rows, n, kv_heads, d]` (any strides that keep the
-/// last dim contiguous and 16-byte aligned), `o` like `q` (written, must not overlap itself),
-/// `lse` dense `[rows, q_heads, n]` f32.
-pub struct DeviceTensors<'a, T> {
-    pub q: View<CudaView<'a, T>>,
-    pub k: View<CudaView<'a, T>>,
-    pub v: View<CudaView<'a, T>>,
-    pub o: View<CudaViewMut<'a, T>>,
-    pub lse: CudaViewMut<'a, f32>,
-}
+/// Inputs and outputs of one forward call on a device ([`ForwardViews`] of cudarc views).
+pub type DeviceTensors<'a, T> =
+    ForwardViews<CudaView<'a, T>, CudaViewMut<'a, T>, CudaViewMut<'a, f32>>;
 
 /// The forward kernels of one device, ready to launch: for each dtype and head dim, the one the
 /// kernel choice picks for this device.
@@ -91,6 +83,11 @@ impl Forward {
         })
     }
 
+    /// The CUDA context the kernels are loaded in (any of its streams runs them).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
     /// The kernel a call of this dtype and head dim runs (its registry entry says its path and
     /// tile).
     pub fn kernel_for(&self, dtype: KernelDtype, head_dim: usize) -> Result<&'static KernelInfo> {
@@ -107,86 +104,88 @@ impl Forward {
 
     /// `O = softmax(scale * Q K^T) V` and LSE under `plan`'s mask, enqueued on `stream`.
     ///
-    /// Asynchronous: no host synchronisation and no allocation. The plan must have been
-    /// uploaded ([`Plan::on_device`]) to this device, with block lists at the kernel's tile.
+    /// Asynchronous: no host synchronisation and no allocation, except the first call with a
+    /// plan not yet in this context, which uploads it once ([`Plan`]). `stream` may be any
+    /// stream of the context the kernels were loaded in (compared as CUDA contexts, so a
+    /// stream of candle's or another library's handle of the same primary context works).
     /// Errors: shape/plan mismatches, views that are too short, misaligned or self-overlapping
-    /// (O), unsupported head dims, a scale that is not finite and positive, CUDA launch errors.
+    /// (O), a dense buffer with another head count than the shape's, unsupported head dims, a
+    /// scale that is not finite and positive, a stream of another context, CUDA launch errors.
     pub fn run<T: AttnDtype + DeviceRepr>(
         &self,
         stream: &Arc<CudaStream>,
         plan: &Plan,
         shape: &AttnShape,
-        t: DeviceTensors<'_, T>,
-        scale: f32,
+        mut t: DeviceTensors<'_, T>,
+        scale: impl Into<Scale>,
     ) -> Result<()> {
-        let dev = plan.device().ok_or_else(|| Error::InvalidArgument {
-            what: "plan",
-            detail: "not uploaded to a device (use Plan::on_device or Plan::upload)".into(),
-        })?;
-        if !Arc::ptr_eq(stream.context(), &self.ctx) || dev.vis_end.context() != &self.ctx {
-            return Err(Error::InvalidArgument {
-                what: "stream / plan",
-                detail: "belong to another CUDA context than the kernels".into(),
-            });
-        }
-        let kernel = self.find(T::KERNEL_DTYPE, shape.head_dim)?;
-        let info = kernel.info();
-        let tile = tile_shape(info.tile.expect("forward kernels have tiles"));
-        let mask = plan.mask(tile)?;
-        let lists = &plan
-            .device_mask(tile)?
-            .expect("an uploaded plan has every tile's lists")
-            .q_major;
-
-        let DeviceTensors {
-            q,
-            k,
-            v,
-            mut o,
-            mut lse,
-        } = t;
+        check_context(&self.ctx, stream.context(), "stream")?;
         let mut args = DeviceArgs::new(stream);
-        let vis_end = args.read(&dev.vis_end)?;
-        let q_major = ListAddrs {
-            offsets: args.read(&lists.offsets)?,
-            entries: args.read(&lists.entries)?,
-            order: args.read(&lists.order)?,
-        };
-        let raw = |len: usize, addr: u64, strides| RawView { len, addr, strides };
-        let q = raw(q.data.len(), args.read(&q.data)?, q.strides);
-        let k = raw(k.data.len(), args.read(&k.data)?, k.strides);
-        let v = raw(v.data.len(), args.read(&v.data)?, v.strides);
-        let o = raw(o.data.len(), args.write(&mut o.data)?, o.strides);
-        let (lse_len, lse_addr) = (lse.len(), args.write(&mut lse)?);
-        let call = ForwardCall {
-            kernel: info,
-            mask,
-            q_major,
-            vis_end,
-            shape,
-            dtype: T::KERNEL_DTYPE,
-            q,
-            k,
-            v,
-            o,
-            lse_len,
-            lse_addr,
-            scale,
-        };
-        // SAFETY (both launches): the preparation checked that every view lies inside its buffer
-        // and that O does not overlap itself; the plan arrays are the ones its lists index (built
-        // from the same VisEnd); the tensor maps describe the checked Q, K and V views; all
-        // buffers outlive the enqueue and `args` orders them on `stream` when it drops, after the
-        // launch.
-        match kernel {
-            PathKernel::Sm80(k) => {
-                let l = prepare_forward(&call)?;
-                unsafe { launch(k, stream, &l.dims, &l.params) }
-            }
-            PathKernel::Sm90a(k) => {
-                let l = prepare_forward_sm90(&call, TensorMapDesc::encode_device)?;
-                unsafe { launch(k, stream, &l.dims, &l.params) }
-            }
+        let raw = t.raw(&mut args)?;
+        // SAFETY: every address is a cudarc buffer of this context with its own length, borrowed
+        // (O and LSE mutably) for the call; `args` holds their stream-ordering guards until the
+        // launch is enqueued.
+        unsafe { self.run_on(stream, plan, shape, Dtype::of::<T>(), &raw, scale.into()) }
+    }
+
+    /// [`Forward::run`] on memory given by address, on a borrowed stream: the raw entry
+    /// ([`super::raw`]), for tensors this crate does not own (PyTorch, candle, another
+    /// allocator). Every check of the safe call runs on the numbers given, with the same errors.
+    ///
+    /// # Safety
+    /// The raw entry's contract ([`super::raw`]): the addresses and lengths describe device
+    /// memory of this context that nobody else uses until the kernel ran, and `stream` is a
+    /// valid stream handle that outlives the work.
+    pub unsafe fn run_raw(
+        &self,
+        stream: sys::CUstream,
+        plan: &Plan,
+        shape: &AttnShape,
+        dtype: Dtype,
+        t: &RawForward,
+        scale: impl Into<Scale>,
+    ) -> Result<()> {
+        // SAFETY: the caller's promise that `stream` is a live stream handle.
+        let stream = unsafe { borrow_stream(&self.ctx, stream)? };
+        // SAFETY: forwarded to the caller.
+        unsafe { self.run_on(&stream, plan, shape, dtype, t, scale.into()) }
+    }
+
+    /// # Safety
+    /// The raw entry's contract, on a stream of this context.
+    unsafe fn run_on(
+        &self,
+        stream: &Arc<CudaStream>,
+        plan: &Plan,
+        shape: &AttnShape,
+        dtype: Dtype,
+        t: &RawForward,
+        scale: Scale,
+    ) -> Result<()> {
+        let kernel = self.find(dtype.kernel_dtype(), shape.head_dim)?.info();
+        let dev = plan.device_for(stream)?;
+        let mut exec = DeviceExec::new(stream, self, &dev);
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            call::forward(
+                &mut exec,
+                kernel,
+                plan,
+                shape,
+                dtype.kernel_dtype(),
+                &t.bufs(),
+                scale,
+            )
         }
+    }
+}
+
+impl LoadedKernels for Forward {
+    fn function(&self, info: &'static KernelInfo) -> Option<&CudaFunction> {
+        self.kernels
+            .iter()
+            .map(|(_, _, k)| k)
+            .find(|k| std::ptr::eq(k.info(), info))
+            .map(|k| k.function())
     }
 }

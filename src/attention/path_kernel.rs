@@ -2,6 +2,8 @@
 //! parameter structs, so a loaded kernel carries its path in its type: the forward, dK/dV and dQ
 //! each hold one `PathKernel` of their two structs.
 
+use cudarc::driver::CudaFunction;
+
 use crate::cuda::{DeviceKernel, Gpu};
 use crate::error::Result;
 use crate::registry::{Arch, KernelInfo, KernelParams, KernelRef};
@@ -28,6 +30,14 @@ impl<P80, P90> PathKernel<P80, P90> {
         match self {
             PathKernel::Sm80(k) => k.kernel().info(),
             PathKernel::Sm90a(k) => k.kernel().info(),
+        }
+    }
+
+    /// The loaded function, whichever path.
+    pub(crate) fn function(&self) -> &CudaFunction {
+        match self {
+            PathKernel::Sm80(k) => k.function(),
+            PathKernel::Sm90a(k) => k.function(),
         }
     }
 }

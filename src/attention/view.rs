@@ -53,6 +53,68 @@ pub(crate) struct RawView {
     pub(crate) strides: Strides,
 }
 
+/// A dense `[rows, n, heads, head_dim]` buffer has exactly `rows * n * heads * head_dim`
+/// elements; a whole number of heads other than `heads` is [`Error::WrongHeadCount`].
+pub(crate) fn check_dense_len(
+    what: &'static str,
+    len: usize,
+    shape: &AttnShape,
+    heads: usize,
+) -> Result<()> {
+    let per_head = shape.rows as u128 * shape.n as u128 * shape.head_dim as u128;
+    let want = per_head * heads as u128;
+    if len as u128 == want {
+        return Ok(());
+    }
+    if per_head > 0 && len as u128 % per_head == 0 {
+        return Err(Error::WrongHeadCount {
+            what,
+            expected: heads,
+            found: (len as u128 / per_head) as usize,
+        });
+    }
+    Err(Error::LengthMismatch {
+        what,
+        expected: want.min(usize::MAX as u128) as usize,
+        got: len,
+    })
+}
+
+/// A view that does not fit its buffer because its head count is wrong, not its strides: dense
+/// strides of the shape's `heads` over a buffer holding a whole other number of heads, or dense
+/// strides of another head count over a buffer holding exactly the shape's (K or V described
+/// with `q_heads`).
+fn head_count_mistake(
+    what: &'static str,
+    view: &RawView,
+    shape: &AttnShape,
+    heads: usize,
+) -> Option<Error> {
+    let d = shape.head_dim;
+    let s = view.strides;
+    if d == 0 || s.head != d || s.token % d != 0 {
+        return None;
+    }
+    let laid_out = s.token / d;
+    if s != Strides::dense(shape.n, laid_out, d) {
+        return None;
+    }
+    let per_head = shape.rows as u128 * shape.n as u128 * d as u128;
+    let len = view.len as u128;
+    let found = if laid_out == heads && len % per_head == 0 {
+        (len / per_head) as usize
+    } else if laid_out != heads && len == per_head * heads as u128 {
+        laid_out
+    } else {
+        return None;
+    };
+    (found != heads).then_some(Error::WrongHeadCount {
+        what,
+        expected: heads,
+        found,
+    })
+}
+
 /// Bytes every kernel access is aligned to (cp.async and the O stores move 16 bytes).
 const ALIGN_BYTES: u64 = 16;
 
@@ -96,6 +158,11 @@ pub(crate) fn check_view(
         .sum::<u128>()
         + shape.head_dim as u128;
     if last > view.len as u128 {
+        // A dense layout for a whole other number of heads is a head-count mistake (K or V
+        // described with q_heads), not a stride one: say so.
+        if let Some(e) = head_count_mistake(what, view, shape, heads) {
+            return Err(e);
+        }
         return Err(bad(format!(
             "the view of shape [{}, {}, {heads}, {}] with strides (row {}, token {}, head {}) needs {last} elements, the buffer has {}",
             shape.rows, shape.n, shape.head_dim, s.row, s.token, s.head, view.len

@@ -12,6 +12,8 @@ use crate::batch::truncate::{fit, Truncation};
 use crate::error::{Error, Result};
 use crate::layout::{RowBuilder, Tree};
 use crate::mask::{BlockMask, TileShape, VisEnd};
+use crate::plan::Plan;
+use crate::shape::AttnShape;
 
 /// Where one unit (a whole sample, or one unshared sequence of it) sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +118,37 @@ impl Batch {
     /// The mask of the batch, ready for [`BlockMask::build`] and the kernels.
     pub fn vis_end(&self) -> &VisEnd {
         &self.vis_end
+    }
+
+    /// The batch's plan for the kernels (block lists at the default kernels' tiles), built once
+    /// per batch and used by every layer's forward and backward; a device call uploads it to its
+    /// context the first time (or upload it now with [`Batch::plan_on`]).
+    pub fn plan(&self) -> Result<Plan> {
+        Plan::new(self.vis_end.clone())
+    }
+
+    /// [`Batch::plan`], uploaded on `stream` now.
+    pub fn plan_on(&self, stream: &std::sync::Arc<cudarc::driver::CudaStream>) -> Result<Plan> {
+        Plan::on_device(self.vis_end.clone(), stream)
+    }
+
+    /// The attention shape of a model with these heads on this batch: `rows` and `n` from the
+    /// batch. Errors as [`AttnShape::validate`].
+    pub fn attn_shape(
+        &self,
+        q_heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<AttnShape> {
+        let shape = AttnShape {
+            rows: self.rows,
+            n: self.n,
+            q_heads,
+            kv_heads,
+            head_dim,
+        };
+        shape.validate()?;
+        Ok(shape)
     }
 
     /// `[rows, n]` sample index of each token; -1 at padding.

@@ -55,6 +55,13 @@ pub fn kernels_built() -> bool {
     fatbin().is_ok()
 }
 
+/// Whether two handles name the same CUDA context. cudarc gives every `CudaContext::new` (and
+/// every library that opens one, like candle) its own `Arc`, while the driver context underneath
+/// is the device's one primary context: compare that, not the `Arc`.
+pub fn same_context(a: &CudaContext, b: &CudaContext) -> bool {
+    a.cu_ctx() == b.cu_ctx()
+}
+
 pub(crate) fn cuda_err(call: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
     move |e| Error::Cuda {
         call,
@@ -88,6 +95,10 @@ impl<P> DeviceKernel<P> {
     pub fn kernel(&self) -> KernelRef<P> {
         self.kernel
     }
+
+    pub(crate) fn function(&self) -> &CudaFunction {
+        &self.func
+    }
 }
 
 /// Launches `kernel` on `stream` with prepared dims and params. Asynchronous: no host sync.
@@ -101,12 +112,27 @@ pub unsafe fn launch<P: KernelParams + DeviceRepr>(
     dims: &LaunchDims,
     params: &P,
 ) -> Result<()> {
+    // SAFETY: forwarded to the caller.
+    unsafe { launch_function(&kernel.func, stream, dims, params) }
+}
+
+/// [`launch`] of a loaded function whose parameter struct is `P` (the registry entry it was
+/// loaded from says so).
+///
+/// # Safety
+/// As [`launch`], and `func` must take a `P`.
+pub(crate) unsafe fn launch_function<P: DeviceRepr>(
+    func: &CudaFunction,
+    stream: &CudaStream,
+    dims: &LaunchDims,
+    params: &P,
+) -> Result<()> {
     let cfg = LaunchConfig {
         grid_dim: (dims.grid[0], dims.grid[1], dims.grid[2]),
         block_dim: (dims.block[0], dims.block[1], dims.block[2]),
         shared_mem_bytes: dims.smem_bytes,
     };
-    let mut args = stream.launch_builder(&kernel.func);
+    let mut args = stream.launch_builder(func);
     args.arg(params);
     // SAFETY: forwarded to the caller.
     unsafe { args.launch(cfg) }
@@ -143,6 +169,18 @@ impl Gpu {
             });
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("cuCtx (CudaContext::new)"))?;
+        Self::load_into(ctx, image)
+    }
+
+    /// The kernels loaded into a context the caller already has (candle's `CudaDevice`, a
+    /// context opened by another library on the same device): the crate then runs on that
+    /// context's streams. Errors as [`Gpu::new`].
+    pub fn from_context(ctx: Arc<CudaContext>) -> Result<Self> {
+        let image = fatbin()?;
+        Self::load_into(ctx, image)
+    }
+
+    fn load_into(ctx: Arc<CudaContext>, image: &'static [u8]) -> Result<Self> {
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_binary(image.to_vec()))
             .map_err(cuda_err("cuModuleLoadData (embedded fatbin)"))?;

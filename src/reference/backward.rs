@@ -12,6 +12,7 @@ use crate::reference::forward::{attend_head, dot, softmax_row};
 use crate::reference::inputs::{add_head, validate_call, Dense};
 use crate::reference::parallel::map_heads;
 use crate::reference::visible::VisibleKeys;
+use crate::scale::Scale;
 use crate::shape::AttnShape;
 
 /// Output of [`backward`].
@@ -37,8 +38,10 @@ pub fn backward<T: Element>(
     k: &[T],
     v: &[T],
     d_o: &[T],
-    scale: f64,
+    scale: impl Into<Scale>,
 ) -> Result<BackwardOut> {
+    // The f32 the kernels use, widened exactly: a kernel and its reference share one number.
+    let scale = scale.into().as_f64();
     validate_call(shape, vis_end, scale)?;
     let q = Dense::new("q", q, shape, shape.q_heads)?;
     let k = Dense::new("k", k, shape, shape.kv_heads)?;

@@ -7,6 +7,7 @@ use crate::reference::element::Element;
 use crate::reference::inputs::{add_head, validate_call, Dense};
 use crate::reference::parallel::map_heads;
 use crate::reference::visible::VisibleKeys;
+use crate::scale::Scale;
 use crate::shape::AttnShape;
 
 /// Output of [`forward`].
@@ -36,8 +37,10 @@ pub fn forward<T: Element>(
     q: &[T],
     k: &[T],
     v: &[T],
-    scale: f64,
+    scale: impl Into<Scale>,
 ) -> Result<ForwardOut> {
+    // The f32 the kernels use, widened exactly: a kernel and its reference share one number.
+    let scale = scale.into().as_f64();
     validate_call(shape, vis_end, scale)?;
     let q = Dense::new("q", q, shape, shape.q_heads)?;
     let k = Dense::new("k", k, shape, shape.kv_heads)?;
