@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
 use crate::attention::configs::pick_tiles;
 use crate::cuda::{same_context, upload_for_kernel};
@@ -191,6 +191,13 @@ impl Plan {
         self.lock_device()
             .iter()
             .any(|d| same_context(d.vis_end.context(), stream.context()))
+    }
+
+    /// Uploads the arrays to `ctx` unless they are already there, through its legacy default
+    /// stream, waiting for the copies (what a device call does on first use; call it ahead to
+    /// keep that one-time upload out of a timed or captured region). Clones see the upload.
+    pub fn upload_to(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        self.device_for(&ctx.default_stream()).map(|_| ())
     }
 
     /// The arrays in `stream`'s context, uploaded first if they are not there yet.
