@@ -72,3 +72,8 @@ pub use shape::AttnShape;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/internals.md's Rust examples, as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/internals.md")]
+pub struct InternalsDoctests;
