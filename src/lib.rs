@@ -11,6 +11,7 @@
 //!   unshared equivalents.
 //! - [`reference`](mod@reference): the f64 oracle (forward and backward) every kernel is tested
 //!   against.
+//! - [`bounds`]: the kernels' derived error bounds against it; checks outputs as the tests do.
 //! - [`batch`]: the batch builder for trainers (samples to rows, logits back to log-probs).
 //! - [`plan`]: a batch's plan (vis_end + block lists, uploaded once), reused by every layer.
 //! - [`scale`]: the softmax scale, one type for the kernels, the reference and the bounds.
@@ -30,6 +31,7 @@
 
 pub mod attention;
 pub mod batch;
+pub mod bounds;
 pub mod cpu;
 pub mod cuda;
 pub mod emu;

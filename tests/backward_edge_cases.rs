@@ -6,7 +6,7 @@
 //! odd head counts, head-major views of a mixed batch. Every case runs under every registered
 //! sm80 backward configuration and with the sm90a dK/dV and dQ kernels against the f64 reference
 //! within the derived bounds
-//! (tests/backward_support/bounds.rs), outputs poisoned and guarded.
+//! (`prefix_attn::bounds`), outputs poisoned and guarded.
 
 mod backward_support;
 mod forward_support;
@@ -15,27 +15,26 @@ use half::{bf16, f16};
 use prefix_attn::emu::Schedule;
 use prefix_attn::registry::Arch;
 
-use backward_support::bounds::{self, check, check_given_lse, Tagged};
+use backward_support::check::{bounds, check};
 use backward_support::configs;
 use backward_support::run::{d_o_for, run};
 use forward_support::cases::Dtype;
 use forward_support::check::KernelElem;
 use forward_support::edge::{self, Edge};
 
-fn run_edge<T: KernelElem + Tagged + prefix_attn::emu::Element>(e: &Edge) -> Result<(), String> {
+fn run_edge<T: KernelElem + prefix_attn::emu::Element>(e: &Edge) -> Result<(), String> {
     let inp = e.inputs::<T>();
     let d_o = d_o_for(&inp, e.seed);
-    let rf0 = bounds::reference(&inp, &d_o);
+    let rf = bounds(&inp, &d_o);
     for choice in backward_choices() {
-        let mut rf = rf0.clone();
         let label = format!("{} [{}]", e.name, configs::name(&choice));
         let out = run(e.layout, &inp, &d_o, choice, Schedule::Ascending)
             .map_err(|err| format!("{label}: {err}"))?;
-        check_given_lse(&label, &mut rf, &out.lse)?;
-        let errs = check(&label, &inp.shape, &rf, [&out.dq, &out.dk, &out.dv])?;
+        let s = check(&label, &rf, &out.lse, [&out.dq, &out.dk, &out.dv])?;
+        let e = s.grads.map(|g| (g.error, g.bound));
         eprintln!(
             "{label}: dQ {:.2e}/{:.2e} dK {:.2e}/{:.2e} dV {:.2e}/{:.2e}",
-            errs[0].0, errs[0].1, errs[1].0, errs[1].1, errs[2].0, errs[2].1
+            e[0].0, e[0].1, e[1].0, e[1].1, e[2].0, e[2].1
         );
     }
     Ok(())

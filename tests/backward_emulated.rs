@@ -13,11 +13,12 @@ use half::{bf16, f16};
 use prefix_attn::attention::{
     backward_emulated, BackwardChoice, HostBackwardTensors, Strides, View,
 };
+use prefix_attn::bounds::{Grad, LseError};
 use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::reference;
 use prefix_attn::registry::Arch;
 
-use backward_support::bounds::{self, check, check_given_lse, Tagged};
+use backward_support::check::{bounds, check, check_given};
 use backward_support::configs;
 use backward_support::run::{d_o_for, run, Outputs};
 use forward_support::cases::{matrix, Case, Dtype};
@@ -25,7 +26,7 @@ use forward_support::check::{inputs, Inputs, KernelElem};
 use forward_support::edge::Layout;
 
 /// Runs one case and compares it with the reference; returns the first failure.
-fn run_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
+fn run_case<T: KernelElem + prefix_attn::emu::Element>(
     label: &str,
     inp: &Inputs<T>,
     d_o: &[T],
@@ -35,17 +36,17 @@ fn run_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
 ) -> Result<(), String> {
     let label = format!("{label} [{}] ({schedule})", configs::name(&choice));
     let out = run(layout, inp, d_o, choice, schedule).map_err(|e| format!("{label}: {e}"))?;
-    let mut rf = bounds::reference(inp, d_o);
-    check_given_lse(&label, &mut rf, &out.lse)?;
-    let errs = check(&label, &inp.shape, &rf, [&out.dq, &out.dk, &out.dv])?;
+    let rf = bounds(inp, d_o);
+    let s = check(&label, &rf, &out.lse, [&out.dq, &out.dk, &out.dv])?;
+    let e = s.grads.map(|g| (g.error, g.bound));
     eprintln!(
         "{label}: dQ {:.2e} (bound {:.2e}), dK {:.2e} ({:.2e}), dV {:.2e} ({:.2e})",
-        errs[0].0, errs[0].1, errs[1].0, errs[1].1, errs[2].0, errs[2].1
+        e[0].0, e[0].1, e[1].0, e[1].1, e[2].0, e[2].1
     );
     Ok(())
 }
 
-fn run_matrix_case<T: KernelElem + Tagged + prefix_attn::emu::Element>(
+fn run_matrix_case<T: KernelElem + prefix_attn::emu::Element>(
     case: &Case,
     choice: BackwardChoice,
 ) -> Result<(), String> {
@@ -237,7 +238,7 @@ fn bounds_reference_is_the_crate_reference() {
     let case = &matrix()[5]; // GQA 8, prefix + 4 completions
     let inp = inputs::<bf16>(case);
     let d_o = d_o_for(&inp, case.seed);
-    let rf = bounds::reference(&inp, &d_o);
+    let rf = bounds(&inp, &d_o);
     let want = reference::backward(
         &inp.shape,
         &inp.vis_end,
@@ -258,10 +259,10 @@ fn bounds_reference_is_the_crate_reference() {
     )
     .unwrap();
     for (name, got, want) in [
-        ("dq", &rf.dq, &want.dq),
-        ("dk", &rf.dk, &want.dk),
-        ("dv", &rf.dv, &want.dv),
-        ("lse", &rf.lse, &fwd.lse),
+        ("dq", rf.reference(Grad::Dq), &want.dq[..]),
+        ("dk", rf.reference(Grad::Dk), &want.dk[..]),
+        ("dv", rf.reference(Grad::Dv), &want.dv[..]),
+        ("lse", rf.lse(), &fwd.lse[..]),
     ] {
         let err = reference::rel_l2_error(got, want);
         assert!(err <= 1e-12, "{name}: {err:e}");
@@ -283,15 +284,16 @@ fn the_bounds_can_fail() {
         Schedule::Ascending,
     )
     .unwrap();
-    let rf = bounds::reference(&inp, &d_o);
-    check("kernel", &inp.shape, &rf, [&out.dq, &out.dk, &out.dv]).unwrap();
+    let rf = bounds(&inp, &d_o);
+    let exact = LseError::EXACT;
+    check_given("kernel", &rf, exact, [&out.dq, &out.dk, &out.dv]).unwrap();
     // dK 1% too large.
     let scaled: Vec<f16> = out
         .dk
         .iter()
         .map(|x| f16::from_f64(x.to_f64() * 1.01))
         .collect();
-    assert!(check("scaled dK", &inp.shape, &rf, [&out.dq, &scaled, &out.dv]).is_err());
+    assert!(check_given("scaled dK", &rf, exact, [&out.dq, &scaled, &out.dv]).is_err());
     // One query fewer sees key 10: the reference of that mask stands in for the kernel's result.
     let mut rows: Vec<Vec<i32>> = (0..inp.shape.rows)
         .map(|r| inp.vis_end.row(r).to_vec())
@@ -304,10 +306,13 @@ fn the_bounds_can_fail() {
         v: inp.v.clone(),
         ..inp
     };
-    let wrong = bounds::reference(&slipped, &d_o);
-    let round = |x: &[f64]| -> Vec<f16> { x.iter().map(|&v| f16::from_f64(v)).collect() };
-    let (dq, dk, dv) = (round(&wrong.dq), round(&wrong.dk), round(&wrong.dv));
-    let err = check("mask slip", &inp.shape, &rf, [&dq, &dk, &dv]).unwrap_err();
+    let wrong = bounds(&slipped, &d_o);
+    let round = |g: Grad| -> Vec<f16> {
+        let x = wrong.reference(g);
+        x.iter().map(|&v| f16::from_f64(v)).collect()
+    };
+    let (dq, dk, dv) = (round(Grad::Dq), round(Grad::Dk), round(Grad::Dv));
+    let err = check_given("mask slip", &rf, exact, [&dq, &dk, &dv]).unwrap_err();
     eprintln!("{err}");
 }
 

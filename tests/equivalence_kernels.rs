@@ -8,7 +8,7 @@
 //! shared token's dO, is exact in bf16 and f16: both sides then have the same exact gradients.
 //!
 //! Bound: each side is within its derived bound of its exact gradients
-//! (tests/backward_support/bounds.rs, docs/backward.md); summing the unshared copies into shared
+//! (`prefix_attn::bounds`, docs/backward.md); summing the unshared copies into shared
 //! positions multiplies a Frobenius norm by at most sqrt(most copies of one token), so
 //! ||G_shared - sum of copies||_F <= B_shared + sqrt(k_max) * B_unshared.
 
@@ -18,6 +18,7 @@ mod forward_support;
 
 use half::{bf16, f16};
 use prefix_attn::attention::BackwardChoice;
+use prefix_attn::bounds::{Grad, LseError};
 use prefix_attn::emu::Schedule;
 use prefix_attn::layout::{PairedSeq, Row, RowBuilder};
 use prefix_attn::mask::VisEnd;
@@ -25,7 +26,7 @@ use prefix_attn::AttnShape;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use backward_support::bounds::{self, Tagged, NAMES};
+use backward_support::check::bounds;
 use backward_support::run::run;
 use forward_support::check::{random_vec, Inputs, KernelElem};
 use forward_support::edge::Layout;
@@ -37,7 +38,7 @@ fn token_at(shape: &AttnShape, heads: usize, r: usize, s: usize) -> std::ops::Ra
     at..at + w
 }
 
-fn check_rows<T: KernelElem + Tagged + prefix_attn::emu::Element>(
+fn check_rows<T: KernelElem + prefix_attn::emu::Element>(
     label: &str,
     rows: &[Row],
     heads: (usize, usize),
@@ -145,10 +146,7 @@ fn check_rows<T: KernelElem + Tagged + prefix_attn::emu::Element>(
         Schedule::Ascending,
     )
     .unwrap();
-    let (srf, prf) = (
-        bounds::reference(&shared, &shared_do),
-        bounds::reference(&paired, &paired_do),
-    );
+    let (srf, prf) = (bounds(&shared, &shared_do), bounds(&paired, &paired_do));
 
     for (which, (sg, pg)) in [(&so.dq, &po.dq), (&so.dk, &po.dk), (&so.dv, &po.dv)]
         .into_iter()
@@ -174,17 +172,13 @@ fn check_rows<T: KernelElem + Tagged + prefix_attn::emu::Element>(
             .map(|(a, b)| (a.to_f64() - b).powi(2))
             .sum::<f64>()
             .sqrt();
-        let bound = bounds::tolerance(&srf, which, T::DTYPE)
-            + (k_max as f64).sqrt() * bounds::tolerance(&prf, which, T::DTYPE);
+        let g = Grad::ALL[which];
+        let bound =
+            srf.bound(g, LseError::EXACT) + (k_max as f64).sqrt() * prf.bound(g, LseError::EXACT);
         eprintln!(
-            "{label}: {} shared vs sum of copies {err:.3e} (bound {bound:.3e}, k_max {k_max})",
-            NAMES[which]
+            "{label}: {g} shared vs sum of copies {err:.3e} (bound {bound:.3e}, k_max {k_max})"
         );
-        assert!(
-            err <= bound,
-            "{label}: {}: {err:e} > {bound:e}",
-            NAMES[which]
-        );
+        assert!(err <= bound, "{label}: {g}: {err:e} > {bound:e}");
         // Padding tokens (in no sequence) get exact zeros on the shared side.
         for (r, row) in rows.iter().enumerate() {
             for (tok, info) in row.tokens().iter().enumerate() {
@@ -193,8 +187,7 @@ fn check_rows<T: KernelElem + Tagged + prefix_attn::emu::Element>(
                         sg[token_at(&shape, heads, r, tok)]
                             .iter()
                             .all(|x| x.to_f64() == 0.0),
-                        "{label}: padding row {r} token {tok} has a {} gradient",
-                        NAMES[which]
+                        "{label}: padding row {r} token {tok} has a {g} gradient"
                     );
                 }
             }

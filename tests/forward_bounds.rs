@@ -1,8 +1,8 @@
-//! The forward's derived error bounds (tests/forward_support/bounds.rs, docs/forward.md "Error
-//! bounds") on the emulator under every model of the approximate instructions — exact,
-//! perturbed, and ex2 / lg2 off by their whole documented error in either direction — on the
-//! cases that stress them most: large scores (|LSE| ~ 150), a row of 16 k tiles, GQA and head-major
-//! views; and the check itself rejecting an error planted just beyond an element's bound.
+//! The forward's derived error bounds (`prefix_attn::bounds`, docs/forward.md "Error bounds") on
+//! the emulator under every model of the approximate instructions — exact, perturbed, and ex2 /
+//! lg2 off by their whole documented error in either direction — on the cases that stress them
+//! most: large scores (|LSE| ~ 150), a row of 16 k tiles, GQA and head-major views; and the check
+//! itself rejecting an error planted just beyond an element's bound.
 
 mod forward_support;
 
@@ -11,9 +11,12 @@ use prefix_attn::attention::{forward_emulated, HostTensors, KernelChoice, View};
 use prefix_attn::emu::{Approx, GuardedBuf, Options, Schedule};
 use prefix_attn::plan::Plan;
 
-use forward_support::bounds::{tolerances, Arith};
+use prefix_attn::bounds::{Arith, ForwardBounds, ForwardRun};
+
 use forward_support::cases::{matrix, Dtype};
-use forward_support::check::{check_against, inputs, reference, Inputs, KernelElem, POISON_F32};
+use forward_support::check::{
+    check_against, forward_bounds, inputs, Inputs, KernelElem, POISON_F32,
+};
 use forward_support::configs;
 use forward_support::edge::{self, from_layout, strides, to_layout, Edge, Layout};
 use forward_support::masks::causal;
@@ -56,20 +59,29 @@ fn run<T: KernelElem + prefix_attn::emu::Element>(
     )
 }
 
+/// The bounds of `inp` for the kernel the emulator's default choice runs.
+fn default_bounds<T: KernelElem>(name: &str, dtype: Dtype, inp: &Inputs<T>) -> ForwardBounds {
+    let tile = configs::tile_of(&KernelChoice::default(), inp.shape.head_dim);
+    let run = ForwardRun {
+        dtype,
+        arith: Arith::Emulator,
+        tile,
+    };
+    forward_bounds(name, inp, run).unwrap()
+}
+
 fn all_modes<T: KernelElem + prefix_attn::emu::Element + Sync>(
     name: &str,
     dtype: Dtype,
     layout: Layout,
     inp: &Inputs<T>,
 ) -> Vec<String> {
-    let want = reference(name, inp).unwrap();
-    let tile = configs::tile_of(&KernelChoice::default(), inp.shape.head_dim);
-    let tol = tolerances(inp, dtype, &want, Arith::Emulator, tile);
+    let tol = default_bounds(name, dtype, inp);
     Approx::all()
         .into_iter()
         .filter_map(|approx| {
             let (o, lse) = run(layout, inp, approx);
-            check_against(&format!("{name} [{approx}]"), inp, &want, &tol, &o, &lse).err()
+            check_against(&format!("{name} [{approx}]"), &tol, &o, &lse).err()
         })
         .collect()
 }
@@ -132,21 +144,20 @@ fn an_error_planted_just_beyond_an_element_bound_fails() {
     let e = &edge::large_score_magnitudes()[3]; // flat, bf16 d128: |LSE| ~ 150
     let inp = e.inputs::<bf16>();
     let (o, lse) = run(e.layout, &inp, Approx::DEFAULT);
-    let want = reference(&e.name, &inp).unwrap();
-    let tile = configs::tile_of(&KernelChoice::default(), inp.shape.head_dim);
-    let tol = tolerances(&inp, e.dtype, &want, Arith::Emulator, tile);
-    check_against(&e.name, &inp, &want, &tol, &o, &lse).unwrap();
+    let bounds = default_bounds(&e.name, e.dtype, &inp);
+    let (want, tol) = (bounds.reference(), (bounds.o(), bounds.lse()));
+    check_against(&e.name, &bounds, &o, &lse).unwrap();
 
     // The O element whose bound is smallest relative to its value, and a seen query's LSE.
     let oi = (0..o.len())
         .filter(|&i| want.o[i].abs() > 1e-3)
-        .min_by(|&a, &b| (tol.o[a] / want.o[a].abs()).total_cmp(&(tol.o[b] / want.o[b].abs())))
+        .min_by(|&a, &b| (tol.0[a] / want.o[a].abs()).total_cmp(&(tol.0[b] / want.o[b].abs())))
         .unwrap();
     let li = (0..lse.len()).find(|&i| want.lse[i] > 100.0).unwrap();
     for dir in [1.0f64, -1.0] {
         let mut bad_o = o.clone();
-        let mut x = bf16::from_f64(want.o[oi] + dir * tol.o[oi]);
-        while (x.to_f64() - want.o[oi]).abs() <= tol.o[oi] {
+        let mut x = bf16::from_f64(want.o[oi] + dir * tol.0[oi]);
+        while (x.to_f64() - want.o[oi]).abs() <= tol.0[oi] {
             x = bf16::from_bits(if (x.to_f64() > 0.0) == (dir > 0.0) {
                 x.to_bits() + 1
             } else {
@@ -154,14 +165,14 @@ fn an_error_planted_just_beyond_an_element_bound_fails() {
             });
         }
         bad_o[oi] = x;
-        let err = check_against(&e.name, &inp, &want, &tol, &bad_o, &lse).unwrap_err();
+        let err = check_against(&e.name, &bounds, &bad_o, &lse).unwrap_err();
         assert!(err.contains("O "), "{err}");
         bad_o[oi] = bf16::from_f64(want.o[oi]);
-        check_against(&e.name, &inp, &want, &tol, &bad_o, &lse).unwrap();
+        check_against(&e.name, &bounds, &bad_o, &lse).unwrap();
 
         let mut bad_lse = lse.clone();
-        let mut y = (want.lse[li] + dir * tol.lse[li]) as f32;
-        while (f64::from(y) - want.lse[li]).abs() <= tol.lse[li] {
+        let mut y = (want.lse[li] + dir * tol.1[li]) as f32;
+        while (f64::from(y) - want.lse[li]).abs() <= tol.1[li] {
             y = f32::from_bits(if dir > 0.0 {
                 y.to_bits() + 1
             } else {
@@ -169,7 +180,7 @@ fn an_error_planted_just_beyond_an_element_bound_fails() {
             });
         }
         bad_lse[li] = y;
-        let err = check_against(&e.name, &inp, &want, &tol, &o, &bad_lse).unwrap_err();
+        let err = check_against(&e.name, &bounds, &o, &bad_lse).unwrap_err();
         assert!(err.contains("LSE"), "{err}");
     }
 }

@@ -8,20 +8,19 @@
 //! rows (so the heaviest-first launch order interleaves rows).
 //!
 //! Every element of every case is compared with the f64 reference on the same rounded inputs
-//! within its derived bound (tests/forward_support/bounds.rs, docs/forward.md); outputs are
-//! poisoned and guarded, so an element the kernel does not write or a write outside its view
-//! fails. Shapes stay small: the emulated suite runs on 2 CI cores. The cases themselves live in
+//! within its derived bound (`prefix_attn::bounds`, docs/forward.md); outputs are poisoned and
+//! guarded, so an element the kernel does not write or a write outside its view fails. Shapes stay small: the emulated suite runs on 2 CI cores. The cases themselves live in
 //! tests/forward_support/edge.rs; tests/forward_gpu.rs runs a subset of them on a device.
 
 mod forward_support;
 
 use half::{bf16, f16};
 use prefix_attn::attention::{forward_emulated_with, HostTensors, KernelChoice, View};
+use prefix_attn::bounds::Arith;
 use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::mask::{BlockMask, TileClass, TileShape, VisEnd};
 use prefix_attn::registry::Arch;
 
-use forward_support::bounds::Arith;
 use forward_support::cases::Dtype;
 use forward_support::check::{check, Inputs, KernelElem, POISON_F32};
 use forward_support::configs::{self, plan_for_all};
@@ -153,8 +152,8 @@ fn tiny_rows_and_padding_at_tile_granularity() {
 /// 2^-12 instead of underflowing passes the matrix and fails here.)
 ///
 /// |LSE| ~ 150 here, so its fp32 rounding (2^-24 |LSE|) and the scores' mma rounding (which grows
-/// with |scale q.k|) dominate its error; the per-element bounds (tests/forward_support/bounds.rs)
-/// grow with both, so the range below is what these cases test, not a limit of the check.
+/// with |scale q.k|) dominate its error; the per-element bounds (`prefix_attn::bounds`) grow
+/// with both, so the range below is what these cases test, not a limit of the check.
 /// tests/forward_bounds.rs runs them under every model of ex2 / lg2.
 #[test]
 fn large_score_magnitudes() {

@@ -10,12 +10,12 @@ use half::{bf16, f16};
 use prefix_attn::attention::{
     forward_emulated, forward_emulated_with, HostTensors, KernelChoice, Strides, View,
 };
+use prefix_attn::bounds::Arith;
 use prefix_attn::emu::{GuardedBuf, Schedule};
 use prefix_attn::plan::Plan;
 use prefix_attn::registry::{Arch, TileConfig};
 use prefix_attn::{AttnShape, Error};
 
-use forward_support::bounds::Arith;
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32};
 use forward_support::configs::{self, plan_for_all};

@@ -2,11 +2,11 @@
 //! of the emulator's edge cases (tests/forward_support/edge.rs: arbitrary `vis_end`, tile-boundary
 //! lengths, padding tiles, large scores, tiny scales, checkerboards, GQA 8:1, head-major views),
 //! large shapes (8k tokens, 32 query heads over 8 kv heads) and strided views, every element
-//! within its device bound (tests/forward_support/bounds.rs: the PTX ISA's latitude for mma and
-//! documented error of ex2 / lg2.approx). Without a device (or in a build without nvcc) every
-//! device test is reported as ignored with the reason, unless `PREFIX_ATTN_REQUIRE_GPU=1` (set by
-//! scripts/gpucheck/run.sh) makes it a failure (tests/device_harness). The host-side tests of the
-//! cases run everywhere.
+//! within its device bound (`prefix_attn::bounds` with `Arith::Device`: the PTX ISA's latitude for
+//! mma and documented error of ex2 / lg2.approx). Without a device (or in a build without nvcc)
+//! every device test is reported as ignored with the reason, unless `PREFIX_ATTN_REQUIRE_GPU=1`
+//! (set by scripts/gpucheck/run.sh) makes it a failure (tests/device_harness). The host-side tests
+//! of the cases run everywhere.
 
 #[macro_use]
 mod device_harness;
@@ -19,6 +19,7 @@ use cudarc::driver::{CudaStream, DeviceRepr};
 use half::{bf16, f16};
 use prefix_attn::attention::configs::tile_shape;
 use prefix_attn::attention::{DeviceTensors, Forward, KernelChoice, View};
+use prefix_attn::bounds::Arith;
 use prefix_attn::cuda::Gpu;
 use prefix_attn::mask::{TileShape, VisEnd};
 use prefix_attn::plan::Plan;
@@ -26,7 +27,6 @@ use prefix_attn::reference::Element;
 use prefix_attn::registry::{Arch, KernelDtype};
 use prefix_attn::AttnShape;
 
-use forward_support::bounds::Arith;
 use forward_support::cases::{matrix, Case, Dtype};
 use forward_support::check::{check, inputs, Inputs, KernelElem, POISON_F32, POISON_U16};
 use forward_support::configs::{self, plan_for_all};

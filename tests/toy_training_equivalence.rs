@@ -76,12 +76,12 @@ use toy_model::kernels::KernelCall;
 use toy_model::propagate::{step_bounds, AttnBounds, OUTPUTS};
 use toy_model::Mode;
 
-use backward_support::bounds;
-use forward_support::bounds::{tolerances, Arith};
+use backward_support::check::{bounds, check};
 use forward_support::cases::Dtype;
-use forward_support::check::{check_against, Inputs};
+use forward_support::check::{check_against, forward_bounds, Inputs};
 use forward_support::configs::tile_of;
 use prefix_attn::attention::KernelChoice;
+use prefix_attn::bounds::{d_o_gain, Arith, ForwardRun, Grad};
 
 fn fro(x: &[f64]) -> f64 {
     x.iter().map(|v| v * v).sum::<f64>().sqrt()
@@ -98,35 +98,30 @@ fn attn_bounds(call: &KernelCall) -> AttnBounds {
         v: call.v.clone(),
         scale: call.scale,
     };
-    let fwd = prefix_attn::reference::forward(
-        &inp.shape,
-        &inp.vis_end,
-        &inp.q,
-        &inp.k,
-        &inp.v,
-        f64::from(inp.scale),
-    )
-    .unwrap();
     // The forward's per-element bounds (for the kernel the emulator's default choice runs): each
     // element within its own, so the whole O error within their Frobenius norm.
     let tile = tile_of(&KernelChoice::default(), inp.shape.head_dim);
-    let tol = tolerances(&inp, Dtype::F16, &fwd, Arith::Emulator, tile);
-    check_against("toy forward", &inp, &fwd, &tol, &call.o, &call.lse).unwrap();
-    let o_bound = fro(&tol.o);
-    let mut rf = bounds::reference(&inp, &call.d_o);
-    bounds::check_given_lse("toy", &mut rf, &call.lse).unwrap();
-    bounds::check(
+    let run = ForwardRun {
+        dtype: Dtype::F16,
+        arith: Arith::Emulator,
+        tile,
+    };
+    let tol = forward_bounds("toy forward", &inp, run).unwrap();
+    check_against("toy forward", &tol, &call.o, &call.lse).unwrap();
+    let o_bound = fro(tol.o());
+    let rf = bounds(&inp, &call.d_o);
+    let s = check(
         "toy backward",
-        &inp.shape,
         &rf,
+        &call.lse,
         [&call.dq, &call.dk, &call.dv],
     )
     .unwrap();
     AttnBounds {
         o: o_bound,
-        grads: [0, 1, 2].map(|i| bounds::tolerance(&rf, i, Dtype::F16)),
-        d_o_gain: bounds::d_o_gain(&inp),
-        u: bounds::unit_roundoff(Dtype::F16),
+        grads: Grad::ALL.map(|g| rf.bound(g, s.lse_error)),
+        d_o_gain: d_o_gain(inp.bounds()).unwrap(),
+        u: Dtype::F16.unit_roundoff(),
     }
 }
 

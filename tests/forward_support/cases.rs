@@ -4,11 +4,8 @@
 
 use super::masks::{all_padding, causal, node, packed, prefix_groups, tree};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dtype {
-    Bf16,
-    F16,
-}
+/// The element type of a case (the crate's, so cases go straight into `prefix_attn::bounds`).
+pub use prefix_attn::bounds::Dtype;
 
 #[derive(Debug, Clone)]
 pub struct Case {

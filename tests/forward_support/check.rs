@@ -1,19 +1,20 @@
 //! Seeded inputs and the comparison of a kernel's O and LSE with the f64 reference.
 //!
 //! Every element is held to its own bound, derived from the kernel's arithmetic
-//! (tests/forward_support/bounds.rs; docs/forward.md, "Error bounds"): on the emulator with its
-//! `mma` rounding, on a device with the PTX ISA's latitude for `mma`; both with the documented
-//! error of ex2.approx / lg2.approx (which the emulator models). Queries that see no key: O
-//! exactly 0 and LSE exactly -inf; everywhere else both finite.
+//! (`prefix_attn::bounds`; docs/forward.md, "Error bounds"): on the emulator with its `mma`
+//! rounding, on a device with the PTX ISA's latitude for `mma`; both with the documented error of
+//! ex2.approx / lg2.approx (which the emulator models). Queries that see no key: O exactly 0 and
+//! LSE exactly -inf; everywhere else both finite. This file turns the crate's check into a test
+//! failure message and prints how close a passing case came.
 
 use half::{bf16, f16};
+use prefix_attn::bounds::{self, Arith, ForwardBounds, ForwardRun};
 use prefix_attn::mask::{TileShape, VisEnd};
-use prefix_attn::reference::{self, Element, ForwardOut};
+use prefix_attn::reference::Element;
 use prefix_attn::AttnShape;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::bounds::{tolerances, Arith, Tolerances};
 use super::cases::{Case, Dtype};
 
 /// Bit patterns used to poison outputs before a launch: NaN in bf16/f16, NaN in f32.
@@ -55,6 +56,20 @@ pub struct Inputs<T> {
     pub scale: f32,
 }
 
+impl<T> Inputs<T> {
+    /// The inputs as `prefix_attn::bounds` takes them.
+    pub fn bounds(&self) -> bounds::Inputs<'_, T> {
+        bounds::Inputs {
+            shape: self.shape,
+            vis_end: &self.vis_end,
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            scale: self.scale,
+        }
+    }
+}
+
 /// `len` values uniform in [-amp, amp), seeded, rounded to `T` (never all zeros).
 pub fn random_vec<T: Element>(rng: &mut StdRng, len: usize, amp: f64) -> Vec<T> {
     (0..len)
@@ -90,7 +105,7 @@ pub fn inputs<T: Element>(case: &Case) -> Inputs<T> {
 /// Compares a kernel's dense O `[rows, n, q_heads, d]` and LSE `[rows, q_heads, n]` with the
 /// reference, every element within its derived bound for `arith` and the kernel's `tile` (the
 /// block lists it walked). Returns a description of the first failure.
-pub fn check<T: Element + Sync>(
+pub fn check<T: Element>(
     label: &str,
     dtype: Dtype,
     inp: &Inputs<T>,
@@ -99,103 +114,27 @@ pub fn check<T: Element + Sync>(
     arith: Arith,
     tile: TileShape,
 ) -> Result<(), String> {
-    let want = reference(label, inp)?;
-    let tol = tolerances(inp, dtype, &want, arith, tile);
-    check_against(label, inp, &want, &tol, o, lse)
+    let run = ForwardRun { dtype, arith, tile };
+    check_against(label, &forward_bounds(label, inp, run)?, o, lse)
 }
 
-/// The f64 reference forward of `inp`.
-pub fn reference<T: Element>(label: &str, inp: &Inputs<T>) -> Result<ForwardOut, String> {
-    reference::forward(
-        &inp.shape,
-        &inp.vis_end,
-        &inp.q,
-        &inp.k,
-        &inp.v,
-        f64::from(inp.scale),
-    )
-    .map_err(|e| format!("{label}: reference failed: {e}"))
-}
-
-/// [`check`] with the reference and the bounds given.
-pub fn check_against<T: Element>(
+/// The reference of `inp` and its bounds for a kernel that ran as `run`.
+pub fn forward_bounds<T: Element>(
     label: &str,
     inp: &Inputs<T>,
-    want: &ForwardOut,
-    tol: &Tolerances,
+    run: ForwardRun,
+) -> Result<ForwardBounds, String> {
+    ForwardBounds::new(inp.bounds(), run).map_err(|e| format!("{label}: bounds failed: {e}"))
+}
+
+/// [`check`] with the reference and the bounds given; prints how close the outputs came.
+pub fn check_against<T: Element>(
+    label: &str,
+    bounds: &ForwardBounds,
     o: &[T],
     lse: &[f32],
 ) -> Result<(), String> {
-    let got_o: Vec<f64> = o.iter().map(|x| x.to_f64()).collect();
-    let got_lse: Vec<f64> = lse.iter().map(|&x| f64::from(x)).collect();
-    if let Some(i) = got_o.iter().position(|x| !x.is_finite()) {
-        return Err(format!(
-            "{label}: O[{i}] = {} (not written or NaN)",
-            got_o[i]
-        ));
-    }
-    let sh = &inp.shape;
-    let d = sh.head_dim;
-    // (error, bound) of the element with the largest error / bound ratio.
-    let mut lse_worst = (0.0f64, 1.0f64);
-    for (idx, (&g, &w)) in got_lse.iter().zip(&want.lse).enumerate() {
-        let (r, h, i) = (
-            idx / (sh.q_heads * sh.n),
-            idx / sh.n % sh.q_heads,
-            idx % sh.n,
-        );
-        if w == f64::NEG_INFINITY {
-            if g != f64::NEG_INFINITY {
-                return Err(format!(
-                    "{label}: row {r} head {h} query {i} sees no key: LSE {g}, want -inf"
-                ));
-            }
-            let at = ((r * sh.n + i) * sh.q_heads + h) * d;
-            if let Some(x) = got_o[at..at + d].iter().find(|&&x| x != 0.0) {
-                return Err(format!(
-                    "{label}: row {r} head {h} query {i} sees no key: O has {x}, want 0"
-                ));
-            }
-            continue;
-        }
-        let err = (g - w).abs();
-        let bound = tol.lse[idx];
-        if err.is_nan() || err > bound {
-            return Err(format!(
-                "{label}: row {r} head {h} query {i}: LSE {g}, want {w}: error {err:.3e} > \
-                 bound {bound:.3e}"
-            ));
-        }
-        if err * lse_worst.1 > lse_worst.0 * bound {
-            lse_worst = (err, bound);
-        }
-    }
-    let mut o_worst = (0.0f64, 1.0f64);
-    for (idx, (&g, &w)) in got_o.iter().zip(&want.o).enumerate() {
-        let err = (g - w).abs();
-        let bound = tol.o[idx];
-        if err.is_nan() || err > bound {
-            let (t, h, c) = (idx / (sh.q_heads * d), idx / d % sh.q_heads, idx % d);
-            return Err(format!(
-                "{label}: row {} query {} head {h} column {c}: O {g}, want {w}: error {err:.3e} > \
-                 bound {bound:.3e}",
-                t / sh.n,
-                t % sh.n
-            ));
-        }
-        if err * o_worst.1 > o_worst.0 * bound {
-            o_worst = (err, bound);
-        }
-    }
-    let max_lse_err = reference::max_abs_error(&got_lse, &want.lse);
-    eprintln!(
-        "{label}: O rel L2 {:.3e}, worst O error/bound {:.3e}/{:.3e}; LSE max abs {max_lse_err:.3e}, \
-         worst LSE error/bound {:.3e}/{:.3e}",
-        reference::rel_l2_error(&got_o, &want.o),
-        o_worst.0,
-        o_worst.1,
-        lse_worst.0,
-        lse_worst.1
-    );
+    let summary = bounds.check(o, lse).map_err(|v| format!("{label}: {v}"))?;
+    eprintln!("{label}: {summary}");
     Ok(())
 }
