@@ -443,6 +443,18 @@ pub(crate) fn emulated_arch(choice: &KernelChoice) -> Arch {
     choice.arch.unwrap_or(Arch::Sm80)
 }
 
+/// The forward kernel an emulated call with `choice` runs for this dtype and head dim (the
+/// choice's path, sm80 when it names none; the path's first preference when it names no tile):
+/// what [`crate::attention::forward_emulated_with`] launches and what the error bounds of its
+/// results assume.
+pub fn emulated_forward(
+    choice: &KernelChoice,
+    dtype: KernelDtype,
+    head_dim: usize,
+) -> Result<&'static KernelInfo> {
+    select_forward(emulated_arch(choice), dtype, head_dim, choice.tile, |_| true)
+}
+
 /// Every tile shape the picks use (forward and backward): what [`crate::plan::Plan::new`] builds
 /// block lists for.
 pub fn pick_tiles() -> Vec<TileShape> {

@@ -9,7 +9,7 @@ use crate::scale::Scale;
 use crate::shape::AttnShape;
 
 use super::call;
-use super::configs::{emulated_arch, select_forward, KernelChoice};
+use super::configs::{emulated_forward, KernelChoice};
 use super::dtype::{AttnDtype, Dtype};
 use super::exec::EmuExec;
 use super::raw::RawForward;
@@ -64,13 +64,7 @@ pub unsafe fn forward_emulated_raw(
     choice: KernelChoice,
     options: impl Into<Options>,
 ) -> Result<Stats> {
-    let kernel = select_forward(
-        emulated_arch(&choice),
-        dtype.kernel_dtype(),
-        shape.head_dim,
-        choice.tile,
-        |_| true,
-    )?;
+    let kernel = emulated_forward(&choice, dtype.kernel_dtype(), shape.head_dim)?;
     let mut exec = EmuExec::new(options.into());
     let dt = dtype.kernel_dtype();
     // SAFETY: forwarded to the caller.

@@ -278,7 +278,7 @@ impl BackwardBounds {
             k: wide(inputs.k),
             v: wide(inputs.v),
             g_o: wide(d_o),
-            scale: f64::from(inputs.scale),
+            scale: inputs.scale.as_f64(),
             u,
             gamma_d,
             gamma_keys,

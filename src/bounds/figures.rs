@@ -6,9 +6,6 @@
 //! more accuracy than IEEE arithmetic and the PTX ISA document (measured values, where one was
 //! taken, are quoted beside the documented ones, which are the larger and are used).
 
-use crate::error::{Error, Result};
-use crate::reference::Element;
-use crate::registry::KernelDtype;
 
 /// 2^e, exactly (for the normal range of f64).
 pub(crate) const fn pow2(e: i32) -> f64 {
@@ -50,96 +47,9 @@ pub const MMA_STEP_BACKWARD: f64 = 18.0 * pow2(-23);
 /// its own derived bound is far below it (about 1e-5 at |LSE| ~ 150).
 pub const LSE_ERR_MAX: f64 = pow2(-12);
 
-/// The element types the kernels read and write (P, O, dS and the gradients are rounded to it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dtype {
-    /// bfloat16: 8 significant bits, f32's exponent range.
-    Bf16,
-    /// IEEE half: 11 significant bits, normals from 2^-14.
-    F16,
-}
-
-impl Dtype {
-    /// The dtype of a kernel's registry entry; f32 and untyped kernels are not attention kernels.
-    pub fn of_kernel(dtype: KernelDtype) -> Result<Dtype> {
-        match dtype {
-            KernelDtype::Bf16 => Ok(Dtype::Bf16),
-            KernelDtype::F16 => Ok(Dtype::F16),
-            KernelDtype::F32 => Err(Error::UnsupportedDtype {
-                what: "error bound",
-                dtype: "f32",
-            }),
-            KernelDtype::None => Err(Error::UnsupportedDtype {
-                what: "error bound",
-                dtype: "untyped",
-            }),
-        }
-    }
-
-    /// The dtype of an attention element type (`half::bf16` or `half::f16`).
-    pub fn of<T: crate::attention::AttnDtype>() -> Dtype {
-        match T::KERNEL_DTYPE {
-            KernelDtype::Bf16 => Dtype::Bf16,
-            _ => Dtype::F16,
-        }
-    }
-
-    /// The registry's name for it.
-    pub fn kernel_dtype(self) -> KernelDtype {
-        match self {
-            Dtype::Bf16 => KernelDtype::Bf16,
-            Dtype::F16 => KernelDtype::F16,
-        }
-    }
-
-    /// Its name, as in kernel names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dtype::Bf16 => "bf16",
-            Dtype::F16 => "f16",
-        }
-    }
-
-    /// Unit roundoff (round to nearest): 2^-p for p significant bits, bf16 2^-8, f16 2^-11.
-    pub fn unit_roundoff(self) -> f64 {
-        match self {
-            Dtype::Bf16 => pow2(-8),
-            Dtype::F16 => pow2(-11),
-        }
-    }
-
-    /// Half the smallest positive subnormal: the absolute rounding error below the normal range
-    /// (bf16 2^-134, sharing f32's range; f16 2^-25, subnormals spaced 2^-24).
-    pub fn underflow(self) -> f64 {
-        match self {
-            Dtype::Bf16 => pow2(-134),
-            Dtype::F16 => pow2(-25),
-        }
-    }
-
-    /// `x` rounded to this dtype (round to nearest even).
-    pub(crate) fn round(self, x: f64) -> f64 {
-        match self {
-            Dtype::Bf16 => half::bf16::from_f64(x).to_f64(),
-            Dtype::F16 => half::f16::from_f64(x).to_f64(),
-        }
-    }
-
-    /// The index and value of the first element of `x` that is not finite or not exactly a value
-    /// of this dtype (the kernel would read a different number than the reference).
-    pub(crate) fn first_unrepresentable<T: Element>(self, x: &[T]) -> Option<(usize, f64)> {
-        x.iter()
-            .map(|e| e.to_f64())
-            .enumerate()
-            .find(|&(_, v)| !v.is_finite() || self.round(v) != v)
-    }
-}
-
-impl std::fmt::Display for Dtype {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The element types the kernels read and write (P, O, dS and the gradients are rounded to it):
+/// the crate's one [`crate::attention::Dtype`], whose roundoff figures the bounds use.
+pub use crate::attention::Dtype;
 
 /// Which rounding model of the tensor-core products a forward bound assumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -61,7 +61,7 @@ impl ForwardBounds {
             inputs.q,
             inputs.k,
             inputs.v,
-            f64::from(inputs.scale),
+            inputs.scale.as_f64(),
         )?;
         let (o, lse) = tolerances(&inputs, &reference, run)?;
         Ok(ForwardBounds {
@@ -197,7 +197,7 @@ fn query_bounds<T: Element>(
     let d = sh.head_dim;
     let g = h / sh.group();
     let lse = want.lse[(r * sh.q_heads + h) * sh.n + i];
-    let scale = f64::from(inp.scale);
+    let scale = inp.scale.as_f64();
     let q = &wide.q[((r * sh.n + i) * sh.q_heads + h) * d..][..d];
     // Visible keys: scaled exact score, and E_s = scale * max_j (score error bound of j).
     keys.clear();

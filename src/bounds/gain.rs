@@ -33,7 +33,7 @@ pub fn d_o_gain<T: Element>(inputs: Inputs<'_, T>) -> Result<[f64; 3]> {
     inputs.validate_finite()?;
     let sh = inputs.shape;
     let (n, d, qh, kvh) = (sh.n, sh.head_dim, sh.q_heads, sh.kv_heads);
-    let scale = f64::from(inputs.scale);
+    let scale = inputs.scale.as_f64();
     let wide = |x: &[T]| -> Vec<f64> { x.iter().map(|v| v.to_f64()).collect() };
     let (q, k, v) = (wide(inputs.q), wide(inputs.k), wide(inputs.v));
     let at_q = |r: usize, i: usize, h: usize| ((r * n + i) * qh + h) * d;

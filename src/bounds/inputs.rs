@@ -1,12 +1,13 @@
 //! What a bound is computed from: the call's inputs, as the reference takes them, and the
 //! description of the forward kernel that ran.
 
-use crate::attention::configs::{select_forward, tile_shape, FORWARD_FAMILY};
+use crate::attention::configs::{emulated_forward, tile_shape, FORWARD_FAMILY};
 use crate::attention::KernelChoice;
 use crate::error::{Error, Result};
 use crate::mask::{TileShape, VisEnd};
 use crate::reference::Element;
-use crate::registry::{Arch, KernelInfo};
+use crate::registry::KernelInfo;
+use crate::scale::Scale;
 use crate::shape::AttnShape;
 
 use super::figures::{Arith, Dtype};
@@ -25,7 +26,7 @@ pub struct Inputs<'a, T> {
     pub q: &'a [T],
     pub k: &'a [T],
     pub v: &'a [T],
-    pub scale: f32,
+    pub scale: Scale,
 }
 
 impl<T: Element> Inputs<'_, T> {
@@ -76,7 +77,7 @@ impl<T: Element> Inputs<'_, T> {
                 got: self.vis_end.rows(),
             });
         }
-        let scale = f64::from(self.scale);
+        let scale = self.scale.as_f64();
         if !(scale.is_finite() && scale > 0.0) {
             return Err(Error::InvalidArgument {
                 what: "scale",
@@ -141,13 +142,7 @@ impl ForwardRun {
     /// runs the choice's path, sm80 when it names none, and the path's first preference when it
     /// names no tile), on the emulator.
     pub fn emulated(choice: &KernelChoice, dtype: Dtype, head_dim: usize) -> Result<ForwardRun> {
-        let kernel = select_forward(
-            choice.arch.unwrap_or(Arch::Sm80),
-            dtype.kernel_dtype(),
-            head_dim,
-            choice.tile,
-            |_| true,
-        )?;
+        let kernel = emulated_forward(choice, dtype.kernel_dtype(), head_dim)?;
         Ok(ForwardRun {
             arith: Arith::Emulator,
             ..ForwardRun::device(kernel)?
