@@ -40,30 +40,30 @@ const WARMUP_CALLS: u64 = 3;
 /// Elements of the random pool (8 MiB of bf16).
 const POOL: usize = 4 << 20;
 
-type Buf = CudaSlice<bf16>;
+pub(crate) type Buf = CudaSlice<bf16>;
 
 pub struct Gpu {
-    device: Device,
-    stream: Arc<CudaStream>,
-    forward: Forward,
-    backward: Backward,
-    swiglu: Swiglu,
+    pub(crate) device: Device,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) forward: Forward,
+    pub(crate) backward: Backward,
+    pub(crate) swiglu: Swiglu,
     /// `Err` (the reason) when libcublas is missing: the MLP and the layer are then not timed.
     gemm: Result<Gemm, String>,
     pool: Buf,
-    model: Model,
+    pub(crate) model: Model,
     weights: std::cell::OnceCell<Weights>,
 }
 
-struct Weights {
+pub(crate) struct Weights {
     /// `[hidden, 2 ffn]`: gate columns, then up columns.
-    gate_up: Buf,
+    pub(crate) gate_up: Buf,
     /// `[ffn, hidden]`.
-    down: Buf,
+    pub(crate) down: Buf,
     /// `[hidden, (q + 2 kv) heads * d]`.
-    qkv: Buf,
+    pub(crate) qkv: Buf,
     /// `[q heads * d, hidden]`.
-    o: Buf,
+    pub(crate) o: Buf,
 }
 
 /// `b` as a dense `[rows, n, heads, d]` view.
@@ -71,7 +71,7 @@ fn dense_view<'b>(shape: &AttnShape, b: &'b Buf, heads: usize) -> View<CudaView<
     View::dense(b.as_view(), shape, heads)
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -110,7 +110,7 @@ impl Gpu {
     }
 
     /// A buffer of `len` random values (copies of the pool).
-    fn random(&self, len: usize) -> Result<Buf, String> {
+    pub(crate) fn random(&self, len: usize) -> Result<Buf, String> {
         // SAFETY: every element is written by the copies below before any kernel reads it.
         let mut buf: Buf = unsafe { self.stream.alloc(len) }.map_err(err)?;
         let mut at = 0;
@@ -125,11 +125,11 @@ impl Gpu {
         Ok(buf)
     }
 
-    fn zeros(&self, len: usize) -> Result<Buf, String> {
+    pub(crate) fn zeros(&self, len: usize) -> Result<Buf, String> {
         self.stream.alloc_zeros(len).map_err(err)
     }
 
-    fn weights(&self) -> Result<&Weights, String> {
+    pub(crate) fn weights(&self) -> Result<&Weights, String> {
         if let Some(w) = self.weights.get() {
             return Ok(w);
         }
@@ -143,12 +143,12 @@ impl Gpu {
         Ok(self.weights.get_or_init(|| w))
     }
 
-    fn gemm(&self) -> Result<&Gemm, String> {
+    pub(crate) fn gemm(&self) -> Result<&Gemm, String> {
         self.gemm.as_ref().map_err(|e| format!("cuBLAS: {e}"))
     }
 
     /// Times `calls` runs of `f` with CUDA events; `f` enqueues one call on the stream.
-    fn timed<'a>(
+    pub(crate) fn timed<'a>(
         &'a self,
         mut f: impl FnMut() -> Result<(), String> + 'a,
     ) -> Result<Timed<'a>, String> {
@@ -188,7 +188,7 @@ impl Gpu {
 
     /// The crate's forward on views `q`, `k`, `v` (the one call site of the forward API).
     #[allow(clippy::too_many_arguments)]
-    fn attention(
+    pub(crate) fn attention(
         &self,
         plan: &Plan,
         shape: &AttnShape,
@@ -213,6 +213,10 @@ impl Gpu {
 }
 
 impl Runner for Gpu {
+    fn step<'a>(&'a self, batches: &'a [Problem]) -> Result<Timed<'a>, String> {
+        self.train_step(batches)
+    }
+
     fn prepare<'a>(&'a self, op: Op, p: &'a Problem) -> Result<Timed<'a>, String> {
         let m = self.model;
         let tokens = p.tokens();
