@@ -117,9 +117,15 @@ fn chars_in(px: u32, size: u32) -> usize {
     (px as f64 / (0.6 * size as f64)) as usize
 }
 
+/// Marker shape of packed-row points: kept for them, so no series of lines shares it.
+pub const PACKED_MARKER: usize = 4;
+
 /// The outline of marker shape `shape` (pixel offsets): circle (a 12-gon), square, triangle,
-/// diamond.
+/// diamond; [`PACKED_MARKER`] is a downward triangle.
 fn outline(shape: usize) -> Vec<(i32, i32)> {
+    if shape == PACKED_MARKER {
+        return vec![(0, 6), (6, -5), (-6, -5)];
+    }
     match shape % 4 {
         0 => (0..12)
             .map(|i| {

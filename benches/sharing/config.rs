@@ -173,7 +173,7 @@ impl Config {
             // A CPU step costs about 1000x a GPU's: an eighth of the published lengths and
             // tens of samples keep a dataset point within seconds.
             Mode::Cpu => DataSetup {
-                samples: if quick { 16 } else { 32 },
+                samples: if quick { 8 } else { 24 },
                 length_scale: 0.125,
                 batch: 4,
                 pack_len: 512,

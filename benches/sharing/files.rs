@@ -463,7 +463,7 @@ pub fn charts(
             series.push(Series {
                 name: format!("{}: packed rows, measured", op.name()),
                 color: ci,
-                marker: 2,
+                marker: chart::PACKED_MARKER,
                 stroke: Stroke::Markers,
                 points: packed,
             });

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cudarc::driver::sys::CUevent_flags;
-use cudarc::driver::{CudaSlice, CudaStream, CudaView};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView, CudaViewMut};
 use half::bf16;
 use prefix_attn::attention::{
     Backward, BackwardTensors, BackwardWorkspace, DeviceTensors, Forward, Strides, View,
@@ -186,7 +186,8 @@ impl Gpu {
         }
     }
 
-    /// The crate's forward on views `q`, `k`, `v` (the one call site of the forward API).
+    /// The crate's forward on views `q`, `k`, `v` (the one call site of the forward API); `lse`
+    /// is exactly `[rows, q_heads, n]`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attention(
         &self,
@@ -196,14 +197,14 @@ impl Gpu {
         k: View<cudarc::driver::CudaView<'_, bf16>>,
         v: View<cudarc::driver::CudaView<'_, bf16>>,
         o: &mut Buf,
-        lse: &mut CudaSlice<f32>,
+        lse: CudaViewMut<'_, f32>,
     ) -> Result<(), String> {
         let t = DeviceTensors {
             q,
             k,
             v,
             o: View::dense(o.as_view_mut(), shape, shape.q_heads),
-            lse: lse.as_view_mut(),
+            lse,
         };
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
         self.forward
@@ -275,7 +276,7 @@ impl Runner for Gpu {
                     let qv = View::dense(q.as_view(), &shape, m.q_heads);
                     let kv = View::dense(k.as_view(), &shape, m.kv_heads);
                     let vv = View::dense(v.as_view(), &shape, m.kv_heads);
-                    self.attention(&plan, &shape, qv, kv, vv, &mut o, &mut lse)
+                    self.attention(&plan, &shape, qv, kv, vv, &mut o, lse.as_view_mut())
                 })
             }
             Op::AttnFwdBwd => {
@@ -304,7 +305,7 @@ impl Runner for Gpu {
                         dense_view(&shape, &k, m.kv_heads),
                         dense_view(&shape, &v, m.kv_heads),
                         &mut o,
-                        &mut lse,
+                        lse.as_view_mut(),
                     )?;
                     let t = BackwardTensors {
                         q: dense_view(&shape, &q, m.q_heads),
@@ -370,7 +371,7 @@ impl Runner for Gpu {
                         .map_err(err)?;
                     let at = |head: usize| View::new(qkv.slice(head * m.head_dim..), strides);
                     let (qv, kv, vv) = (at(0), at(m.q_heads), at(m.q_heads + m.kv_heads));
-                    self.attention(&plan, &shape, qv, kv, vv, &mut o, &mut lse)?;
+                    self.attention(&plan, &shape, qv, kv, vv, &mut o, lse.as_view_mut())?;
                     let out = MatShape {
                         m: tokens,
                         k: m.q_heads * m.head_dim,

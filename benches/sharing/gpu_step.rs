@@ -196,7 +196,7 @@ impl Gpu {
                     at(&b.qkv, m.q_heads),
                     at(&b.qkv, m.q_heads + m.kv_heads),
                     &mut b.o,
-                    &mut b.lse,
+                    b.lse.slice_mut(..shape.lse_len()),
                 )?;
                 g(&b.o, &w.o, &mut b.a, mm(t, qd, h))?;
                 // MLP forward.
