@@ -142,13 +142,16 @@ fn outline(shape: usize) -> Vec<(i32, i32)> {
     }
 }
 
+/// A marker: a filled polygon and its outline, in pixel offsets around a point.
+type Marker<C, DB> = ComposedElement<C, DB, Polygon<(i32, i32)>, PathElement<(i32, i32)>>;
+
 /// A marker at `at`: filled with its colour, or hollow (white inside) when flagged.
 fn marker<C: Clone, DB: DrawingBackend>(
     at: C,
     shape: usize,
     col: RGBColor,
     filled: bool,
-) -> ComposedElement<C, DB, Polygon<(i32, i32)>, PathElement<(i32, i32)>> {
+) -> Marker<C, DB> {
     let pts = outline(shape);
     let mut closed = pts.clone();
     closed.push(pts[0]);
