@@ -19,7 +19,7 @@
 //! | `PREFIX_ATTN_BENCH_VERBOSE=1` | print every timing round (both times, ratio, CPU wait) |
 //! | `PREFIX_ATTN_BENCH_TARGET=0.05` | target relative half-width of a speedup's 95% interval |
 //! | `PREFIX_ATTN_BENCH_BUDGET_S=4` | seconds one microbenchmark point may take at most (datasets: 3x) |
-//! | `PREFIX_ATTN_BENCH_MAX_WAIT=0.1` | CPU mode: largest share of a round the timing thread may wait for a CPU before the round counts as busy |
+//! | `PREFIX_ATTN_BENCH_MAX_WAIT=0.1` | CPU mode: largest share of a round during which the CPU may be contended (run-queue wait, CPU pressure) before the round counts as busy |
 //! | `PREFIX_ATTN_BENCH_ONLY=micro` or `datasets` | run only the microbenchmarks or only the dataset tables |
 //! | `PREFIX_ATTN_BENCH_DATASET_SAMPLES=64` | synthetic samples drawn per dataset |
 

@@ -41,7 +41,7 @@ pub fn time_pair(
     let mut log = |i: usize, r: &Round| {
         if cfg.verbose {
             println!(
-                "      round {i:>3}: paired {:.4} ms, shared {:.4} ms, ratio {:.3}, cpu wait {:.0}%/{:.0}%{}",
+                "      round {i:>3}: paired {:.4} ms, shared {:.4} ms, ratio {:.3}, CPU contended {:.0}% / {:.0}% of the samples{}",
                 r.paired.per_call_s * 1e3,
                 r.shared.per_call_s * 1e3,
                 r.ratio(),
@@ -75,7 +75,7 @@ pub fn outcome_text(o: &Result<Outcome, String>, ideal: f64, plan: &Plan) -> Str
                     100.0 * plan.target
                 ),
                 measure::Verdict::Busy => t += &format!(
-                    "  BUSY: only {} of {} rounds without CPU contention (cpu wait {:.0}%) - not a result",
+                    "  BUSY: only {} of {} rounds without CPU contention (CPU contended {:.0}% of the time) - not a result",
                     o.clean_rounds(),
                     o.rounds.len(),
                     100.0 * o.wait()

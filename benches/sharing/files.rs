@@ -114,7 +114,7 @@ pub fn results_csv(results: &[PointResult]) -> String {
 /// One line per timed (op, case): the speedup, its interval, the ideal, the verdict.
 pub fn speedup_csv(results: &[PointResult]) -> String {
     let mut s = format!(
-        "# statistic: {STATISTIC}\nop,case,family,prefix,completion,ratio,k,samples_per_row,speedup,speedup_lo,speedup_hi,ideal,of_ideal,rounds,clean_rounds,cpu_wait,verdict\n"
+        "# statistic: {STATISTIC}\nop,case,family,prefix,completion,ratio,k,samples_per_row,speedup,speedup_lo,speedup_hi,ideal,of_ideal,rounds,clean_rounds,cpu_contended,verdict\n"
     );
     for r in results {
         let Some(o) = r.timed() else { continue };
@@ -233,7 +233,7 @@ pub fn results_json(
             };
             let timing = match &r.outcome {
                 Ok(o) => format!(
-                    "\"speedup\": {}, \"rounds\": {}, \"clean_rounds\": {}, \"cpu_wait\": {}, \"verdict\": {}",
+                    "\"speedup\": {}, \"rounds\": {}, \"clean_rounds\": {}, \"cpu_contended\": {}, \"verdict\": {}",
                     est_json(&o.speedup, 1.0),
                     o.rounds.len(),
                     o.clean_rounds(),

@@ -5,11 +5,13 @@
 //!   first in odd ones, so neither always runs on a cache or clock the other warmed up). A sample
 //!   is enough calls to last [`Plan::min_sample`], so timer resolution and per-call jitter stay
 //!   small against it.
-//! - Each sample also records how long the timing thread waited for a CPU while it ran (Linux
-//!   `/proc/thread-self/schedstat`, the run-queue wait). The CPU path runs on every core, its
-//!   calling thread included, so on an idle machine that wait is near zero; another process
-//!   competing for the cores makes it grow. A round whose wait share is above
-//!   [`Plan::max_wait`] is *busy*: kept in the files, left out of the statistic.
+//! - Each sample also records how much of its time the CPU was contended: the larger of the
+//!   timing thread's run-queue wait (Linux `/proc/thread-self/schedstat`) and the time during
+//!   which any task of the machine waited for a CPU (`/proc/pressure/cpu`, `some`: this one
+//!   also sees the CPU path's helper threads). The CPU path runs one thread per core, so on an
+//!   idle machine both are near zero; another process competing for the cores makes them grow.
+//!   A round whose mean share is above [`Plan::max_wait`] is *busy*: kept in the files, left out
+//!   of the statistic.
 //! - After [`Plan::min_rounds`] clean rounds, the loop stops as soon as the interval of the
 //!   median ratio (stats.rs) is within `±target`. Otherwise it goes on until the budget or
 //!   [`Plan::max_rounds`], and the point is flagged: **noisy** (enough clean rounds, interval
@@ -41,8 +43,8 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub per_call_s: f64,
-    /// Share of the sample's wall time the timing thread spent waiting for a CPU (0 when
-    /// unknown).
+    /// Share of the sample's wall time during which the timing thread, or any task of the
+    /// machine, waited for a CPU (0 when the kernel says neither).
     pub wait: f64,
 }
 
@@ -103,7 +105,7 @@ impl Outcome {
         self.rounds.iter().filter(|r| !r.busy).count()
     }
 
-    /// Median wait share over every sample.
+    /// Median contention share over every sample.
     pub fn wait(&self) -> f64 {
         let w: Vec<f64> = self
             .rounds
@@ -115,21 +117,41 @@ impl Outcome {
 }
 
 /// Nanoseconds the calling thread has waited on a run queue since it started; `None` where the
-/// kernel does not say (then nothing is ever busy).
+/// kernel does not say.
 pub fn thread_wait_ns() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     s.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Microseconds during which at least one task of the machine was runnable but waiting for a
+/// CPU (Linux pressure stall information, `some` line); `None` without PSI. It also sees the
+/// CPU path's helper threads, which the calling thread's own wait does not.
+pub fn cpu_pressure_us() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = s.lines().find(|l| l.starts_with("some"))?;
+    some.split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+/// Share of `wall` seconds that a counter's growth from `a` to `b` (in `unit` seconds) covers.
+fn share(a: Option<u64>, b: Option<u64>, unit: f64, wall: f64) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) if wall > 0.0 => (b.saturating_sub(a) as f64 * unit / wall).min(1.0),
+        _ => 0.0,
+    }
+}
+
 fn sample(timed: &mut Timed<'_>, calls: u64) -> Sample {
-    let w0 = thread_wait_ns();
+    let (w0, p0) = (thread_wait_ns(), cpu_pressure_us());
     let t0 = Instant::now();
     let t = timed(calls);
     let wall = t0.elapsed().as_secs_f64();
-    let wait = match (w0, thread_wait_ns()) {
-        (Some(a), Some(b)) if wall > 0.0 => (b.saturating_sub(a) as f64 * 1e-9 / wall).min(1.0),
-        _ => 0.0,
-    };
+    let (w1, p1) = (thread_wait_ns(), cpu_pressure_us());
+    // Either signal is contention: the timing thread waited, or some task (a helper thread of
+    // ours or another process) did.
+    let wait = share(w0, w1, 1e-9, wall).max(share(p0, p1, 1e-6, wall));
     Sample {
         per_call_s: t.as_secs_f64() / calls as f64,
         wait,
