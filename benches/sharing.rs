@@ -204,11 +204,17 @@ fn main() {
                 .map(|r| format!("step {}", r.id())),
         )
         .collect();
+    let total = results.iter().filter(|r| r.timed().is_some()).count()
+        + data.iter().filter(|r| r.outcome.is_ok()).count();
     if !flagged.is_empty() {
-        notes.push(format!(
-            "{} point(s) flagged (noisy or busy, not results): {}. Rerun on an idle machine, or with a larger PREFIX_ATTN_BENCH_BUDGET_S.",
-            flagged.len(),
+        let which = if flagged.len() == total {
+            "all of them".to_string()
+        } else {
             flagged.join(", ")
+        };
+        notes.push(format!(
+            "{} of {total} point(s) flagged (noisy or busy, not results): {which}. Rerun on an idle machine, or with a larger PREFIX_ATTN_BENCH_BUDGET_S.",
+            flagged.len(),
         ));
     }
     let label = match cfg.mode {

@@ -360,23 +360,29 @@ fn draw_legend<'b>(
         text(&s.name, &mut y)?;
         y += 6;
     }
-    y += 10;
+    // What bars and hollow markers mean, only where the chart has them.
+    let pts = || chart.series.iter().flat_map(|s| &s.points);
     let grey = RGBColor(90, 90, 90);
-    let bar = ShapeStyle::from(&grey).stroke_width(1);
-    area.draw(&PathElement::new(
-        vec![(x0 + 18, y - 8), (x0 + 18, y + 8)],
-        bar,
-    ))?;
-    for dy in [-8, 8] {
+    if pts().any(|p| p.ci.is_some()) {
+        y += 10;
+        let bar = ShapeStyle::from(&grey).stroke_width(1);
         area.draw(&PathElement::new(
-            vec![(x0 + 14, y + dy), (x0 + 22, y + dy)],
+            vec![(x0 + 18, y - 8), (x0 + 18, y + 8)],
             bar,
         ))?;
+        for dy in [-8, 8] {
+            area.draw(&PathElement::new(
+                vec![(x0 + 14, y + dy), (x0 + 22, y + dy)],
+                bar,
+            ))?;
+        }
+        text("bar: 95% confidence interval of the median", &mut y)?;
     }
-    text("bar: 95% confidence interval of the median", &mut y)?;
-    y += 10;
-    area.draw(&marker((x0 + 18, y), 0, grey, false))?;
-    text("hollow: flagged noisy or busy - not a result", &mut y)?;
+    if pts().any(|p| p.flagged) {
+        y += 10;
+        area.draw(&marker((x0 + 18, y), 0, grey, false))?;
+        text("hollow: flagged noisy or busy - not a result", &mut y)?;
+    }
     Ok(())
 }
 

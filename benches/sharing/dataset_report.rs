@@ -48,7 +48,11 @@ pub fn table(c: &Config, results: &[DatasetResult], packed: bool) -> Option<Tabl
         ),
         header: vec![
             "dataset".into(),
-            "median len: paper / drawn".into(),
+            if c.data.length_scale == 1.0 {
+                "median len: paper / drawn".into()
+            } else {
+                format!("median len: paper / drawn (x{})", c.data.length_scale)
+            },
             "prefix/completion: paper / drawn".into(),
             format!("{pf} samples/s"),
             format!("{sf} samples/s"),

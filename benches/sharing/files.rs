@@ -339,19 +339,27 @@ fn measured(x: f64, r: &PointResult) -> Option<Pt> {
     })
 }
 
-/// Adds an ideal series, or merges it into an identical one already there (the MLP's ideal is
-/// the same at every prefix length: one dashed line, named for all of them).
+/// Adds an ideal series, or merges it into one already there that it would hide: the same
+/// values within 1% (the MLP's ideal is the same at every prefix length; attention's differ by
+/// a fraction of a percent). One dashed line, named for every series it stands for.
 fn push_ideal(series: &mut Vec<Series>, name: &str, label: &str, color: usize, points: Vec<Pt>) {
+    let close = |a: &Pt, b: &Pt| a.x == b.x && (a.y - b.y).abs() <= 0.01 * b.y.abs();
     let same = |s: &Series| {
         s.stroke == Stroke::Dashed
             && s.points.len() == points.len()
-            && s.points
-                .iter()
-                .zip(&points)
-                .all(|(a, b)| a.x == b.x && (a.y - b.y).abs() <= 1e-9 * b.y.abs().max(1.0))
+            && s.points.iter().zip(&points).all(|(a, b)| close(a, b))
     };
     if let Some(s) = series.iter_mut().find(|s| same(s)) {
-        s.name = format!("{}, {label}", s.name);
+        let exact = s.points.iter().zip(&points).all(|(a, b)| a.y == b.y);
+        let name = s.name.trim_end_matches(" (within 1%)");
+        s.name = format!(
+            "{name}, {label}{}",
+            if exact && !s.name.ends_with("(within 1%)") {
+                ""
+            } else {
+                " (within 1%)"
+            }
+        );
         s.color = 7; // grey: it belongs to several series
         return;
     }
@@ -592,17 +600,24 @@ fn peers_chart(c: &Config, op: Op, results: &[PointResult], peers: &[PeerTiming]
             .iter()
             .filter(|r| r.op == op && r.point.family == Family::Ratio && r.point.prefix == p)
             .collect();
-        let over = |shared_ms: &dyn Fn(&PointResult) -> Option<f64>| -> Vec<Pt> {
+        // Ours carries its point's flag: a busy or noisy time is no better against a peer.
+        let over = |shared_ms: &dyn Fn(&PointResult) -> Option<f64>, ours: bool| -> Vec<Pt> {
             pts.iter()
                 .filter_map(|r| {
                     let (_, base) = paired_baseline(peers, op.name(), &r.point.id())?;
-                    Some(Pt::exact(r.point.ratio, base / shared_ms(r)?))
+                    Some(Pt {
+                        flagged: ours && r.verdict().is_some_and(|v| v.flagged()),
+                        ..Pt::exact(r.point.ratio, base / shared_ms(r)?)
+                    })
                 })
                 .collect()
         };
-        let ours = over(&|r| r.time(Format::Shared).map(|t| t.median * 1e3));
+        let ours = over(&|r| r.time(Format::Shared).map(|t| t.median * 1e3), true);
         let peer = if op == Op::Mlp { "torch" } else { "flex" };
-        let theirs = over(&|r| find(peers, peer, op.name(), &r.point.id(), "shared"));
+        let theirs = over(
+            &|r| find(peers, peer, op.name(), &r.point.id(), "shared"),
+            false,
+        );
         if !ours.is_empty() {
             series.push(Series {
                 name: format!("prefix {p}: ours shared"),
@@ -630,8 +645,12 @@ fn peers_chart(c: &Config, op: Op, results: &[PointResult], peers: &[PeerTiming]
     }
     Some(Chart {
         title: format!(
-            "{}: shared format vs the best paired peer (GPU, bf16)",
-            op.title()
+            "{}: shared format vs the best paired peer - {}",
+            op.title(),
+            match c.mode {
+                super::config::Mode::Cpu => "CPU mode",
+                super::config::Mode::Gpu => "GPU, bf16",
+            }
         ),
         subtitle: "median times; the peers' timings come from peers_sweep.py (no interval)".into(),
         x_desc: "prefix length / completion length (DPO pairs, k = 2)".into(),
