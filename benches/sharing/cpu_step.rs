@@ -99,9 +99,9 @@ impl Block {
         matmul(a, b, MatShape { m, k, n }, self.threads)
     }
 
-    /// Forward and backward of the block on one micro-batch; returns dx (the weight gradients
-    /// are dropped once computed).
-    fn step(&self, mb: &Micro<'_>) -> prefix_attn::Result<Vec<f32>> {
+    /// Forward and backward of the block on one micro-batch; returns the block's output `y` and
+    /// `dx` for the loss `<d_y, y>` (the weight gradients are dropped once computed).
+    fn step(&self, mb: &Micro<'_>) -> prefix_attn::Result<(Vec<f32>, Vec<f32>)> {
         let Model {
             hidden: h,
             q_heads: hq,
@@ -143,11 +143,12 @@ impl Block {
         let a = self.mm(&out.o, &self.w_o, t, hq * d, h)?;
         let h1: Vec<f32> = x.iter().zip(&a).map(|(x, a)| x + a).collect();
 
-        // MLP forward (its output is not needed: the backward starts from d_y).
+        // MLP forward, with its residual.
         let g = self.mm(&h1, &self.w_gate, t, h, f)?;
         let u = self.mm(&h1, &self.w_up, t, h, f)?;
         let act: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| silu(g) * u).collect();
-        let _y = self.mm(&act, &self.w_down, t, f, h)?;
+        let y2 = self.mm(&act, &self.w_down, t, f, h)?;
+        let y: Vec<f32> = h1.iter().zip(&y2).map(|(a, b)| a + b).collect();
 
         // MLP backward.
         let d_y = &mb.d_y;
@@ -187,7 +188,27 @@ impl Block {
         )?;
         let _dw_qkv = self.mm(&transpose(x, t, h), &dqkv, h, t, width)?;
         let dx_attn = self.mm(&dqkv, &self.t_qkv, t, width, h)?;
-        Ok(dh1.iter().zip(&dx_attn).map(|(a, b)| a + b).collect())
+        let dx = dh1.iter().zip(&dx_attn).map(|(a, b)| a + b).collect();
+        Ok((y, dx))
+    }
+
+    /// `(y, dx)` of one step on `p` with inputs `x` and `d_y` (`[tokens, hidden]` each), for
+    /// tests that check the backward against finite differences of the forward.
+    #[allow(dead_code)] // only tests/bench_sharing.rs calls it
+    pub fn forward_backward(
+        &self,
+        p: &Problem,
+        x: Vec<f32>,
+        d_y: Vec<f32>,
+    ) -> prefix_attn::Result<(Vec<f32>, Vec<f32>)> {
+        let mb = Micro {
+            p,
+            attn: CpuAttention::new(p.vis_end.clone(), CpuAttention::default_tile())?,
+            table: RotaryTable::for_positions(self.m.head_dim, &p.positions, DEFAULT_THETA)?,
+            x,
+            d_y,
+        };
+        self.step(&mb)
     }
 
     /// Inputs for every micro-batch, then a timer over the whole set (one call = one step on
