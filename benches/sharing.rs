@@ -7,9 +7,17 @@
 //! - each in the paired format (every completion with its own copy of the prompt, causal: the
 //!   dense baseline) and the prefix-shared format, over prefix lengths x prefix/completion
 //!   ratios (DPO pairs), groups of k = 2, 4, 8 completions and packed rows;
-//! - results: measured speedup of shared over paired next to the ideal one (work paired / work
-//!   shared), TFLOP/s, charts (SVG) and tables (CSV, JSON, markdown) in
+//! - the paper's Tables 1 and 2: training samples/s of one transformer block (forward and
+//!   backward) on synthetic samples of six preference datasets, without and with packing
+//!   (benches/sharing/datasets.rs);
+//! - results: measured speedup of shared over paired, with its 95% interval, next to the ideal
+//!   one (work paired / work shared), FLOP/s, charts (SVG) and tables (CSV, JSON, markdown) in
 //!   `target/prefix-attn-bench/<mode>/` (benches/sharing/files.rs lists them).
+//!
+//! Timing (benches/sharing/measure.rs): both formats in interleaved rounds until the speedup's
+//! interval is narrow or the point's budget is spent; a point that stays noisy, or that other
+//! processes kept from the CPU, is flagged, never reported as a result. One console line per
+//! point, then the tables; `PREFIX_ATTN_BENCH_VERBOSE=1` prints every round.
 //!
 //! GPU mode (device 0 opens, this build embeds the kernels and libcublas loads): Mistral-7B
 //! sizes in bf16; our kernels and cuBLAS, timed with CUDA events. CPU mode otherwise: the
@@ -25,6 +33,14 @@ mod chart;
 mod config;
 #[path = "sharing/cpu.rs"]
 mod cpu;
+#[path = "sharing/cpu_step.rs"]
+mod cpu_step;
+#[path = "sharing/dataset_report.rs"]
+mod dataset_report;
+#[path = "sharing/dataset_run.rs"]
+mod dataset_run;
+#[path = "sharing/datasets.rs"]
+mod datasets;
 #[path = "sharing/date.rs"]
 mod date;
 #[path = "sharing/driver.rs"]
@@ -35,19 +51,21 @@ mod files;
 mod gpu;
 #[path = "sharing/gpu_peak.rs"]
 mod gpu_peak;
+#[path = "sharing/gpu_step.rs"]
+mod gpu_step;
+#[path = "sharing/measure.rs"]
+mod measure;
 #[path = "sharing/peers.rs"]
 mod peers;
 #[path = "sharing/report.rs"]
 mod report;
 #[path = "sharing/results.rs"]
 mod results;
-
-use std::time::Duration;
-
-use criterion::Criterion;
+#[path = "sharing/stats.rs"]
+mod stats;
 
 use config::{Config, Mode};
-use results::Results;
+use driver::Runner;
 
 fn fail(msg: &str) -> ! {
     eprintln!("prefix-attn bench: {msg}");
@@ -85,7 +103,7 @@ fn main() {
             "PREFIX_ATTN_REQUIRE_GPU=1 but GPU mode is impossible: {why}"
         ));
     }
-    let cfg = Config::new(mode, &env).unwrap_or_else(|e| fail(&e));
+    let mut cfg = Config::new(mode, &env).unwrap_or_else(|e| fail(&e));
     let cases: Vec<_> = cases::points(&cfg)
         .into_iter()
         .map(|p| {
@@ -106,25 +124,20 @@ fn main() {
         return;
     }
 
-    // Criterion runs each benchmark once, untimed, unless the binary gets `--bench` (what
-    // `cargo bench` passes): such a run checks the code, and writes no results.
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) every point runs one
+    // round of one call, to check the code, and nothing is written.
     let timing = std::env::args().any(|a| a == "--bench");
-    let results = Results::default();
-    let device_name;
-    let mut c = match mode {
-        Mode::Gpu => Criterion::default()
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_millis(700))
-            .nresamples(2000),
-        // Milliseconds per call at these sizes; about 0.6 s per benchmark.
-        Mode::Cpu => Criterion::default()
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(100))
-            .measurement_time(Duration::from_millis(300))
-            .nresamples(2000),
+    if !timing {
+        cfg.plan = measure::Plan {
+            min_rounds: 1,
+            max_rounds: 1,
+            target: f64::INFINITY,
+            budget: std::time::Duration::ZERO,
+            min_sample: std::time::Duration::ZERO,
+            max_wait: None,
+        };
+        cfg.data.samples = cfg.data.samples.min(4);
     }
-    .configure_from_args();
     let peers = match &cfg.peers {
         None => Vec::new(),
         Some(path) => peers::load(path).unwrap_or_else(|e| {
@@ -133,36 +146,77 @@ fn main() {
         }),
     };
     let mut peak = cfg.bf16_peak_tflops;
-    match (mode, device) {
+    let gpu_dev;
+    let cpu_dev;
+    let (runner, device_name): (&dyn Runner, String) = match (mode, device) {
         (Mode::Gpu, Ok(dev)) => {
-            device_name = dev.name();
-            peak = peak.or_else(|| gpu::bf16_peak_tflops(&device_name));
+            let name = dev.name();
+            peak = peak.or_else(|| gpu::bf16_peak_tflops(&name));
             println!(
-                "prefix-attn bench: GPU mode on {device_name} - bf16, {}; criterion's elem/s = FLOP/s",
+                "prefix-attn bench: GPU mode on {name} - bf16, {}; CUDA-event timing",
                 cfg.model.describe()
             );
-            driver::run(&mut c, &cfg, &cases, &dev, &results);
+            gpu_dev = dev;
+            (&gpu_dev, name)
         }
         (_, why) => {
             let why = why.err().unwrap_or_default();
             let threads = prefix_attn::cpu::available_threads();
-            device_name = format!("CPU ({threads} threads)");
             println!(
-                "prefix-attn bench: CPU mode (no GPU: {why}) - the crate's CPU path, f32, {threads} threads, {}; timings are this CPU's, not the kernels'; criterion's elem/s = FLOP/s",
+                "prefix-attn bench: CPU mode (no GPU: {why}) - the crate's CPU path, f32, {threads} threads, {}; timings are this CPU's, not the kernels'",
                 cfg.model.describe()
             );
-            let cpu = cpu::Cpu::new(cfg.model).unwrap_or_else(|e| fail(&e));
-            driver::run(&mut c, &cfg, &cases, &cpu, &results);
+            cpu_dev = cpu::Cpu::new(cfg.model).unwrap_or_else(|e| fail(&e));
+            (&cpu_dev, format!("CPU ({threads} threads)"))
         }
-    }
-    c.final_summary();
+    };
+    let p = &cfg.plan;
+    println!(
+        "Each point: paired and shared timed in interleaved rounds of >= {} ms samples until the speedup's 95% interval is within ±{:.0}% (at least {} rounds, at most {:.0} s; dataset points 3x).",
+        p.min_sample.as_millis(),
+        100.0 * p.target,
+        p.min_rounds,
+        p.budget.as_secs_f64()
+    );
+    let results = if cfg.micro {
+        driver::run(&cfg, &cfg.plan, &cases, runner)
+    } else {
+        Vec::new()
+    };
+    let data = if cfg.datasets {
+        dataset_run::run(&cfg, runner)
+    } else {
+        Vec::new()
+    };
 
-    let entries = results.entries();
-    let speedups = results.speedups();
-    let mut tables = report::op_tables(&cfg, &entries, &speedups, peak);
-    tables.extend(report::peer_tables(&speedups, &peers));
-    let mut notes = report::target_lines(&cfg, &speedups);
-    notes.extend(report::above_ideal_note(cfg.mode, &speedups));
+    let mut tables = dataset_report::tables(&cfg, &data);
+    tables.extend(report::op_tables(&cfg, &results, peak));
+    tables.extend(report::peer_tables(&results, &peers));
+    let mut notes = report::target_lines(&cfg, &results);
+    notes.extend(report::above_ideal_note(cfg.mode, &results));
+    let flagged: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict().is_some_and(|v| v.flagged()))
+        .map(|r| format!("{} {}", r.op.name(), r.point.id()))
+        .chain(
+            data.iter()
+                .filter(|r| r.outcome.as_ref().is_ok_and(|o| o.verdict.flagged()))
+                .map(|r| format!("step {}", r.id())),
+        )
+        .collect();
+    let total = results.iter().filter(|r| r.timed().is_some()).count()
+        + data.iter().filter(|r| r.outcome.is_ok()).count();
+    if !flagged.is_empty() {
+        let which = if flagged.len() == total {
+            "all of them".to_string()
+        } else {
+            flagged.join(", ")
+        };
+        notes.push(format!(
+            "{} of {total} point(s) flagged (noisy or busy, not results): {which}. Rerun on an idle machine, or with a larger PREFIX_ATTN_BENCH_BUDGET_S.",
+            flagged.len(),
+        ));
+    }
     let label = match cfg.mode {
         Mode::Cpu => "CPU mode: the crate's CPU path (f32), not the GPU kernels",
         Mode::Gpu => "GPU mode",
@@ -182,14 +236,16 @@ fn main() {
         md += &format!("{n}\n\n");
     }
     if !timing {
-        println!("prefix-attn bench: test mode (no --bench): every benchmark ran once; no results written");
+        println!(
+            "prefix-attn bench: test mode (no --bench): every point ran once; no results written"
+        );
         return;
     }
     let info = files::RunInfo {
         device: device_name,
         date: date::today_utc(),
     };
-    match files::write_all(&cfg.out_dir, &cfg, &info, &entries, &speedups, &peers, &md) {
+    match files::write_all(&cfg.out_dir, &cfg, &info, &results, &data, &peers, &md) {
         Ok(written) => println!(
             "\nResults and charts ({label}) written to {}: {}",
             cfg.out_dir.display(),

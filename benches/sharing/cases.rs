@@ -146,6 +146,17 @@ impl Problem {
         Ok(Problem { vis_end, positions })
     }
 
+    /// Finished rows of one length, as one batch.
+    pub fn from_rows(rows: &[Row]) -> prefix_attn::Result<Self> {
+        let vis: Vec<&[i32]> = rows.iter().map(Row::vis_end).collect();
+        let vis_end = VisEnd::from_rows(&vis)?;
+        let positions = rows
+            .iter()
+            .flat_map(|r| r.positions().iter().copied())
+            .collect();
+        Ok(Problem { vis_end, positions })
+    }
+
     pub fn rows(&self) -> usize {
         self.vis_end.rows()
     }

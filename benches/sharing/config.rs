@@ -16,8 +16,17 @@
 //! | `PREFIX_ATTN_REQUIRE_GPU=1` | no GPU is a failure (exit 2) instead of CPU mode (the GPU check sets it) |
 //! | `PREFIX_ATTN_BENCH_LABEL=text` | a label (commit, card) written into the results |
 //! | `PREFIX_ATTN_BF16_PEAK_TFLOPS=989` | the card's dense bf16 peak, when the built-in table does not know it |
+//! | `PREFIX_ATTN_BENCH_VERBOSE=1` | print every timing round (both times, ratio, CPU wait) |
+//! | `PREFIX_ATTN_BENCH_TARGET=0.05` | target relative half-width of a speedup's 95% interval |
+//! | `PREFIX_ATTN_BENCH_BUDGET_S=4` | seconds one microbenchmark point may take at most (datasets: 3x) |
+//! | `PREFIX_ATTN_BENCH_MAX_WAIT=0.1` | CPU mode: largest share of a round during which the CPU may be contended (run-queue wait, CPU pressure) before the round counts as busy |
+//! | `PREFIX_ATTN_BENCH_ONLY=micro` or `datasets` | run only the microbenchmarks or only the dataset tables |
+//! | `PREFIX_ATTN_BENCH_DATASET_SAMPLES=64` | synthetic samples drawn per dataset |
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use super::measure::Plan;
 
 /// Where the timings come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +103,29 @@ pub struct Config {
     pub cases_only: bool,
     pub label: String,
     pub bf16_peak_tflops: Option<f64>,
+    pub verbose: bool,
+    /// How each point is timed (measure.rs); the dataset points get 3x the budget.
+    pub plan: Plan,
+    pub micro: bool,
+    pub datasets: bool,
+    /// The dataset tables' setup (datasets.rs).
+    pub data: DataSetup,
+}
+
+/// How the dataset tables batch their synthetic samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DataSetup {
+    /// Samples drawn per dataset (each format processes all of them once per call).
+    pub samples: usize,
+    /// Lengths of the published profiles are multiplied by this (CPU mode shortens them so
+    /// that the reduced model keeps roughly the paper's share of attention in the step).
+    pub length_scale: f64,
+    /// DPO samples per micro-batch without packing (rows padded to the batch's longest).
+    pub batch: usize,
+    /// Most tokens per row with packing (a row ends where its last item ends: no padding).
+    pub pack_len: usize,
+    /// Longest sample (prompt + both completions) after scaling; longer draws are clipped.
+    pub max_len: usize,
 }
 
 /// The sweep, scaled for each mode.
@@ -117,6 +149,45 @@ impl Config {
             (Mode::Cpu, true) => (&CPU_QUICK_PREFIXES, CPU_MODEL, 256),
         };
         let ratios: &[f64] = if quick { &QUICK_RATIOS } else { &RATIOS };
+        // CPU samples last 20 ms (thread start-up and timer jitter stay below 1% of them); a
+        // GPU sample 10 ms of device time. The budget bounds a noisy point's cost.
+        let plan = match mode {
+            Mode::Cpu => Plan {
+                min_rounds: 8,
+                max_rounds: 200,
+                target: 0.05,
+                budget: Duration::from_secs(if quick { 3 } else { 5 }),
+                min_sample: Duration::from_millis(20),
+                max_wait: Some(0.10),
+            },
+            Mode::Gpu => Plan {
+                min_rounds: 8,
+                max_rounds: 200,
+                target: 0.05,
+                budget: Duration::from_secs(if quick { 2 } else { 4 }),
+                min_sample: Duration::from_millis(10),
+                max_wait: None,
+            },
+        };
+        let data = match mode {
+            // A CPU step costs about 1000x a GPU's: an eighth of the published lengths and
+            // tens of samples keep a dataset point within seconds.
+            Mode::Cpu => DataSetup {
+                samples: if quick { 8 } else { 24 },
+                length_scale: 0.125,
+                batch: 4,
+                pack_len: 512,
+                max_len: 512,
+            },
+            Mode::Gpu => DataSetup {
+                samples: if quick { 64 } else { 128 },
+                length_scale: 1.0,
+                batch: 8,
+                pack_len: 8192,
+                max_len: 4096,
+            },
+        };
+        let only = env("PREFIX_ATTN_BENCH_ONLY");
         let mut c = Config {
             mode,
             quick,
@@ -131,7 +202,37 @@ impl Config {
             cases_only: flag("PREFIX_ATTN_BENCH_CASES_ONLY"),
             label: env("PREFIX_ATTN_BENCH_LABEL").unwrap_or_default(),
             bf16_peak_tflops: None,
+            verbose: flag("PREFIX_ATTN_BENCH_VERBOSE"),
+            plan,
+            micro: only.as_deref() != Some("datasets"),
+            datasets: only.as_deref() != Some("micro"),
+            data,
         };
+        if let Some(v) = only.as_deref() {
+            if !matches!(v, "micro" | "datasets") {
+                return Err(format!(
+                    "PREFIX_ATTN_BENCH_ONLY={v}: want `micro` or `datasets`"
+                ));
+            }
+        }
+        if let Some(v) = env("PREFIX_ATTN_BENCH_TARGET") {
+            c.plan.target = one("PREFIX_ATTN_BENCH_TARGET", &v)?;
+        }
+        if let Some(v) = env("PREFIX_ATTN_BENCH_BUDGET_S") {
+            let s: f64 = one("PREFIX_ATTN_BENCH_BUDGET_S", &v)?;
+            if !(s.is_finite() && s > 0.0) {
+                return Err(format!(
+                    "PREFIX_ATTN_BENCH_BUDGET_S={v}: want a positive number"
+                ));
+            }
+            c.plan.budget = Duration::from_secs_f64(s);
+        }
+        if let Some(v) = env("PREFIX_ATTN_BENCH_MAX_WAIT") {
+            c.plan.max_wait = Some(one("PREFIX_ATTN_BENCH_MAX_WAIT", &v)?);
+        }
+        if let Some(v) = env("PREFIX_ATTN_BENCH_DATASET_SAMPLES") {
+            c.data.samples = one("PREFIX_ATTN_BENCH_DATASET_SAMPLES", &v)?;
+        }
         if let Some(v) = env("PREFIX_ATTN_BENCH_PREFIXES") {
             c.prefixes = list("PREFIX_ATTN_BENCH_PREFIXES", &v)?;
         }
@@ -185,6 +286,15 @@ impl Config {
         }
         if self.prefixes.contains(&0) || self.tokens == 0 {
             return Err("prefix lengths and the token budget must be positive".into());
+        }
+        if !(self.plan.target.is_finite() && self.plan.target > 0.0) {
+            return Err(format!(
+                "target {} is not a positive number",
+                self.plan.target
+            ));
+        }
+        if self.data.samples == 0 {
+            return Err("a dataset needs at least one sample".into());
         }
         Ok(())
     }

@@ -13,12 +13,14 @@ use rand::{Rng, SeedableRng};
 
 use super::cases::{Op, Problem};
 use super::config::Model;
+use super::cpu_step::Block;
 use super::driver::{Runner, Timed};
 
 pub struct Cpu {
     model: Model,
     mlp: SwigluMlp,
     layer: AttentionLayer,
+    block: Block,
 }
 
 impl Cpu {
@@ -33,6 +35,7 @@ impl Cpu {
             model,
             mlp: SwigluMlp::random(model.hidden, model.ffn, 1).map_err(|e| e.to_string())?,
             layer: AttentionLayer::random(dims, 2).map_err(|e| e.to_string())?,
+            block: Block::new(model),
         })
     }
 
@@ -65,6 +68,10 @@ fn timed<'a>(mut f: impl FnMut() -> prefix_attn::Result<()> + 'a) -> Timed<'a> {
 }
 
 impl Runner for Cpu {
+    fn step<'a>(&'a self, batches: &'a [Problem]) -> Result<Timed<'a>, String> {
+        self.block.prepare(batches)
+    }
+
     fn prepare<'a>(&'a self, op: Op, p: &'a Problem) -> Result<Timed<'a>, String> {
         let err = |e: prefix_attn::Error| e.to_string();
         let m = &self.model;

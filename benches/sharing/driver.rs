@@ -1,17 +1,12 @@
-//! The sweep under criterion, for either mode: one criterion group per op (`mlp`, `attn_fwd`,
-//! `attn_fwd_bwd`, `layer`), one benchmark per (point, format) named `<point>/<format>`
-//! (`mlp/p1024_r4/shared`), a progress line per point, and every timing recorded for the closing
-//! tables. Criterion's throughput ("elem/s") is FLOP/s of the op (visible pairs only for
-//! attention).
+//! The sweep, for either mode: for each op and point, both formats prepared by the mode's
+//! runner, timed against each other (measure.rs), one console line per point.
 
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
-
-use super::cases::{Format, Op, Point, Problem};
-use super::config::Config;
-use super::results::Results;
+use super::cases::{Op, Point, Problem};
+use super::config::{Config, Mode};
+use super::measure::{self, Outcome, Plan, Round};
+use super::results::{speedup_cell, PointResult, Size};
 
 /// Runs `calls` calls of one prepared (op, problem) and returns the time they took (device time
 /// on a GPU).
@@ -21,80 +16,111 @@ pub type Timed<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
 /// before timing; `Err(reason)` when the mode cannot run the op (the tables say why).
 pub trait Runner {
     fn prepare<'a>(&'a self, op: Op, problem: &'a Problem) -> Result<Timed<'a>, String>;
+
+    /// The training step (a transformer block, forward and backward) over every micro-batch of
+    /// one format of a dataset: one call = one pass over all of them.
+    fn step<'a>(&'a self, batches: &'a [Problem]) -> Result<Timed<'a>, String>;
 }
 
-pub fn run(
-    c: &mut Criterion,
-    cfg: &Config,
-    cases: &[(Point, Problem, Problem)],
-    runner: &dyn Runner,
-    results: &Results,
-) {
-    let total = Op::ALL.len() * cases.len();
-    let mut done = 0;
-    for op in Op::ALL {
-        let mut g = c.benchmark_group(op.name());
-        // One timed call can take a good fraction of a second on the CPU: flat sampling runs
-        // every sample with the same number of calls instead of a growing ramp.
-        g.sampling_mode(SamplingMode::Flat);
-        for (point, shared, paired) in cases {
-            done += 1;
-            let ideal = op.ideal(shared, paired, &cfg.model);
-            println!(
-                "[{done}/{total}] {} {}: shared {} x {}, paired {} x {} tokens; ideal {ideal:.2}x",
-                op.name(),
-                point.id(),
-                shared.rows(),
-                shared.n(),
-                paired.rows(),
-                paired.n()
-            );
-            let mut times = Vec::new();
-            for (format, problem) in [(Format::Shared, shared), (Format::Paired, paired)] {
-                let slot = results.add(op, point, format, problem, &cfg.model, ideal);
-                match runner.prepare(op, problem) {
-                    Ok(timed) => {
-                        bench(
-                            &mut g, op, point, format, problem, cfg, timed, results, slot,
-                        );
-                        times.push(results.median_s(slot));
-                    }
-                    Err(why) => {
-                        println!("      {}: not timed: {why}", format.name());
-                        results.skip(slot, &why);
-                    }
-                }
-            }
-            if let [Some(s), Some(p)] = times[..] {
-                println!(
-                    "      measured {:.2}x = {:.0}% of ideal",
-                    p / s,
-                    100.0 * p / s / ideal
-                );
-            }
-        }
-        g.finish();
+/// `CPU` or `GPU`: the first word of every progress line.
+pub fn tag(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Cpu => "CPU",
+        Mode::Gpu => "GPU",
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bench(
-    g: &mut BenchmarkGroup<'_, WallTime>,
-    op: Op,
-    point: &Point,
-    format: Format,
-    problem: &Problem,
+/// Times both formats of one point; `Err` when either cannot be prepared.
+pub fn time_pair(
     cfg: &Config,
-    mut timed: Timed<'_>,
-    results: &Results,
-    slot: super::results::Slot,
-) {
-    g.throughput(Throughput::Elements(op.flops(problem, &cfg.model) as u64));
-    g.bench_function(BenchmarkId::new(point.id(), format.name()), |b| {
-        b.iter_custom(|calls| {
-            let t = timed(calls);
-            results.record(slot, calls, t);
+    plan: &Plan,
+    paired: Result<Timed<'_>, String>,
+    shared: Result<Timed<'_>, String>,
+) -> Result<Outcome, String> {
+    let (paired, shared) = (paired?, shared?);
+    let mut log = |i: usize, r: &Round| {
+        if cfg.verbose {
+            println!(
+                "      round {i:>3}: paired {:.4} ms, shared {:.4} ms, ratio {:.3}, CPU contended {:.0}% / {:.0}% of the samples{}",
+                r.paired.per_call_s * 1e3,
+                r.shared.per_call_s * 1e3,
+                r.ratio(),
+                100.0 * r.paired.wait,
+                100.0 * r.shared.wait,
+                if r.busy { " (busy: left out)" } else { "" }
+            );
+        }
+    };
+    Ok(measure::run(plan, paired, shared, &mut log))
+}
+
+/// The result part of a progress line: speedup, interval, ideal, rounds and the flag.
+pub fn outcome_text(o: &Result<Outcome, String>, ideal: f64, plan: &Plan) -> String {
+    match o {
+        Err(why) => format!("not timed: {why}"),
+        Ok(o) => {
+            let s = &o.speedup;
+            let mut t = format!(
+                "{} (ideal {ideal:.2}x, {:.0}% of it), {} rounds, {:.1} s",
+                speedup_cell(s),
+                100.0 * s.median / ideal,
+                o.rounds.len(),
+                o.seconds
+            );
+            match o.verdict {
+                measure::Verdict::Ok => {}
+                measure::Verdict::Noisy => t += &format!(
+                    "  NOISY: interval ±{:.0}% > ±{:.0}% target - not a result",
+                    100.0 * s.rel_half_width().min(9.99),
+                    100.0 * plan.target
+                ),
+                measure::Verdict::Busy => t += &format!(
+                    "  BUSY: only {} of {} rounds without CPU contention (CPU contended {:.0}% of the time) - not a result",
+                    o.clean_rounds(),
+                    o.rounds.len(),
+                    100.0 * o.wait()
+                ),
+            }
             t
-        })
-    });
+        }
+    }
+}
+
+/// The microbenchmark sweep: every op at every point.
+pub fn run(
+    cfg: &Config,
+    plan: &Plan,
+    cases: &[(Point, Problem, Problem)],
+    runner: &dyn Runner,
+) -> Vec<PointResult> {
+    let total = Op::ALL.len() * cases.len();
+    let mut out = Vec::new();
+    for op in Op::ALL {
+        for (point, shared, paired) in cases {
+            let ideal = op.ideal(shared, paired, &cfg.model);
+            let outcome = time_pair(
+                cfg,
+                plan,
+                runner.prepare(op, paired),
+                runner.prepare(op, shared),
+            );
+            println!(
+                "{} [{}/{total}] {} {}: {}",
+                tag(cfg.mode),
+                out.len() + 1,
+                op.name(),
+                point.id(),
+                outcome_text(&outcome, ideal, plan)
+            );
+            out.push(PointResult {
+                op,
+                point: *point,
+                shared: Size::of(op, shared, &cfg.model),
+                paired: Size::of(op, paired, &cfg.model),
+                ideal,
+                outcome,
+            });
+        }
+    }
+    out
 }

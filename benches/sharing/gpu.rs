@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cudarc::driver::sys::CUevent_flags;
-use cudarc::driver::{CudaSlice, CudaStream, CudaView};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView, CudaViewMut};
 use half::bf16;
 use prefix_attn::attention::{
     Backward, BackwardTensors, BackwardWorkspace, DeviceTensors, Forward, Strides, View,
@@ -40,30 +40,30 @@ const WARMUP_CALLS: u64 = 3;
 /// Elements of the random pool (8 MiB of bf16).
 const POOL: usize = 4 << 20;
 
-type Buf = CudaSlice<bf16>;
+pub(crate) type Buf = CudaSlice<bf16>;
 
 pub struct Gpu {
-    device: Device,
-    stream: Arc<CudaStream>,
-    forward: Forward,
-    backward: Backward,
-    swiglu: Swiglu,
+    pub(crate) device: Device,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) forward: Forward,
+    pub(crate) backward: Backward,
+    pub(crate) swiglu: Swiglu,
     /// `Err` (the reason) when libcublas is missing: the MLP and the layer are then not timed.
     gemm: Result<Gemm, String>,
     pool: Buf,
-    model: Model,
+    pub(crate) model: Model,
     weights: std::cell::OnceCell<Weights>,
 }
 
-struct Weights {
+pub(crate) struct Weights {
     /// `[hidden, 2 ffn]`: gate columns, then up columns.
-    gate_up: Buf,
+    pub(crate) gate_up: Buf,
     /// `[ffn, hidden]`.
-    down: Buf,
+    pub(crate) down: Buf,
     /// `[hidden, (q + 2 kv) heads * d]`.
-    qkv: Buf,
+    pub(crate) qkv: Buf,
     /// `[q heads * d, hidden]`.
-    o: Buf,
+    pub(crate) o: Buf,
 }
 
 /// `b` as a dense `[rows, n, heads, d]` view.
@@ -71,7 +71,7 @@ fn dense_view<'b>(shape: &AttnShape, b: &'b Buf, heads: usize) -> View<CudaView<
     View::dense(b.as_view(), shape, heads)
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -110,7 +110,7 @@ impl Gpu {
     }
 
     /// A buffer of `len` random values (copies of the pool).
-    fn random(&self, len: usize) -> Result<Buf, String> {
+    pub(crate) fn random(&self, len: usize) -> Result<Buf, String> {
         // SAFETY: every element is written by the copies below before any kernel reads it.
         let mut buf: Buf = unsafe { self.stream.alloc(len) }.map_err(err)?;
         let mut at = 0;
@@ -125,11 +125,11 @@ impl Gpu {
         Ok(buf)
     }
 
-    fn zeros(&self, len: usize) -> Result<Buf, String> {
+    pub(crate) fn zeros(&self, len: usize) -> Result<Buf, String> {
         self.stream.alloc_zeros(len).map_err(err)
     }
 
-    fn weights(&self) -> Result<&Weights, String> {
+    pub(crate) fn weights(&self) -> Result<&Weights, String> {
         if let Some(w) = self.weights.get() {
             return Ok(w);
         }
@@ -143,12 +143,12 @@ impl Gpu {
         Ok(self.weights.get_or_init(|| w))
     }
 
-    fn gemm(&self) -> Result<&Gemm, String> {
+    pub(crate) fn gemm(&self) -> Result<&Gemm, String> {
         self.gemm.as_ref().map_err(|e| format!("cuBLAS: {e}"))
     }
 
     /// Times `calls` runs of `f` with CUDA events; `f` enqueues one call on the stream.
-    fn timed<'a>(
+    pub(crate) fn timed<'a>(
         &'a self,
         mut f: impl FnMut() -> Result<(), String> + 'a,
     ) -> Result<Timed<'a>, String> {
@@ -186,9 +186,10 @@ impl Gpu {
         }
     }
 
-    /// The crate's forward on views `q`, `k`, `v` (the one call site of the forward API).
+    /// The crate's forward on views `q`, `k`, `v` (the one call site of the forward API); `lse`
+    /// is exactly `[rows, q_heads, n]`.
     #[allow(clippy::too_many_arguments)]
-    fn attention(
+    pub(crate) fn attention(
         &self,
         plan: &Plan,
         shape: &AttnShape,
@@ -196,14 +197,14 @@ impl Gpu {
         k: View<cudarc::driver::CudaView<'_, bf16>>,
         v: View<cudarc::driver::CudaView<'_, bf16>>,
         o: &mut Buf,
-        lse: &mut CudaSlice<f32>,
+        lse: CudaViewMut<'_, f32>,
     ) -> Result<(), String> {
         let t = DeviceTensors {
             q,
             k,
             v,
             o: View::dense(o.as_view_mut(), shape, shape.q_heads),
-            lse: lse.as_view_mut(),
+            lse,
         };
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
         self.forward
@@ -213,6 +214,10 @@ impl Gpu {
 }
 
 impl Runner for Gpu {
+    fn step<'a>(&'a self, batches: &'a [Problem]) -> Result<Timed<'a>, String> {
+        self.train_step(batches)
+    }
+
     fn prepare<'a>(&'a self, op: Op, p: &'a Problem) -> Result<Timed<'a>, String> {
         let m = self.model;
         let tokens = p.tokens();
@@ -271,7 +276,7 @@ impl Runner for Gpu {
                     let qv = View::dense(q.as_view(), &shape, m.q_heads);
                     let kv = View::dense(k.as_view(), &shape, m.kv_heads);
                     let vv = View::dense(v.as_view(), &shape, m.kv_heads);
-                    self.attention(&plan, &shape, qv, kv, vv, &mut o, &mut lse)
+                    self.attention(&plan, &shape, qv, kv, vv, &mut o, lse.as_view_mut())
                 })
             }
             Op::AttnFwdBwd => {
@@ -300,7 +305,7 @@ impl Runner for Gpu {
                         dense_view(&shape, &k, m.kv_heads),
                         dense_view(&shape, &v, m.kv_heads),
                         &mut o,
-                        &mut lse,
+                        lse.as_view_mut(),
                     )?;
                     let t = BackwardTensors {
                         q: dense_view(&shape, &q, m.q_heads),
@@ -366,7 +371,7 @@ impl Runner for Gpu {
                         .map_err(err)?;
                     let at = |head: usize| View::new(qkv.slice(head * m.head_dim..), strides);
                     let (qv, kv, vv) = (at(0), at(m.q_heads), at(m.q_heads + m.kv_heads));
-                    self.attention(&plan, &shape, qv, kv, vv, &mut o, &mut lse)?;
+                    self.attention(&plan, &shape, qv, kv, vv, &mut o, lse.as_view_mut())?;
                     let out = MatShape {
                         m: tokens,
                         k: m.q_heads * m.head_dim,

@@ -1,159 +1,86 @@
-//! Timings collected from inside criterion's `iter_custom` calls, and what is derived from them:
-//! per (op, point, format) the median time per call, and per (op, point) the measured speedup of
-//! shared over paired next to the ideal one.
-
-use std::cell::RefCell;
-use std::time::Duration;
+//! What a run measured, per (op, point): the sizes of both formats, the ideal speedup and the
+//! outcome of the interleaved timing (measure.rs), or why the point was not timed. Every table,
+//! CSV line, JSON record and chart reads its numbers from here, so they cannot disagree.
 
 use super::cases::{Format, Op, Point, Problem};
 use super::config::Model;
+use super::measure::{Outcome, Verdict};
+use super::stats::Estimate;
 
-/// One timed (op, point, format).
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub op: Op,
-    pub point: Point,
-    pub format: Format,
+/// One format of one (op, point): what is computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Size {
     pub rows: usize,
     pub n: usize,
     pub tokens: usize,
     pub visible_pairs: u64,
     pub flops: f64,
-    /// Paired work over shared work of this point and op.
-    pub ideal: f64,
-    /// Seconds per call of every timed batch of calls (criterion's warm-up and samples).
-    pub per_call_s: Vec<f64>,
-    /// Why there is no timing (an op this mode cannot run yet).
-    pub skipped: Option<String>,
 }
 
-impl Entry {
-    /// Median seconds per call, when timed.
-    pub fn median_s(&self) -> Option<f64> {
-        median(&self.per_call_s)
-    }
-
-    pub fn tflops(&self) -> Option<f64> {
-        self.median_s().map(|s| self.flops / s / 1e12)
+impl Size {
+    pub fn of(op: Op, p: &Problem, m: &Model) -> Self {
+        Size {
+            rows: p.rows(),
+            n: p.n(),
+            tokens: p.tokens(),
+            visible_pairs: p.visible_pairs(),
+            flops: op.flops(p, m),
+        }
     }
 }
 
-/// Handle of one entry.
-#[derive(Debug, Clone, Copy)]
-pub struct Slot(usize);
-
-/// Every entry of a run (single-threaded: criterion runs one benchmark at a time).
-#[derive(Default)]
-pub struct Results {
-    entries: RefCell<Vec<Entry>>,
-}
-
-/// The measured and ideal speedup of one (op, point).
+/// One (op, point).
 #[derive(Debug, Clone)]
-pub struct Speedup {
+pub struct PointResult {
     pub op: Op,
     pub point: Point,
-    pub shared_s: f64,
-    pub paired_s: f64,
+    pub shared: Size,
+    pub paired: Size,
+    /// Paired work over shared work.
     pub ideal: f64,
+    /// `Err(why)` when this mode cannot run the op.
+    pub outcome: Result<Outcome, String>,
 }
 
-impl Speedup {
-    pub fn measured(&self) -> f64 {
-        self.paired_s / self.shared_s
-    }
-
-    /// Measured over ideal.
-    pub fn of_ideal(&self) -> f64 {
-        self.measured() / self.ideal
-    }
-}
-
-impl Results {
-    #[allow(clippy::too_many_arguments)]
-    pub fn add(
-        &self,
-        op: Op,
-        point: &Point,
-        format: Format,
-        problem: &Problem,
-        model: &Model,
-        ideal: f64,
-    ) -> Slot {
-        let mut e = self.entries.borrow_mut();
-        e.push(Entry {
-            op,
-            point: *point,
-            format,
-            rows: problem.rows(),
-            n: problem.n(),
-            tokens: problem.tokens(),
-            visible_pairs: problem.visible_pairs(),
-            flops: op.flops(problem, model),
-            ideal,
-            per_call_s: Vec::new(),
-            skipped: None,
-        });
-        Slot(e.len() - 1)
-    }
-
-    /// `calls` calls took `total`.
-    pub fn record(&self, slot: Slot, calls: u64, total: Duration) {
-        if calls > 0 {
-            self.entries.borrow_mut()[slot.0]
-                .per_call_s
-                .push(total.as_secs_f64() / calls as f64);
+impl PointResult {
+    pub fn size(&self, f: Format) -> &Size {
+        match f {
+            Format::Shared => &self.shared,
+            Format::Paired => &self.paired,
         }
     }
 
-    /// Median seconds per call of one entry, when timed.
-    pub fn median_s(&self, slot: Slot) -> Option<f64> {
-        self.entries.borrow()[slot.0].median_s()
+    pub fn timed(&self) -> Option<&Outcome> {
+        self.outcome.as_ref().ok()
     }
 
-    pub fn skip(&self, slot: Slot, why: &str) {
-        self.entries.borrow_mut()[slot.0].skipped = Some(why.to_string());
+    pub fn speedup(&self) -> Option<Estimate> {
+        self.timed().map(|o| o.speedup)
     }
 
-    pub fn entries(&self) -> Vec<Entry> {
-        self.entries.borrow().clone()
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.timed().map(|o| o.verdict)
     }
 
-    /// Speedups of every (op, point) timed in both formats, in the order they were added.
-    pub fn speedups(&self) -> Vec<Speedup> {
-        speedups(&self.entries.borrow())
+    /// Median seconds per call of one format.
+    pub fn time(&self, f: Format) -> Option<Estimate> {
+        self.timed().map(|o| match f {
+            Format::Shared => o.shared_s,
+            Format::Paired => o.paired_s,
+        })
+    }
+
+    /// FLOP/s of one format at its median time.
+    pub fn flop_rate(&self, f: Format) -> Option<f64> {
+        self.time(f).map(|t| self.size(f).flops / t.median)
     }
 }
 
-pub fn speedups(entries: &[Entry]) -> Vec<Speedup> {
-    let mut out = Vec::new();
-    for s in entries.iter().filter(|e| e.format == Format::Shared) {
-        let paired = entries
-            .iter()
-            .find(|e| e.format == Format::Paired && e.op == s.op && e.point.id() == s.point.id());
-        if let (Some(shared_s), Some(paired_s)) = (s.median_s(), paired.and_then(Entry::median_s)) {
-            out.push(Speedup {
-                op: s.op,
-                point: s.point,
-                shared_s,
-                paired_s,
-                ideal: s.ideal,
-            });
-        }
-    }
-    out
-}
-
-pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
+/// `12.3` → "12.3x [11.9, 12.6]"-style cells for a speedup.
+pub fn speedup_cell(e: &Estimate) -> String {
+    if e.lo.is_finite() && e.hi.is_finite() {
+        format!("{:.2}x [{:.2}, {:.2}]", e.median, e.lo, e.hi)
     } else {
-        0.5 * (v[m - 1] + v[m])
-    })
+        format!("{:.2}x [unbounded]", e.median)
+    }
 }
