@@ -452,7 +452,9 @@ pub fn emulated_forward(
     dtype: KernelDtype,
     head_dim: usize,
 ) -> Result<&'static KernelInfo> {
-    select_forward(emulated_arch(choice), dtype, head_dim, choice.tile, |_| true)
+    select_forward(emulated_arch(choice), dtype, head_dim, choice.tile, |_| {
+        true
+    })
 }
 
 /// Every tile shape the picks use (forward and backward): what [`crate::plan::Plan::new`] builds

@@ -6,7 +6,6 @@
 //! more accuracy than IEEE arithmetic and the PTX ISA document (measured values, where one was
 //! taken, are quoted beside the documented ones, which are the larger and are used).
 
-
 /// 2^e, exactly (for the normal range of f64).
 pub(crate) const fn pow2(e: i32) -> f64 {
     f64::from_bits(((1023 + e) as u64) << 52)

@@ -45,7 +45,7 @@ impl<T: Element> Call<T> {
             q: &self.q,
             k: &self.k,
             v: &self.v,
-            scale: self.scale,
+            scale: self.scale.into(),
         }
     }
 }
@@ -361,7 +361,7 @@ fn bad_input_is_a_typed_error() {
         q: &q,
         k: &k,
         v: &v,
-        scale: c.scale,
+        scale: c.scale.into(),
     };
     let a = ForwardBounds::new(f32_inputs, run).unwrap();
     let b = forward_bounds(&c, Dtype::Bf16);
@@ -407,7 +407,7 @@ fn bad_input_is_a_typed_error() {
     for scale in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         let e = ForwardBounds::new(
             Inputs {
-                scale,
+                scale: scale.into(),
                 ..f32_inputs
             },
             run,

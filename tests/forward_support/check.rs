@@ -65,7 +65,7 @@ impl<T> Inputs<T> {
             q: &self.q,
             k: &self.k,
             v: &self.v,
-            scale: self.scale,
+            scale: self.scale.into(),
         }
     }
 }
