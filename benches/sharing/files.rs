@@ -151,8 +151,10 @@ pub fn datasets_csv(results: &[DatasetResult]) -> String {
         let p = &r.profile;
         let paper = p.paper[usize::from(r.packed)];
         let (sps, sp, rounds, verdict) = match (&r.outcome, r.samples_per_s()) {
+            // Shortest round-trip form, as in results.json: the two files must agree to the
+            // last digit (a fixed number of decimals loses a slow machine's small rates).
             (Ok(o), Some((a, b))) => (
-                format!("{a:.4},{b:.4}"),
+                format!("{a},{b}"),
                 ci_cells(&o.speedup, 1.0),
                 o.rounds.len().to_string(),
                 o.verdict.name().to_string(),

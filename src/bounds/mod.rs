@@ -43,7 +43,7 @@
 //! };
 //! let (q, k, v) = (wave(shape.q_len(), 0.37), wave(shape.kv_len(), 0.71), wave(shape.kv_len(), 1.3));
 //! let (mut o, mut lse) = (vec![bf16::ZERO; shape.q_len()], vec![0f32; shape.lse_len()]);
-//! let scale = 0.125;
+//! let scale = prefix_attn::Scale::from(0.125f32);
 //! forward_emulated(&plan, &shape, HostTensors {
 //!     q: View::dense(&q[..], &shape, 4), k: View::dense(&k[..], &shape, 2),
 //!     v: View::dense(&v[..], &shape, 2), o: View::dense(&mut o[..], &shape, 4), lse: &mut lse[..],
@@ -83,7 +83,7 @@
 //! # let (q, k, v) = (wave(shape.q_len(), 0.37), wave(shape.kv_len(), 0.71), wave(shape.kv_len(), 1.3));
 //! # let d_o = wave(shape.q_len(), 0.53);
 //! # let (mut o, mut lse) = (vec![bf16::ZERO; shape.q_len()], vec![0f32; shape.lse_len()]);
-//! # let scale = 0.125;
+//! # let scale = prefix_attn::Scale::from(0.125f32);
 //! # forward_emulated(&plan, &shape, HostTensors {
 //! #     q: View::dense(&q[..], &shape, 2), k: View::dense(&k[..], &shape, 1),
 //! #     v: View::dense(&v[..], &shape, 1), o: View::dense(&mut o[..], &shape, 2), lse: &mut lse[..],
