@@ -52,8 +52,7 @@ class Block(torch.nn.Module):
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_torch_compile_matches_eager(device, backend, monkeypatch):
     """aot_eager: the same bits as eager (the graph runs the same ops). inductor: the op is an
-    extern kernel, the projections around it are generated code (whose float order may differ
-    from eager's), so close to float32 precision."""
+    extern kernel and the projections around it generated code (see the tolerances below)."""
     torch.manual_seed(0)
     block = Block().to(device)
     x = torch.randn(2, 100, 128, device=device)
@@ -71,8 +70,15 @@ def test_torch_compile_matches_eager(device, backend, monkeypatch):
         for a, b in zip(*results):
             if backend == "aot_eager":
                 assert torch.equal(a, b)
-            else:
+            elif device.type == "cpu":
+                # Observed bit-equal here (the projections run the same BLAS calls).
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            else:
+                # Generated float32 projections may round their last bit differently from
+                # eager's, which can flip one bf16 rounding of a q, k or v element (2^-8
+                # relative): this test checks the op's plumbing under inductor, the op's
+                # numerics are test_op's.
+                torch.testing.assert_close(a, b, rtol=2**-6, atol=2**-6)
         if i == 0:
             # A new batch of the same shape must not recompile: the plan reaches the graph as
             # tensors (vis_end, key), never as a Python constant.
