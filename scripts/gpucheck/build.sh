@@ -59,11 +59,15 @@ cargo build --release --example forward_bench --example backward_bench \
 echo "== building the sharing bench (cargo bench --bench sharing, GPU mode: run.sh charts)"
 cargo bench --no-run --bench sharing --message-format=json-render-diagnostics | collect
 
+echo "== building the prefix_attn wheel with the kernels (run.sh python)"
+bash scripts/gpucheck/python_build.sh "$DEST/python"
+
 if command -v strip >/dev/null; then
     strip --strip-debug "$DEST"/bin/* || true
 fi
 cp scripts/gpucheck/run.sh scripts/gpucheck/peers.py scripts/gpucheck/peers_backward.py \
-    scripts/gpucheck/bench_charts.sh scripts/gpucheck/peers_sweep.py "$DEST/"
+    scripts/gpucheck/bench_charts.sh scripts/gpucheck/peers_sweep.py \
+    scripts/gpucheck/python_steps.sh "$DEST/"
 chmod +x "$DEST/run.sh" "$DEST"/bin/*
 echo "== packing bin/ into bin.tar.xz"
 python3 - "$DEST" <<'PY'

@@ -9,6 +9,8 @@
 #   (no argument)  correctness, sanitizers, the tile sweep, our benches, the peers, a profile;
 #   charts         the shared-vs-paired charts of `cargo bench --bench sharing` in GPU mode with
 #                  their peers (bench_charts.sh): a second call, when the device time allows.
+#   python         the prefix_attn Python package's CUDA tests and its timing against
+#                  FlexAttention and SDPA (python_steps.sh; the wheel from build.sh).
 #
 # Everything it writes goes into ONE archive, $OUT/gpucheck-<date>-<card>[-charts].tar.gz (a GPU
 # machine hands back only a few files), rebuilt after every step so a run cut short still leaves
@@ -63,6 +65,7 @@ CARD="$(printf '%s' "${CARD_NAME:-no-gpu}" | slug)"
 DATE="$(date -u +%Y-%m-%d)"
 NAME="gpucheck-$DATE-$CARD"
 [ "$MODE" = charts ] && NAME="$NAME-charts"
+[ "$MODE" = python ] && NAME="$NAME-python"
 ARCHIVE="$OUT/$NAME.tar.gz"
 TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/gpucheck.XXXXXX")"
 WORK="$TMP_ROOT/$NAME"
@@ -153,6 +156,9 @@ if [ "$MODE" = charts ]; then
     else
         skip_step bench_charts "bin/sharing missing"
     fi
+elif [ "$MODE" = python ]; then
+    # The prefix_attn Python package: its CUDA tests and timing (python_steps.sh).
+    . "$HERE/python_steps.sh"
 else
 # 1. GPU tests: the emulator matrix, edge cases and 8k x 32/8-head shapes on the device within
 #    the derived device bounds, for the default picks and every registered configuration the
