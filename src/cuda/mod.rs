@@ -1,5 +1,6 @@
-//! The embedded kernels on a real device, through cudarc's driver API (loaded at run time: the
-//! crate links no CUDA library). Every failure is an [`Error`]: no nvcc at build time, no driver,
+//! The embedded kernels on a real device, through cudarc's driver API (loaded at run time, so the
+//! crate links no CUDA library, unless another crate in the build makes cudarc link, as candle
+//! does: docs/cuda-versions.md). Every failure is an [`Error`]: no nvcc at build time, no driver,
 //! no device, or a driver error.
 //!
 //! - [`Gpu`]: one device with the fatbin loaded, its compute capability and shared-memory limit.
