@@ -1,5 +1,6 @@
-//! The embedded kernels on a real device, through cudarc's driver API (loaded at run time: the
-//! crate links no CUDA library). Every failure is an [`Error`]: no nvcc at build time, no driver,
+//! The embedded kernels on a real device, through cudarc's driver API (loaded at run time, so the
+//! crate links no CUDA library, unless another crate in the build makes cudarc link, as candle
+//! does: docs/cuda-versions.md). Every failure is an [`Error`]: no nvcc at build time, no driver,
 //! no device, or a driver error.
 //!
 //! - [`Gpu`]: one device with the fatbin loaded, its compute capability and shared-memory limit.
@@ -36,6 +37,49 @@ pub const GET_NVCC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/scripts/get-nvcc.sh')\""
 );
+
+/// A CUDA library that cudarc opens on first use when it loads at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CudaLib {
+    /// libcuda (nvcuda on Windows): the driver API.
+    Driver,
+    /// libcublas.
+    Cublas,
+}
+
+/// Whether `lib` opens under a name cudarc itself tries, so that cudarc's first call into it
+/// finds it instead of panicking. cudarc has its own probe (`sys::is_culib_present`) only when it
+/// loads at run time (`dynamic-loading`); when another crate in the build asks it for
+/// `dynamic-linking` (candle-core does) the probe is gone and the library is a DT_NEEDED entry of
+/// the executable, already loaded when this runs, so opening it again by its SONAME succeeds. The
+/// names are a subset of cudarc 0.19's candidates (`get_lib_name_candidates`): a hit here is one
+/// there too.
+pub(crate) fn library_present(lib: CudaLib) -> bool {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let stems: &[&str] = match lib {
+        CudaLib::Driver => &["cuda", "nvcuda"],
+        CudaLib::Cublas => &["cublas"],
+    };
+    // cudarc asks for `lib<name>.so.<major>` of its bindings' major version.
+    let major = cudarc::driver::sys::CUDA_VERSION / 1000;
+    let width = usize::BITS;
+    stems.iter().any(|stem| {
+        let mut names = vec![
+            format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}"),
+            format!("{DLL_PREFIX}{stem}{width}_{major}{DLL_SUFFIX}"),
+            format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}.{major}"),
+        ];
+        names.extend(
+            ["12", "11", "10", "9", "1"].map(|v| format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}.{v}")),
+        );
+        names.iter().any(|name| {
+            // SAFETY: opening a CUDA library runs no initialiser with preconditions (cudarc opens
+            // the same files the same way); the handle is dropped at once, and a library the
+            // process already holds stays loaded.
+            unsafe { libloading::Library::new(name) }.is_ok()
+        })
+    })
+}
 
 /// The fatbin nvcc built from csrc/, when it did.
 #[cfg(pa_fatbin)]
@@ -154,8 +198,7 @@ impl Gpu {
     pub fn new(ordinal: usize) -> Result<Self> {
         let image = fatbin()?;
         // cudarc panics on first use when libcuda cannot be loaded: ask first.
-        // SAFETY: only probes for the shared library.
-        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        if !library_present(CudaLib::Driver) {
             return Err(Error::NoDevice {
                 reason: "the CUDA driver library (libcuda) was not found".into(),
             });

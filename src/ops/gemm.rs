@@ -22,8 +22,7 @@ impl Gemm {
     /// Loads libcublas (once per process) and creates a handle on `stream`.
     pub fn new(stream: Arc<CudaStream>) -> Result<Self> {
         // cudarc panics when a cuBLAS call cannot find the library: ask first.
-        // SAFETY: only probes for the shared library.
-        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+        if !crate::cuda::library_present(crate::cuda::CudaLib::Cublas) {
             return Err(Error::LibraryNotFound {
                 library: "libcublas",
                 detail: "no libcublas.so on the loader path (it comes with the CUDA toolkit and \

@@ -45,8 +45,7 @@ impl TensorMapDesc {
     pub fn encode_device(&self) -> Result<PaTensorMap> {
         self.validate()?;
         // cudarc panics on first use when libcuda cannot be loaded: ask first.
-        // SAFETY: only probes for the shared library.
-        if !unsafe { sys::is_culib_present() } {
+        if !crate::cuda::library_present(crate::cuda::CudaLib::Driver) {
             return Err(Error::NoDevice {
                 reason: "the CUDA driver library (libcuda) was not found".into(),
             });
