@@ -1,0 +1,15 @@
+//! The crate's errors as candle errors.
+//!
+//! Every failure of the op is a [`crate::Error`] (bad shapes, dtypes, head dims, plans, views;
+//! CUDA errors), carried into candle as `candle_core::Error::Wrapped` so that its message is the
+//! crate's own, word for word.
+
+/// `e` as a candle error with the crate's message.
+pub(crate) fn to_candle(e: crate::Error) -> candle_core::Error {
+    candle_core::Error::wrap(e)
+}
+
+/// An [`crate::Error::InvalidArgument`] naming `what`, as a candle error.
+pub(crate) fn invalid(what: &'static str, detail: String) -> candle_core::Error {
+    to_candle(crate::Error::InvalidArgument { what, detail })
+}

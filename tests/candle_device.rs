@@ -1,0 +1,4 @@
+mod device_harness;
+fn main() -> std::process::ExitCode {
+    device_harness::run(vec![])
+}
