@@ -214,3 +214,30 @@ pub(crate) fn kernel_layout(t: &Tensor) -> Result<Tensor> {
         t.force_contiguous()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn views_of_a_fused_qkv_are_used_in_place_and_others_copied() {
+        let qkv = Tensor::zeros((2, 10, 4 + 2 + 2, 64), DType::BF16, &Device::Cpu).unwrap();
+        for (start, heads) in [(0, 4), (4, 2), (6, 2)] {
+            let view = qkv.narrow(2, start, heads).unwrap();
+            assert!(!view.is_contiguous());
+            // The same tensor (same id): no copy.
+            assert_eq!(kernel_layout(&view).unwrap().id(), view.id());
+        }
+        // 4 elements (8 bytes) into a buffer: copied, to a dense layout at offset 0.
+        let flat = Tensor::zeros(4 + 10 * 2 * 64, DType::BF16, &Device::Cpu).unwrap();
+        let k = flat
+            .narrow(0, 4, 10 * 2 * 64)
+            .unwrap()
+            .reshape((1, 10, 2, 64))
+            .unwrap();
+        let fixed = kernel_layout(&k).unwrap();
+        assert_ne!(fixed.id(), k.id());
+        assert!(fixed.is_contiguous() && fixed.layout().start_offset() == 0);
+    }
+}

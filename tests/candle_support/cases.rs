@@ -112,3 +112,154 @@ pub fn values(case: &Case) -> Values {
         d_o: draw(sh.q_len(), 1.0),
     }
 }
+
+// The cases both test binaries run (tests/candle_op.rs on the CPU, tests/candle_device.rs on
+// candle's CUDA device): every layout, bf16 and f16, GQA and not, head dims 64 and 128.
+
+/// Two DPO rows of 80 tokens: more than one 64-key tile, so some tiles are skipped.
+pub fn dpo_case() -> Case {
+    Case {
+        name: "dpo bf16 4q/2kv d64",
+        rows: vec![dpo(13, 9, 7, 80), dpo(20, 30, 25, 80)],
+        q_heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+        dtype: DType::BF16,
+        seed: 1,
+    }
+}
+
+pub fn grpo_case() -> Case {
+    Case {
+        name: "grpo f16 2q/2kv d128",
+        rows: vec![grpo(11, &[6, 9, 4, 8], 48)],
+        q_heads: 2,
+        kv_heads: 2,
+        head_dim: 128,
+        dtype: DType::F16,
+        seed: 2,
+    }
+}
+
+pub fn packed_case() -> Case {
+    Case {
+        name: "packed bf16 4q/1kv d128",
+        rows: vec![packed(&[17, 30, 12, 25], 96)],
+        q_heads: 4,
+        kv_heads: 1,
+        head_dim: 128,
+        dtype: DType::BF16,
+        seed: 3,
+    }
+}
+
+pub fn tree_case() -> Case {
+    Case {
+        name: "tree f16 2q/1kv d64",
+        rows: vec![tree(40), tree(40)],
+        q_heads: 2,
+        kv_heads: 1,
+        head_dim: 64,
+        dtype: DType::F16,
+        seed: 4,
+    }
+}
+
+/// A row that is mostly padding and one that is padding only, in bf16 and in f16: queries that
+/// see nothing get O = 0 and no gradient, keys nobody sees dK = dV = 0, exactly.
+pub fn padded_cases() -> [Case; 2] {
+    let mut all_padding = RowBuilder::new();
+    all_padding.padding(40).unwrap();
+    let all_padding = all_padding.finish(40).unwrap().vis_end().to_vec();
+    [(DType::BF16, 5), (DType::F16, 6)].map(|(dtype, seed)| Case {
+        name: if dtype == DType::BF16 {
+            "padded bf16 2q/2kv d64"
+        } else {
+            "padded f16 2q/2kv d64"
+        },
+        rows: vec![padded(40), all_padding.clone()],
+        q_heads: 2,
+        kv_heads: 2,
+        head_dim: 64,
+        dtype,
+        seed,
+    })
+}
+
+/// For Q, K and V narrowed from one fused tensor.
+pub fn fused_cases() -> [Case; 2] {
+    [
+        Case {
+            name: "fused qkv bf16 4q/2kv d64",
+            rows: vec![dpo(10, 12, 6, 48), tree(48)],
+            q_heads: 4,
+            kv_heads: 2,
+            head_dim: 64,
+            dtype: DType::BF16,
+            seed: 7,
+        },
+        Case {
+            name: "fused qkv f16 2q/1kv d128",
+            rows: vec![grpo(8, &[5, 7, 3], 40)],
+            q_heads: 2,
+            kv_heads: 1,
+            head_dim: 128,
+            dtype: DType::F16,
+            seed: 8,
+        },
+    ]
+}
+
+/// For a head-major Q and misaligned K and V.
+pub fn odd_case() -> Case {
+    Case {
+        name: "odd layouts bf16 2q/1kv d64",
+        rows: vec![packed(&[12, 20], 40), dpo(9, 8, 11, 40)],
+        q_heads: 2,
+        kv_heads: 1,
+        head_dim: 64,
+        dtype: DType::BF16,
+        seed: 9,
+    }
+}
+
+/// Two DPO pairs and a GRPO group packed by `Batch::shared`, and the batch's plan.
+pub fn batch_case() -> (Case, prefix_attn::Plan) {
+    use prefix_attn::batch::{Batch, BatchOptions, Sample};
+    let samples = vec![
+        Sample::completions(vec![5, 8, 2, 9, 4, 4], vec![vec![4, 4, 1], vec![7, 3]]),
+        Sample::completions(vec![6, 1, 3], vec![vec![2, 2, 2, 2], vec![3, 3]]),
+        Sample::completions(vec![7; 9], vec![vec![1], vec![3, 3], vec![8, 1, 1]]),
+    ];
+    let batch = Batch::shared(&samples, &BatchOptions::new(24)).unwrap();
+    let vis_end = batch.vis_end();
+    let case = Case {
+        name: "Batch::shared bf16 4q/2kv d64",
+        rows: (0..vis_end.rows())
+            .map(|r| vis_end.row(r).to_vec())
+            .collect(),
+        q_heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+        dtype: DType::BF16,
+        seed: 10,
+    };
+    (case, batch.plan().unwrap())
+}
+
+/// Rows of 520 tokens: several 128-key tiles, most of them skipped for the completions (the
+/// device test's; minutes on the emulator).
+pub fn long_case() -> Case {
+    Case {
+        name: "long grpo bf16 8q/2kv d128",
+        rows: vec![
+            grpo(200, &[80, 120, 60, 50], 520),
+            grpo(300, &[100, 110], 520),
+        ],
+        q_heads: 8,
+        kv_heads: 2,
+        head_dim: 128,
+        dtype: DType::BF16,
+        seed: 21,
+    }
+}

@@ -246,11 +246,23 @@ fn l2_diff(a: &[f64], b: &[f64]) -> f64 {
 /// describes for the bounds) and through candle's dense f32 attention, checks everything the
 /// module docs list, and returns the ratios. Panics, naming the case, on any violation.
 pub fn check_case(case: &Case, layout: Layout, dev: &Device, run: ForwardRun) -> Ratios {
+    let plan = Plan::new(case.vis_end()).unwrap();
+    check_case_with(case, &plan, layout, dev, run)
+}
+
+/// [`check_case`] with the plan given (made from the case's rows some other way: a `Batch`).
+pub fn check_case_with(
+    case: &Case,
+    plan: &Plan,
+    layout: Layout,
+    dev: &Device,
+    run: ForwardRun,
+) -> Ratios {
     let sh = case.shape();
     let x = values(case);
     let vis_end = case.vis_end();
-    let plan = Plan::new(vis_end.clone()).unwrap();
-    let op = run_op(case, &x, &plan, layout, dev)
+    assert_eq!(plan.vis_end(), &vis_end, "the plan is for the case's rows");
+    let op = run_op(case, &x, plan, layout, dev)
         .unwrap_or_else(|e| panic!("{}: the op failed: {e}", case.name));
     let [o_d, dq_d, dk_d, dv_d] =
         run_dense(case, &x).unwrap_or_else(|e| panic!("{}: dense failed: {e}", case.name));
