@@ -1,7 +1,8 @@
 //! The plan of a batch: its `vis_end` and block lists, built once per batch on the host and
 //! reused by every layer's forward and backward. A plan holds the lists of every tile shape its
 //! kernels use (each kernel's tile configuration comes from the registry), in both directions:
-//! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order.
+//! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order. The lists
+//! are runs ([`crate::mask::BlockMask`]): a plan's size and building time grow with tokens.
 //!
 //! For GPU use the plan also holds its arrays uploaded, once per CUDA context: either explicitly
 //! ([`Plan::upload`], [`Plan::on_device`]) or by the first call on a stream of a context it was
@@ -18,10 +19,10 @@ use crate::cuda::{same_context, upload_for_kernel};
 use crate::error::{Error, Result};
 use crate::mask::{BlockMask, TileShape, VisEnd};
 
-/// One direction of a tile shape's lists on a device.
+/// One direction of a tile shape's lists on a device ([`crate::mask::ListArrays`]).
 pub(crate) struct DeviceLists {
     pub(crate) offsets: CudaSlice<i32>,
-    pub(crate) entries: CudaSlice<i32>,
+    pub(crate) runs: CudaSlice<i32>,
     pub(crate) order: CudaSlice<i32>,
 }
 
@@ -74,12 +75,13 @@ impl Plan {
     /// Host plan with block lists at exactly these tile shapes (e.g. for a tile configuration
     /// that no default pick uses; duplicates are built once).
     pub fn with_tiles(vis_end: VisEnd, tiles: &[TileShape]) -> Result<Self> {
-        let mut masks: Vec<BlockMask> = Vec::with_capacity(tiles.len());
+        let mut unique: Vec<TileShape> = Vec::with_capacity(tiles.len());
         for &t in tiles {
-            if masks.iter().all(|m| m.tile() != t) {
-                masks.push(BlockMask::build(&vis_end, t)?);
+            if !unique.contains(&t) {
+                unique.push(t);
             }
         }
+        let masks = BlockMask::build_all(&vis_end, &unique)?;
         Ok(Self {
             inner: Arc::new(PlanInner {
                 vis_end,
@@ -114,14 +116,14 @@ impl Plan {
         for m in &self.inner.masks {
             masks.push(DeviceMask {
                 q_major: DeviceLists {
-                    offsets: up("upload q-major offsets", m.q_offsets())?,
-                    entries: up("upload q-major entries", m.q_entries())?,
-                    order: up("upload q-major launch order", m.heaviest_first())?,
+                    offsets: up("upload q-major offsets", m.q_major().offsets)?,
+                    runs: up("upload q-major runs", m.q_major().runs)?,
+                    order: up("upload q-major launch order", m.q_major().order)?,
                 },
                 k_major: DeviceLists {
-                    offsets: up("upload k-major offsets", m.k_offsets())?,
-                    entries: up("upload k-major entries", m.k_entries())?,
-                    order: up("upload k-major launch order", m.k_heaviest_first())?,
+                    offsets: up("upload k-major offsets", m.k_major().offsets)?,
+                    runs: up("upload k-major runs", m.k_major().runs)?,
+                    order: up("upload k-major launch order", m.k_major().order)?,
                 },
             });
         }
