@@ -4,6 +4,13 @@
 //! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order. The lists
 //! are runs ([`crate::mask::BlockMask`]): a plan's size and building time grow with tokens.
 //!
+//! Which tile shapes: [`Plan::new`] builds every shape a default or chosen-only pick uses (five
+//! today), so one plan serves the default kernels of any device and either path. A plan made for
+//! the kernels that will run builds just theirs: [`Plan::for_attention`], [`Plan::for_forward`],
+//! [`Plan::for_backward`] (loaded kernels), [`Plan::for_device`] (the default kernels of a device,
+//! without loading them), [`Plan::for_emulator`] (the emulator's calls under given choices);
+//! [`Plan::with_tiles`] takes the shapes. [`Plan::upload_bytes`] says what an upload copies.
+//!
 //! For GPU use the plan also holds its arrays uploaded, once per CUDA context: either explicitly
 //! ([`Plan::upload`], [`Plan::on_device`]) or by the first call on a stream of a context it was
 //! not uploaded to yet (which then allocates and copies once, on that call's stream). Later calls
@@ -14,8 +21,11 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
-use crate::attention::configs::pick_tiles;
-use crate::cuda::{same_context, upload_for_kernel};
+use crate::attention::configs::{
+    default_tiles, emulated_tiles, pick_tiles, BackwardChoice, KernelChoice,
+};
+use crate::attention::{Attention, Backward, Forward};
+use crate::cuda::{same_context, upload_for_kernel, Gpu};
 use crate::error::{Error, Result};
 use crate::mask::{BlockMask, TileShape, VisEnd};
 
@@ -91,8 +101,44 @@ impl Plan {
         })
     }
 
-    /// Builds the plan and uploads its arrays on `stream` (the copies are ordered on the
-    /// stream; later kernels on any stream wait for them through cudarc's event tracking).
+    /// Host plan with the block lists `attention`'s kernels use (forward and backward, every
+    /// dtype and head dim it loaded).
+    pub fn for_attention(vis_end: VisEnd, attention: &Attention) -> Result<Self> {
+        Self::with_tiles(vis_end, &attention.tiles())
+    }
+
+    /// Host plan with the block lists `forward`'s kernels use.
+    pub fn for_forward(vis_end: VisEnd, forward: &Forward) -> Result<Self> {
+        Self::with_tiles(vis_end, &forward.tiles())
+    }
+
+    /// Host plan with the block lists `backward`'s kernels use.
+    pub fn for_backward(vis_end: VisEnd, backward: &Backward) -> Result<Self> {
+        Self::with_tiles(vis_end, &backward.tiles())
+    }
+
+    /// Host plan with the block lists of the kernels the default choices pick on `gpu` (what
+    /// [`Attention::new`] loads there), without loading them.
+    pub fn for_device(vis_end: VisEnd, gpu: &Gpu) -> Result<Self> {
+        Self::with_tiles(vis_end, &default_tiles(gpu.arch()?, |k| gpu.runs(k))?)
+    }
+
+    /// Host plan with the block lists the emulator's forward and backward calls at `head_dim`
+    /// run under these choices ([`crate::attention::forward_emulated_with`],
+    /// [`crate::attention::backward_emulated_with`]; the default choices for
+    /// [`crate::attention::forward_emulated`] and [`crate::attention::backward_emulated`]).
+    pub fn for_emulator(
+        vis_end: VisEnd,
+        head_dim: usize,
+        forward: &KernelChoice,
+        backward: &BackwardChoice,
+    ) -> Result<Self> {
+        Self::with_tiles(vis_end, &emulated_tiles(head_dim, forward, backward)?)
+    }
+
+    /// Builds the plan ([`Plan::new`]: every pick's tile shape) and uploads its arrays on
+    /// `stream` (the copies are ordered on the stream; later kernels on any stream wait for them
+    /// through cudarc's event tracking).
     pub fn on_device(vis_end: VisEnd, stream: &Arc<CudaStream>) -> Result<Self> {
         let mut plan = Self::new(vis_end)?;
         plan.upload(stream)?;
@@ -155,6 +201,18 @@ impl Plan {
     /// Tokens per row.
     pub fn n(&self) -> usize {
         self.inner.vis_end.n()
+    }
+
+    /// Bytes one upload copies to a device: `vis_end` and every tile shape's lists (an empty
+    /// array counts as the one element uploaded in its place).
+    pub fn upload_bytes(&self) -> usize {
+        4 * self.inner.vis_end.as_slice().len().max(1)
+            + self
+                .inner
+                .masks
+                .iter()
+                .map(BlockMask::list_bytes)
+                .sum::<usize>()
     }
 
     /// The tile shapes this plan has block lists for.
