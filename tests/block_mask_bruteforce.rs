@@ -266,6 +266,30 @@ fn layouts_at_every_registered_shape() {
     }
 }
 
+/// Batches large enough to be built on several threads (128k tokens and more) give each shape the
+/// lists it gets alone.
+#[test]
+fn shapes_built_together_on_threads_equal_each_alone() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_0020);
+    let rows: Vec<Vec<i32>> = (0..3)
+        .map(|r| {
+            if r == 0 {
+                arbitrary_row(&mut rng, 45_000)
+            } else {
+                // At most 40000 + 6 * 600 tokens of content, then padding.
+                let b = common::random_builder(&mut rng, 40_000, 600);
+                b.finish(45_000).unwrap().vis_end().to_vec()
+            }
+        })
+        .collect();
+    let vis = VisEnd::from_rows(&rows).unwrap();
+    let shapes = registered_shapes();
+    let together = BlockMask::build_all(&vis, &shapes).unwrap();
+    for (t, m) in shapes.iter().zip(&together) {
+        assert_eq!(*m, BlockMask::build(&vis, *t).unwrap(), "{t:?}");
+    }
+}
+
 /// A causal row has two runs per tile in each direction (FULL, then the diagonal's PARTIAL; a
 /// third, PARTIAL, for the ragged last q tile of a row that is not a multiple of it), so the lists
 /// grow with tokens, not with tiles squared.

@@ -23,16 +23,22 @@
 //! tiles, whose classes change only at the (at most two) events of each k tile. The sweep keeps
 //! the classes of the prefix and the set of positions where the class changes (a B-tree), which
 //! together are the prefix's runs; the q tile's list is those runs (EMPTY ones left out) followed
-//! by the diagonal k tiles `[kb, ceil(q1 / block_k))`, each PARTIAL or EMPTY as found above.
+//! by the diagonal k tiles `[kb, ceil(q1 / block_k))`, each PARTIAL or EMPTY as found above. The
+//! prefix opens every q tile's list, so its runs are kept encoded as the kernels read them and
+//! copied whole into each slot, re-encoded only when a class changes.
 //!
 //! Cost per tile shape and row: O(tokens / 16 * (block_k / block_q + 2)) for the maxima and the
 //! diagonal tiles, O((k tiles + events) log k tiles) for the sweep, plus the runs written: a
 //! causal row has two runs per tile in each direction, packed documents and prefix + completions
-//! rows a few. The stats come from the runs (tile counts) and the summary (visible pairs).
+//! rows a few. The stats come from the runs (tile counts) and the summary (visible pairs). The
+//! shapes of one plan are independent and are built on the machine's cores (batches of 128k
+//! tokens and more).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
+use crate::ffi::params::PA_TILE_INDEX_SHIFT;
 use crate::mask::block::{BlockMask, TileShape, TileStats};
 use crate::mask::rule::VisEnd;
 use crate::mask::runs::RunListBuilder;
@@ -40,8 +46,14 @@ use crate::mask::runs::RunListBuilder;
 /// Tokens per chunk: every tile side is a multiple of it.
 const CHUNK: usize = 16;
 
+/// Batches of at least this many tokens (rows * n) build their tile shapes on several threads:
+/// about 0.5 ms of work for five shapes, where starting a thread (0.05 to 0.1 ms measured on a
+/// 2-core VM) costs a fraction of what it saves.
+const PARALLEL_TOKENS: usize = 128 * 1024;
+
 /// What the lists of every tile shape are built from: per 16-token chunk of every row, the
-/// largest and smallest `vis_end` and whether any key is seen, and the visible pairs.
+/// largest and smallest `vis_end`, how many chunks before it have a key anyone sees, and the
+/// visible pairs.
 pub(crate) struct Summary {
     n: usize,
     rows: usize,
@@ -49,7 +61,8 @@ pub(crate) struct Summary {
     chunks: usize,
     max: Vec<i32>,
     min: Vec<i32>,
-    seen: Vec<bool>,
+    /// Per row, `chunks + 1` counts: chunks before c with a key anyone sees (`vis_end[j] > j`).
+    seen_before: Vec<u32>,
     visible_pairs: u64,
 }
 
@@ -64,11 +77,12 @@ impl Summary {
             chunks,
             max: Vec::with_capacity(rows * chunks),
             min: Vec::with_capacity(rows * chunks),
-            seen: Vec::with_capacity(rows * chunks),
+            seen_before: Vec::with_capacity(rows * (chunks + 1)),
             visible_pairs: 0,
         };
         for r in 0..rows {
             let row = vis_end.row(r);
+            s.seen_before.push(0);
             let whole = row.chunks_exact(CHUNK);
             let tail = whole.remainder();
             for (c, chunk) in whole.enumerate() {
@@ -92,7 +106,8 @@ impl Summary {
         let pairs = sum - (len * j0 + len * (len - 1) / 2);
         self.max.push(mx);
         self.min.push(mn);
-        self.seen.push(pairs > 0);
+        let before = *self.seen_before.last().expect("a row's first count");
+        self.seen_before.push(before + (pairs > 0) as u32);
         self.visible_pairs += pairs as u64;
     }
 
@@ -101,7 +116,7 @@ impl Summary {
         RowChunks {
             max: &self.max[at.clone()],
             min: &self.min[at.clone()],
-            seen: &self.seen[at],
+            seen_before: &self.seen_before[r * (self.chunks + 1)..(r + 1) * (self.chunks + 1)],
         }
     }
 }
@@ -145,7 +160,7 @@ fn chunk_stats(chunk: &[i32]) -> (i32, i32, i64) {
 struct RowChunks<'a> {
     max: &'a [i32],
     min: &'a [i32],
-    seen: &'a [bool],
+    seen_before: &'a [u32],
 }
 
 impl RowChunks<'_> {
@@ -167,7 +182,8 @@ impl RowChunks<'_> {
             .unwrap_or(i32::MAX)
     }
     fn any_seen(&self, t0: usize, t1: usize) -> bool {
-        self.seen[Self::range(t0, t1)].iter().any(|&s| s)
+        let r = Self::range(t0, t1);
+        self.seen_before[r.end] > self.seen_before[r.start]
     }
 }
 
@@ -178,25 +194,25 @@ impl RowChunks<'_> {
 #[derive(Clone, Copy)]
 struct Divider {
     m: u64,
-    s: u32,
+    /// ceil(log2 d): s = 32 + l.
+    l: u32,
 }
 
 impl Divider {
     fn new(d: usize) -> Self {
         debug_assert!(d > 0 && d <= 1 << 16);
         let l = usize::BITS - (d - 1).leading_zeros(); // ceil(log2 d)
-        let s = 32 + l;
         Self {
-            m: (1u128 << s).div_ceil(d as u128) as u64,
-            s,
+            m: (1u128 << (32 + l)).div_ceil(d as u128) as u64,
+            l,
         }
     }
 
     #[inline(always)]
     fn div(self, x: usize) -> usize {
         debug_assert!(x < 1 << 32);
-        // m < 2^33 and x < 2^32: one widening multiply.
-        ((x as u64 as u128 * self.m as u128) >> self.s) as usize
+        // m < 2^33 and x < 2^32: one widening multiply, then shifts by a constant and by l.
+        (((x as u64 as u128 * self.m as u128) >> 32) as u64 >> self.l) as usize
     }
 
     /// ceil(x / d) for x + d below 2^32.
@@ -212,12 +228,14 @@ const FULL: u8 = 1;
 const PARTIAL: u8 = 2;
 
 /// Per k tile of the row being built: its q tiles from `a` on are FULL until `b`, PARTIAL until
-/// `c`; bit d of `diag` says q tile `floor(k0 / block_q) + d` (below `a`) is PARTIAL.
+/// `c`; bit d of `diag` says q tile `d0 + d` (below `a`) is PARTIAL.
 #[derive(Clone, Copy, Default)]
 struct KTile {
     a: u32,
     b: u32,
     c: u32,
+    /// The first diagonal q tile, floor(k0 / block_q).
+    d0: u32,
     diag: u32,
 }
 
@@ -235,9 +253,54 @@ impl KTile {
 
 /// The block lists at every shape of `tiles`, in order.
 pub(crate) fn build_masks(sm: &Summary, tiles: &[TileShape]) -> Result<Vec<BlockMask>> {
-    // One sweep state for every shape: its buffers are allocated (and their pages touched) once.
-    let mut sweep = Sweep::default();
-    tiles.iter().map(|&t| build(sm, t, &mut sweep)).collect()
+    // The shapes are independent: with more than one core and a batch worth it, threads build
+    // them, the largest first, each thread taking the next shape when done. The lists do not
+    // depend on who built them.
+    let threads = if sm.rows * sm.n >= PARALLEL_TOKENS {
+        crate::cpu::available_threads().min(tiles.len())
+    } else {
+        1
+    };
+    if threads <= 1 {
+        // One sweep state for every shape: its buffers are allocated (and their pages touched)
+        // once.
+        let mut sweep = Sweep::default();
+        return tiles.iter().map(|&t| build(sm, t, &mut sweep)).collect();
+    }
+    let cost = |t: &TileShape| sm.n / t.block_q() + sm.n / t.block_k();
+    let mut order: Vec<usize> = (0..tiles.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&tiles[i])));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut sweep = Sweep::default();
+        let mut built = Vec::new();
+        loop {
+            let u = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(u) else {
+                return built;
+            };
+            built.push((i, build(sm, tiles[i], &mut sweep)));
+        }
+    };
+    let parts: Vec<Vec<(usize, Result<BlockMask>)>> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut parts = vec![work()];
+        for helper in helpers {
+            match helper.join() {
+                Ok(part) => parts.push(part),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+        parts
+    });
+    let mut masks: Vec<Option<Result<BlockMask>>> = (0..tiles.len()).map(|_| None).collect();
+    for (i, mask) in parts.into_iter().flatten() {
+        masks[i] = Some(mask);
+    }
+    masks
+        .into_iter()
+        .map(|m| m.expect("every shape is built exactly once"))
+        .collect()
 }
 
 fn build(sm: &Summary, tile: TileShape, sweep: &mut Sweep) -> Result<BlockMask> {
@@ -291,10 +354,11 @@ fn build(sm: &Summary, tile: TileShape, sweep: &mut Sweep) -> Result<BlockMask> 
                 a: a as u32,
                 b: b as u32,
                 c: c as u32,
+                d0: d0 as u32,
                 diag,
             };
         }
-        sweep.q_major(&mut qb, bq, bk, dq, Divider::new(bk))?;
+        sweep.q_major(&mut qb, bq, bk)?;
     }
     stats.empty = (rows * q_tiles * k_tiles) as u64 - stats.full - stats.partial;
     Ok(BlockMask {
@@ -319,8 +383,14 @@ struct Sweep {
     class: Vec<u8>,
     /// Whether the class changes at k tile p (p == 0 or class[p] != class[p - 1]) ...
     starts: Vec<bool>,
-    /// ... and those positions, ordered: the entered prefix's runs start there.
+    /// ... and those positions, ordered: the entered prefix's runs start there ...
     start_set: BTreeSet<u32>,
+    /// ... copied out when the set changes, for the q tiles that read it unchanged.
+    start_list: Vec<u32>,
+    /// The prefix's runs (EMPTY ones left out) encoded as they open a slot's list (the prefix's
+    /// k tiles come first in every q tile's list, so the encoding does not depend on the q tile):
+    /// copied whole into each slot.
+    prefix: Vec<i32>,
     /// Events: the k tiles whose class changes at q tile t are
     /// `event_kt[event_at[t] .. event_at[t + 1]]`.
     event_at: Vec<u32>,
@@ -339,15 +409,49 @@ impl Sweep {
         self.event_at.resize(q_tiles + 2, 0);
     }
 
+    /// Marks whether k tile `p` (entered) starts a run, keeping the ordered set in step; true when
+    /// the set changed.
+    #[inline]
+    fn mark(&mut self, p: usize) -> bool {
+        let start = p == 0 || self.class[p] != self.class[p - 1];
+        if start == self.starts[p] {
+            return false;
+        }
+        self.starts[p] = start;
+        if start {
+            self.start_set.insert(p as u32);
+        } else {
+            self.start_set.remove(&(p as u32));
+        }
+        true
+    }
+
+    /// Encodes the runs of the entered prefix `[0, entered)` from the run starts (EMPTY runs left
+    /// out: positions count listed tiles only); returns the tile after the last run (-1 without
+    /// runs) and that run's PARTIAL bit.
+    fn encode_prefix(&mut self, entered: usize) -> (i32, i32) {
+        self.prefix.clear();
+        let (mut next, mut last_flag) = (-1, 0);
+        let mut pos = 0i32;
+        for (i, &s) in self.start_list.iter().enumerate() {
+            let e = self.start_list.get(i + 1).map_or(entered as u32, |&e| e);
+            let class = self.class[s as usize];
+            if class == EMPTY {
+                continue;
+            }
+            let flag = (class == PARTIAL) as i32;
+            self.prefix
+                .push(((s as i32 - pos) << PA_TILE_INDEX_SHIFT) | flag);
+            pos += (e - s) as i32;
+            self.prefix.push(pos);
+            next = e as i32;
+            last_flag = flag;
+        }
+        (next, last_flag)
+    }
+
     /// The q-major lists of the row whose k tiles `self.k` holds.
-    fn q_major(
-        &mut self,
-        qb: &mut RunListBuilder,
-        bq: usize,
-        bk: usize,
-        dq: Divider,
-        dk: Divider,
-    ) -> Result<()> {
+    fn q_major(&mut self, qb: &mut RunListBuilder, bq: usize, bk: usize) -> Result<()> {
         let (q_tiles, k_tiles) = (self.q_tiles, self.k.len());
         // Bucket the events by q tile (a counting sort): a k tile changes class at b (FULL to
         // PARTIAL or EMPTY) and at c (PARTIAL to EMPTY) when they fall after its entry at a.
@@ -357,69 +461,80 @@ impl Sweep {
             b.into_iter().chain(c)
         };
         self.event_at.fill(0);
+        let mut total = 0usize;
         for k in &self.k {
             for t in events(k) {
                 self.event_at[t as usize + 2] += 1;
+                total += 1;
             }
         }
-        for t in 2..self.event_at.len() {
-            self.event_at[t] += self.event_at[t - 1];
-        }
-        let total = self.event_at[q_tiles + 1] as usize;
-        self.event_kt.clear();
-        self.event_kt.resize(total, 0);
-        for (kt, k) in self.k.iter().enumerate() {
-            for t in events(k) {
-                let at = &mut self.event_at[t as usize + 1];
-                self.event_kt[*at as usize] = kt as u32;
-                *at += 1;
+        if total > 0 {
+            for t in 2..self.event_at.len() {
+                self.event_at[t] += self.event_at[t - 1];
+            }
+            self.event_kt.clear();
+            self.event_kt.resize(total, 0);
+            for (kt, k) in self.k.iter().enumerate() {
+                for t in events(k) {
+                    let at = &mut self.event_at[t as usize + 1];
+                    self.event_kt[*at as usize] = kt as u32;
+                    *at += 1;
+                }
             }
         }
-        // Now event_at[t] .. event_at[t + 1] are q tile t's events.
+        // Now event_at[t] .. event_at[t + 1] are q tile t's events (none at all when total = 0).
 
         self.start_set.clear();
+        self.start_list.clear();
+        self.prefix.clear();
+        // The tile after the prefix's last run and that run's PARTIAL bit (locals: read for every
+        // q tile).
+        let (mut prefix_next, mut prefix_flag) = (-1i32, 0i32);
         let mut entered = 0usize;
+        let mut k_end = 0usize;
         for qt in 0..q_tiles {
             let q = qt as u32;
+            let mut changed = false;
+            let before = entered;
             while entered < k_tiles && self.k[entered].a <= q {
                 self.class[entered] = self.k[entered].class_at(q);
-                self.dirty.push(entered as u32);
+                changed |= self.mark(entered);
                 entered += 1;
             }
-            for e in self.event_at[qt]..self.event_at[qt + 1] {
-                let kt = self.event_kt[e as usize];
-                self.class[kt as usize] = self.k[kt as usize].class_at(q);
-                self.dirty.extend([kt, kt + 1]);
-            }
-            for p in self.dirty.drain(..) {
-                let pu = p as usize;
-                if pu >= entered {
-                    continue; // checked when it enters
+            if total > 0 {
+                for e in self.event_at[qt]..self.event_at[qt + 1] {
+                    let kt = self.event_kt[e as usize];
+                    self.class[kt as usize] = self.k[kt as usize].class_at(q);
+                    self.dirty.extend([kt, kt + 1]);
+                    // A class changed: the prefix's encoding changes even where its run starts
+                    // do not (a run changing class whole).
+                    changed = true;
                 }
-                let start = pu == 0 || self.class[pu] != self.class[pu - 1];
-                if start != self.starts[pu] {
-                    self.starts[pu] = start;
-                    if start {
-                        self.start_set.insert(p);
-                    } else {
-                        self.start_set.remove(&p);
+                while let Some(p) = self.dirty.pop() {
+                    if (p as usize) < entered {
+                        changed |= self.mark(p as usize);
                     }
                 }
             }
-            // The entered prefix's runs, EMPTY ones left out.
-            let mut starts = self.start_set.iter().peekable();
-            while let Some(&s) = starts.next() {
-                let e = starts.peek().map_or(entered, |&&e| e as usize);
-                let class = self.class[s as usize];
-                if class != EMPTY {
-                    qb.push(s as usize, e - s as usize, class == PARTIAL);
-                }
+            if changed {
+                self.start_list.clear();
+                self.start_list.extend(self.start_set.iter().copied());
+                (prefix_next, prefix_flag) = self.encode_prefix(entered);
+            } else if entered > before && self.class[entered - 1] != EMPTY {
+                // The entered k tiles carry on the prefix's last run.
+                let grown = (entered - before) as i32;
+                *self.prefix.last_mut().expect("a run to carry on") += grown;
+                prefix_next += grown;
             }
+            qb.open_slot_with(&self.prefix, prefix_next, prefix_flag);
             // The diagonal k tiles: not entered yet, starting before the q tile ends.
-            let k_end = dk.div_ceil((qt + 1) * bq, bk).min(k_tiles);
+            let q1 = (qt + 1) * bq;
+            while k_end < k_tiles && k_end * bk < q1 {
+                k_end += 1;
+            }
             for kt in entered..k_end {
-                let d = qt - dq.div(kt * bk);
-                if self.k[kt].diag >> d & 1 != 0 {
+                let k = &self.k[kt];
+                if k.diag >> (q - k.d0) & 1 != 0 {
                     qb.push(kt, 1, true);
                 }
             }
@@ -428,5 +543,26 @@ impl Sweep {
         // Leave the per-k-tile state clean for the next row.
         self.starts.fill(false);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_divider_divides_exactly() {
+        for d in (16..=256).step_by(16).chain(1..=17) {
+            let div = Divider::new(d);
+            let mut xs: Vec<usize> = (0..4096).collect();
+            xs.extend((0..=64).flat_map(|k| {
+                let x = (k as u64 * 0x0400_0000).min((1 << 32) - 1) as usize;
+                [x, x.saturating_sub(1), x + 1, x / d * d, x / d * d + d - 1]
+            }));
+            xs.push((1 << 32) - 1);
+            for x in xs.into_iter().filter(|&x| x < 1 << 32) {
+                assert_eq!(div.div(x), x / d, "{x} / {d}");
+            }
+        }
     }
 }

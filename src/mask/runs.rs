@@ -159,8 +159,10 @@ pub(crate) struct RunListBuilder {
     lists: RunLists,
     /// Tiles of the current slot so far.
     pos: i32,
-    /// Index of the current slot's first run.
-    slot_runs: usize,
+    /// The tile after the slot's last run and that run's PARTIAL flag, or -1 before the slot's
+    /// first run: whether a push extends the last run, without reading it back.
+    next: i32,
+    flag: i32,
 }
 
 impl RunListBuilder {
@@ -174,7 +176,8 @@ impl RunListBuilder {
                 order: Vec::new(),
             },
             pos: 0,
-            slot_runs: 0,
+            next: -1,
+            flag: 0,
         }
     }
 
@@ -184,20 +187,30 @@ impl RunListBuilder {
         debug_assert!(count > 0);
         let (first, count) = (first as i32, count as i32);
         let flag = if partial { PARTIAL } else { 0 };
+        debug_assert!(self.next <= first, "runs ascend");
         let runs = &mut self.lists.runs;
-        let n = runs.len() / 2;
-        if n > self.slot_runs {
-            let (base, end) = (runs[2 * n - 2], runs[2 * n - 1]);
-            debug_assert!((base >> SHIFT) + end <= first, "runs ascend");
-            if base & PARTIAL == flag && (base >> SHIFT) + end == first {
-                runs[2 * n - 1] += count;
-                self.pos += count;
-                return;
-            }
-        }
-        runs.push(((first - self.pos) << SHIFT) | flag);
         self.pos += count;
-        runs.push(self.pos);
+        if first == self.next && flag == self.flag {
+            let last = runs.len() - 1;
+            runs[last] = self.pos;
+        } else {
+            runs.extend_from_slice(&[((first - (self.pos - count)) << SHIFT) | flag, self.pos]);
+            self.flag = flag;
+        }
+        self.next = first + count;
+    }
+
+    /// Opens the current slot with runs already encoded for a slot's start (`base`, `end` pairs;
+    /// `next`: the tile after the last, -1 for none; `flag`: its PARTIAL bit).
+    #[inline]
+    pub(crate) fn open_slot_with(&mut self, runs: &[i32], next: i32, flag: i32) {
+        debug_assert!(self.pos == 0 && self.next == -1, "at a slot's start");
+        if let Some(&end) = runs.last() {
+            self.lists.runs.extend_from_slice(runs);
+            self.pos = end;
+            self.next = next;
+            self.flag = flag;
+        }
     }
 
     /// Closes the current slot.
@@ -211,7 +224,7 @@ impl RunListBuilder {
         }
         self.lists.offsets.push(n as i32);
         self.pos = 0;
-        self.slot_runs = n;
+        self.next = -1;
         Ok(())
     }
 
