@@ -154,7 +154,7 @@ fn packed(n: usize, seed: u64) -> VisEnd {
 /// `samples` DPO samples packed into rows of 16k tokens.
 fn dpo(samples: usize, seed: u64) -> VisEnd {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut tokens = |len: usize| vec![1u32; len];
+    let tokens = |len: usize| vec![1u32; len];
     let batch: Vec<Sample> = (0..samples)
         .map(|_| {
             let p = rng.random_range(512..=2048);
