@@ -21,20 +21,21 @@
 //! from then on is FULL until `b`, PARTIAL until `c`, then EMPTY for good; `a` does not decrease
 //! with the k tile, so at q tile `qt` the entered k tiles are a prefix `[0, kb)` of the row's k
 //! tiles, whose classes change only at the (at most two) events of each k tile. The sweep keeps
-//! the classes of the prefix and the set of positions where the class changes (a B-tree), which
-//! together are the prefix's runs; the q tile's list is those runs (EMPTY ones left out) followed
-//! by the diagonal k tiles `[kb, ceil(q1 / block_k))`, each PARTIAL or EMPTY as found above. The
-//! prefix opens every q tile's list, so its runs are kept encoded as the kernels read them and
-//! copied whole into each slot, re-encoded only when a class changes.
+//! the classes of the prefix and the ascending positions where the class changes, which together
+//! are the prefix's runs; the q tile's list is those runs (EMPTY ones left out) followed by the
+//! diagonal k tiles `[kb, ceil(q1 / block_k))`, each PARTIAL or EMPTY as found above. The prefix
+//! opens every q tile's list, so its runs are kept encoded as the kernels read them and copied
+//! whole into each slot, re-encoded only when a class changes.
 //!
 //! Cost per tile shape and row: O(tokens / 16 * (block_k / block_q + 2)) for the maxima and the
-//! diagonal tiles, O((k tiles + events) log k tiles) for the sweep, plus the runs written: a
-//! causal row has two runs per tile in each direction, packed documents and prefix + completions
-//! rows a few. The stats come from the runs (tile counts) and the summary (visible pairs). The
-//! shapes of one plan are independent and are built on the machine's cores (batches of 128k
-//! tokens and more).
+//! diagonal tiles; O(k tiles + q tiles + events) for the sweep plus, at a q tile where classes
+//! change, O(changes * starts) to move the run starts and re-encode (the starts are at most twice
+//! the runs of that q tile's list, plus one); and the runs written. A causal row has two runs per
+//! tile in each direction and no class change after entry; packed documents and prefix +
+//! completions rows a few runs and a few changes per document or sample. The stats come from the
+//! runs (tile counts) and the summary (visible pairs). The shapes of one plan are independent and
+//! are built on the machine's cores (batches of 128k tokens and more).
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
@@ -383,9 +384,10 @@ struct Sweep {
     class: Vec<u8>,
     /// Whether the class changes at k tile p (p == 0 or class[p] != class[p - 1]) ...
     starts: Vec<bool>,
-    /// ... and those positions, ordered: the entered prefix's runs start there ...
-    start_set: BTreeSet<u32>,
-    /// ... copied out when the set changes, for the q tiles that read it unchanged.
+    /// ... and those positions, ascending: the entered prefix's runs start there. A sorted
+    /// vector: each change costs a move of the starts after it, no more than re-encoding the
+    /// prefix, which every change does anyway (O(starts), and the starts are at most twice the
+    /// runs the q tile lists, plus one).
     start_list: Vec<u32>,
     /// The prefix's runs (EMPTY ones left out) encoded as they open a slot's list (the prefix's
     /// k tiles come first in every q tile's list, so the encoding does not depend on the q tile):
@@ -418,10 +420,11 @@ impl Sweep {
             return false;
         }
         self.starts[p] = start;
+        let at = self.start_list.partition_point(|&s| s < p as u32);
         if start {
-            self.start_set.insert(p as u32);
+            self.start_list.insert(at, p as u32);
         } else {
-            self.start_set.remove(&(p as u32));
+            self.start_list.remove(at);
         }
         true
     }
@@ -484,7 +487,6 @@ impl Sweep {
         }
         // Now event_at[t] .. event_at[t + 1] are q tile t's events (none at all when total = 0).
 
-        self.start_set.clear();
         self.start_list.clear();
         self.prefix.clear();
         // The tile after the prefix's last run and that run's PARTIAL bit (locals: read for every
@@ -517,8 +519,6 @@ impl Sweep {
                 }
             }
             if changed {
-                self.start_list.clear();
-                self.start_list.extend(self.start_set.iter().copied());
                 (prefix_next, prefix_flag) = self.encode_prefix(entered);
             } else if entered > before && self.class[entered - 1] != EMPTY {
                 // The entered k tiles carry on the prefix's last run.
@@ -540,8 +540,10 @@ impl Sweep {
             }
             qb.end_slot()?;
         }
-        // Leave the per-k-tile state clean for the next row.
-        self.starts.fill(false);
+        // Leave the per-k-tile state clean for the next row (the list holds every true flag).
+        for &p in &self.start_list {
+            self.starts[p as usize] = false;
+        }
         Ok(())
     }
 }
