@@ -275,7 +275,12 @@ fn chart(points: &[Point], path: &std::path::Path) -> Result<(), String> {
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+            .build_cartesian_2d(
+                (x_lo..x_hi)
+                    .log_scale()
+                    .with_key_points(vec![16384.0, 65536.0, 262144.0, 1048576.0]),
+                (y_lo..y_hi).log_scale(),
+            )
             .map_err(|x| e(&x))?;
         c.configure_mesh()
             .x_desc("tokens (rows x n)")
