@@ -292,3 +292,43 @@ impl TryFrom<VisEnd> for Plan {
         Plan::new(vis_end)
     }
 }
+
+/// docs/plans.md, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/plans.md")]
+pub struct PlansGuide;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_bytes_count_vis_end_and_every_shape_and_a_lean_plan_uploads_less() {
+        let n = 1000;
+        let vis_end = VisEnd::new(n, vec![n as i32; n]).unwrap();
+        let full = Plan::new(vis_end.clone()).unwrap();
+        let lists: usize = full
+            .tiles()
+            .iter()
+            .map(|&t| full.mask(t).unwrap().list_bytes())
+            .sum();
+        assert_eq!(full.upload_bytes(), 4 * n + lists);
+        assert_eq!(full.tiles(), pick_tiles());
+        let lean = Plan::for_emulator(
+            vis_end,
+            128,
+            &KernelChoice::default(),
+            &BackwardChoice::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            lean.tiles(),
+            emulated_tiles(128, &KernelChoice::default(), &BackwardChoice::default()).unwrap()
+        );
+        assert!(lean.upload_bytes() < full.upload_bytes());
+        // The same lists at a shared shape, whichever plan built them.
+        for t in lean.tiles() {
+            assert_eq!(lean.mask(t).unwrap(), full.mask(t).unwrap());
+        }
+    }
+}
