@@ -286,10 +286,11 @@ fn chart(points: &[Point], path: &std::path::Path) -> Result<(), String> {
             .x_desc("tokens (rows x n)")
             .y_desc(unit)
             .x_label_formatter(&|x| {
-                if *x >= 1e6 {
-                    format!("{:.1}M", x / 1e6)
+                // Tokens in binary units: the sizes are powers of two (16k = 16384).
+                if *x >= 1048576.0 {
+                    format!("{:.1}M", x / 1048576.0)
                 } else {
-                    format!("{:.0}k", x / 1e3)
+                    format!("{:.0}k", x / 1024.0)
                 }
             })
             .y_label_formatter(&|y| format!("{y:.3}"))
