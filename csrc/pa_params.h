@@ -18,8 +18,9 @@
 extern "C" {
 #endif
 
-/* Block-list entry encoding shared by the plan (Rust) and the kernels: tile index in the upper
- * bits, PARTIAL flag in bit 0 (0 = FULL: no per-element mask needed). */
+/* Block-list encoding shared by the plan (Rust) and the kernels. A kernel walking a list sees
+ * each tile as an entry `tile << PA_TILE_INDEX_SHIFT | partial`: PARTIAL flag in bit 0 (0 = FULL:
+ * no per-element mask needed). */
 #define PA_TILE_PARTIAL_BIT 1
 #define PA_TILE_INDEX_SHIFT 1
 
@@ -64,14 +65,25 @@ typedef struct PaAttnQkv {
     uint32_t _pad0;
 } PaAttnQkv;
 
+/* One run of a block list: consecutive tiles of one class. A slot's list (its non-empty tiles,
+ * ascending) is cut into runs; the tiles at positions begin .. end of the list (begin: the
+ * previous run's end, 0 for the slot's first run) are the entries `base + (i << PA_TILE_INDEX_SHIFT)`
+ * for position i, i.e. base = (first tile - begin) << PA_TILE_INDEX_SHIFT | partial. So a kernel
+ * walking positions in order needs one run at a time, and a slot's length is its last run's end
+ * (mask::BlockMask, src/mask/runs.rs). */
+typedef struct PaTileRun {
+    int32_t base;
+    /* positions of the slot's list through this run */
+    int32_t end;
+} PaTileRun;
+
 /* One direction of a plan's block lists at one tile shape (mask::BlockMask): q-major (the k
  * tiles of each q tile: forward, dQ) or k-major (the q tiles of each k tile: dK/dV). Slot
- * s = row * tiles + tile lists its entries in entries[offsets[s] .. offsets[s + 1]] (ascending
- * tile index, each `tile << PA_TILE_INDEX_SHIFT | partial`); `order` lists every slot once, the
- * ones with the most entries first: the launch order. */
+ * s = row * tiles + tile owns the runs runs[offsets[s] .. offsets[s + 1]] (ascending tiles);
+ * `order` lists every slot once, the ones with the most tiles first: the launch order. */
 typedef struct PaBlockList {
     const int32_t *offsets;
-    const int32_t *entries;
+    const PaTileRun *runs;
     const int32_t *order;
     /* tiles per row along the list's major axis */
     int32_t tiles;
@@ -96,17 +108,15 @@ typedef struct PaAttnFwdParams {
  * (head_dim, heads, n, rows), innermost first, strides in bytes, in boxes of 64 elements (128
  * bytes, SWIZZLE_128B) x 1 head x block rows (block_q for Q, block_k for K and V) x 1 row; tokens
  * past n read as zeros. A map holds the view's address, so it is encoded per call
- * (prefix_attn::sm90::TensorMapDesc, on the host: no device work). Grid, block and shared memory
- * as PaAttnFwdParams. */
+ * (prefix_attn::sm90::TensorMapDesc, on the host: no device work). Every sm90a parameter struct
+ * holds its sm80 twin's as `base`, then the maps. Grid, block and shared memory as
+ * PaAttnFwdParams. */
 typedef struct PaAttnFwdSm90Params {
-    PaAttnQkv qkv;
-    /* q-major lists at the kernel's tile shape */
-    PaBlockList q_major;
-    /* like q; written, dtype of the kernel */
-    PaView o;
-    /* [rows, q_heads, n], natural log; -inf for a query that sees no key. */
-    float *lse;
-    /* the maps of qkv.q, qkv.k and qkv.v (64-byte aligned, as cp.async.bulk.tensor needs) */
+    PaAttnFwdParams base;
+    /* PaAttnFwdParams is 200 bytes; the maps start at 256 (64-byte aligned) */
+    int64_t _pad0[7];
+    /* the maps of base.qkv.q, base.qkv.k and base.qkv.v (64-byte aligned, as
+     * cp.async.bulk.tensor needs) */
     PaTensorMap q_map;
     PaTensorMap k_map;
     PaTensorMap v_map;
@@ -183,9 +193,9 @@ typedef struct PaAttnBwdDqParams {
 /* pa_attn_bwd_dq_sm90_* (compute capability 9.0): what pa_attn_bwd_dq_* computes, with Q, dO, K
  * and V loaded by TMA through these maps (built like PaAttnFwdSm90Params' maps: boxes of 64
  * head-dim elements x block_q or block_k tokens, SWIZZLE_128B). lse_log2 and D are read from
- * `dq.stats` by ordinary loads. Grid as pa_attn_bwd_dq_*. */
+ * `base.stats` by ordinary loads. Grid as pa_attn_bwd_dq_*. */
 typedef struct PaAttnBwdDqSm90Params {
-    PaAttnBwdDqParams dq;
+    PaAttnBwdDqParams base;
     /* PaAttnBwdDqParams is 248 bytes; the maps start at 256 (64-byte aligned) */
     int64_t _pad0;
     PaTensorMap q_map;
@@ -197,9 +207,9 @@ typedef struct PaAttnBwdDqSm90Params {
 /* pa_attn_bwd_dkv_sm90_* (compute capability 9.0): what pa_attn_bwd_dkv_* computes, with K and V
  * (boxes of block_k tokens) and Q and dO (boxes of block_q tokens) loaded by TMA through these
  * maps (built like PaAttnFwdSm90Params' maps: boxes of 64 head-dim elements, SWIZZLE_128B).
- * lse_log2 and D are read from `dkv.stats` by ordinary loads. Grid as pa_attn_bwd_dkv_*. */
+ * lse_log2 and D are read from `base.stats` by ordinary loads. Grid as pa_attn_bwd_dkv_*. */
 typedef struct PaAttnBwdDkvSm90Params {
-    PaAttnBwdDkvParams dkv;
+    PaAttnBwdDkvParams base;
     /* PaAttnBwdDkvParams is 280 bytes; the maps start at 320 (64-byte aligned) */
     int64_t _pad0[5];
     PaTensorMap q_map;

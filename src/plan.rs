@@ -1,7 +1,15 @@
 //! The plan of a batch: its `vis_end` and block lists, built once per batch on the host and
 //! reused by every layer's forward and backward. A plan holds the lists of every tile shape its
 //! kernels use (each kernel's tile configuration comes from the registry), in both directions:
-//! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order.
+//! q-major (forward, dQ) and k-major (dK/dV), each with its heaviest-first launch order. The lists
+//! are runs ([`crate::mask::BlockMask`]): a plan's size and building time grow with tokens.
+//!
+//! Which tile shapes: [`Plan::new`] builds every shape a default or chosen-only pick uses (five
+//! today), so one plan serves the default kernels of any device and either path. A plan made for
+//! the kernels that will run builds just theirs: [`Plan::for_attention`], [`Plan::for_forward`],
+//! [`Plan::for_backward`] (loaded kernels), [`Plan::for_device`] (the default kernels of a device,
+//! without loading them), [`Plan::for_emulator`] (the emulator's calls under given choices);
+//! [`Plan::with_tiles`] takes the shapes. [`Plan::upload_bytes`] says what an upload copies.
 //!
 //! For GPU use the plan also holds its arrays uploaded, once per CUDA context: either explicitly
 //! ([`Plan::upload`], [`Plan::on_device`]) or by the first call on a stream of a context it was
@@ -13,15 +21,18 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
-use crate::attention::configs::pick_tiles;
-use crate::cuda::{same_context, upload_for_kernel};
+use crate::attention::configs::{
+    default_tiles, emulated_tiles, pick_tiles, BackwardChoice, KernelChoice,
+};
+use crate::attention::{Attention, Backward, Forward};
+use crate::cuda::{same_context, upload_for_kernel, Gpu};
 use crate::error::{Error, Result};
 use crate::mask::{BlockMask, TileShape, VisEnd};
 
-/// One direction of a tile shape's lists on a device.
+/// One direction of a tile shape's lists on a device ([`crate::mask::ListArrays`]).
 pub(crate) struct DeviceLists {
     pub(crate) offsets: CudaSlice<i32>,
-    pub(crate) entries: CudaSlice<i32>,
+    pub(crate) runs: CudaSlice<i32>,
     pub(crate) order: CudaSlice<i32>,
 }
 
@@ -74,12 +85,13 @@ impl Plan {
     /// Host plan with block lists at exactly these tile shapes (e.g. for a tile configuration
     /// that no default pick uses; duplicates are built once).
     pub fn with_tiles(vis_end: VisEnd, tiles: &[TileShape]) -> Result<Self> {
-        let mut masks: Vec<BlockMask> = Vec::with_capacity(tiles.len());
+        let mut unique: Vec<TileShape> = Vec::with_capacity(tiles.len());
         for &t in tiles {
-            if masks.iter().all(|m| m.tile() != t) {
-                masks.push(BlockMask::build(&vis_end, t)?);
+            if !unique.contains(&t) {
+                unique.push(t);
             }
         }
+        let masks = BlockMask::build_all(&vis_end, &unique)?;
         Ok(Self {
             inner: Arc::new(PlanInner {
                 vis_end,
@@ -89,8 +101,44 @@ impl Plan {
         })
     }
 
-    /// Builds the plan and uploads its arrays on `stream` (the copies are ordered on the
-    /// stream; later kernels on any stream wait for them through cudarc's event tracking).
+    /// Host plan with the block lists `attention`'s kernels use (forward and backward, every
+    /// dtype and head dim it loaded).
+    pub fn for_attention(vis_end: VisEnd, attention: &Attention) -> Result<Self> {
+        Self::with_tiles(vis_end, &attention.tiles())
+    }
+
+    /// Host plan with the block lists `forward`'s kernels use.
+    pub fn for_forward(vis_end: VisEnd, forward: &Forward) -> Result<Self> {
+        Self::with_tiles(vis_end, &forward.tiles())
+    }
+
+    /// Host plan with the block lists `backward`'s kernels use.
+    pub fn for_backward(vis_end: VisEnd, backward: &Backward) -> Result<Self> {
+        Self::with_tiles(vis_end, &backward.tiles())
+    }
+
+    /// Host plan with the block lists of the kernels the default choices pick on `gpu` (what
+    /// [`Attention::new`] loads there), without loading them.
+    pub fn for_device(vis_end: VisEnd, gpu: &Gpu) -> Result<Self> {
+        Self::with_tiles(vis_end, &default_tiles(gpu.arch()?, |k| gpu.runs(k))?)
+    }
+
+    /// Host plan with the block lists the emulator's forward and backward calls at `head_dim`
+    /// run under these choices ([`crate::attention::forward_emulated_with`],
+    /// [`crate::attention::backward_emulated_with`]; the default choices for
+    /// [`crate::attention::forward_emulated`] and [`crate::attention::backward_emulated`]).
+    pub fn for_emulator(
+        vis_end: VisEnd,
+        head_dim: usize,
+        forward: &KernelChoice,
+        backward: &BackwardChoice,
+    ) -> Result<Self> {
+        Self::with_tiles(vis_end, &emulated_tiles(head_dim, forward, backward)?)
+    }
+
+    /// Builds the plan ([`Plan::new`]: every pick's tile shape) and uploads its arrays on
+    /// `stream` (the copies are ordered on the stream; later kernels on any stream wait for them
+    /// through cudarc's event tracking).
     pub fn on_device(vis_end: VisEnd, stream: &Arc<CudaStream>) -> Result<Self> {
         let mut plan = Self::new(vis_end)?;
         plan.upload(stream)?;
@@ -114,14 +162,14 @@ impl Plan {
         for m in &self.inner.masks {
             masks.push(DeviceMask {
                 q_major: DeviceLists {
-                    offsets: up("upload q-major offsets", m.q_offsets())?,
-                    entries: up("upload q-major entries", m.q_entries())?,
-                    order: up("upload q-major launch order", m.heaviest_first())?,
+                    offsets: up("upload q-major offsets", m.q_major().offsets)?,
+                    runs: up("upload q-major runs", m.q_major().runs)?,
+                    order: up("upload q-major launch order", m.q_major().order)?,
                 },
                 k_major: DeviceLists {
-                    offsets: up("upload k-major offsets", m.k_offsets())?,
-                    entries: up("upload k-major entries", m.k_entries())?,
-                    order: up("upload k-major launch order", m.k_heaviest_first())?,
+                    offsets: up("upload k-major offsets", m.k_major().offsets)?,
+                    runs: up("upload k-major runs", m.k_major().runs)?,
+                    order: up("upload k-major launch order", m.k_major().order)?,
                 },
             });
         }
@@ -153,6 +201,18 @@ impl Plan {
     /// Tokens per row.
     pub fn n(&self) -> usize {
         self.inner.vis_end.n()
+    }
+
+    /// Bytes one upload copies to a device: `vis_end` and every tile shape's lists (an empty
+    /// array counts as the one element uploaded in its place).
+    pub fn upload_bytes(&self) -> usize {
+        4 * self.inner.vis_end.as_slice().len().max(1)
+            + self
+                .inner
+                .masks
+                .iter()
+                .map(BlockMask::list_bytes)
+                .sum::<usize>()
     }
 
     /// The tile shapes this plan has block lists for.
@@ -230,5 +290,45 @@ impl TryFrom<VisEnd> for Plan {
 
     fn try_from(vis_end: VisEnd) -> Result<Self> {
         Plan::new(vis_end)
+    }
+}
+
+/// docs/plans.md, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/plans.md")]
+pub struct PlansGuide;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_bytes_count_vis_end_and_every_shape_and_a_lean_plan_uploads_less() {
+        let n = 1000;
+        let vis_end = VisEnd::new(n, vec![n as i32; n]).unwrap();
+        let full = Plan::new(vis_end.clone()).unwrap();
+        let lists: usize = full
+            .tiles()
+            .iter()
+            .map(|&t| full.mask(t).unwrap().list_bytes())
+            .sum();
+        assert_eq!(full.upload_bytes(), 4 * n + lists);
+        assert_eq!(full.tiles(), pick_tiles());
+        let lean = Plan::for_emulator(
+            vis_end,
+            128,
+            &KernelChoice::default(),
+            &BackwardChoice::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            lean.tiles(),
+            emulated_tiles(128, &KernelChoice::default(), &BackwardChoice::default()).unwrap()
+        );
+        assert!(lean.upload_bytes() < full.upload_bytes());
+        // The same lists at a shared shape, whichever plan built them.
+        for t in lean.tiles() {
+            assert_eq!(lean.mask(t).unwrap(), full.mask(t).unwrap());
+        }
     }
 }

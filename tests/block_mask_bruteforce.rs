@@ -1,12 +1,18 @@
 //! Block lists against brute force. Random batches built with the row builders (packed documents,
-//! prefix + k samples, trees, padding, lengths that are not multiples of the tile) are classified
-//! per (q tile, k tile) by looking at every pair of the padded tile rectangle, and compared with
-//! everything `BlockMask` exposes: `class`, both CSR lists, the stats and the launch order.
+//! prefix + k samples, trees, padding, lengths that are not multiples of the tile) and arbitrary
+//! valid `vis_end` rows are classified per (q tile, k tile) by looking at every pair of the padded
+//! tile rectangle, and compared with everything `BlockMask` exposes: `class`, both directions'
+//! lists (tile by tile, as runs, and as the raw arrays the kernels read), the stats and the launch
+//! orders, at the shapes below and at every registered kernel's.
 
 mod common;
 
-use prefix_attn::mask::block::decode_entry;
-use prefix_attn::mask::{visible, BlockMask, TileClass, TileShape, VisEnd};
+use prefix_attn::attention::configs::{
+    tile_shape, BACKWARD_DKV_FAMILY, BACKWARD_DQ_FAMILY, FORWARD_FAMILY,
+};
+use prefix_attn::mask::block::encode_entry;
+use prefix_attn::mask::{visible, BlockMask, ListArrays, TileClass, TileRun, TileShape, VisEnd};
+use prefix_attn::registry;
 use prefix_attn::Error;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -40,15 +46,64 @@ fn brute_class(row: &[i32], tile: TileShape, qt: usize, kt: usize) -> TileClass 
     }
 }
 
+/// Every tile shape of a registered forward, dK/dV or dQ kernel.
+fn registered_shapes() -> Vec<TileShape> {
+    let mut t: Vec<TileShape> = [FORWARD_FAMILY, BACKWARD_DKV_FAMILY, BACKWARD_DQ_FAMILY]
+        .into_iter()
+        .flat_map(registry::family)
+        .filter_map(|k| k.tile)
+        .map(tile_shape)
+        .collect();
+    t.sort_by_key(|t| (t.block_q(), t.block_k()));
+    t.dedup();
+    t
+}
+
+/// The tiles of slot `s` as a kernel reads them from the raw arrays: positions 0.. of the list,
+/// run by run, each the entry `base + (i << 1)` (csrc/attn/block_info.cuh, ListCursor), and the
+/// slot's length as the kernel takes it (the last run's end).
+fn kernel_walk(l: &ListArrays<'_>, s: usize) -> Vec<i32> {
+    let (lo, hi) = (l.offsets[s] as usize, l.offsets[s + 1] as usize);
+    let count = if hi > lo { l.runs[2 * hi - 1] } else { 0 };
+    let mut out = Vec::new();
+    let mut run = lo;
+    for i in 0..count {
+        while i >= l.runs[2 * run + 1] {
+            run += 1;
+        }
+        out.push(l.runs[2 * run] + (i << 1));
+    }
+    assert!(run + 1 == hi || count == 0, "slot {s}: runs past the walk");
+    out
+}
+
+/// Runs as the accessors give them: maximal (no two adjacent runs of one class touch), ascending,
+/// never empty.
+fn check_runs(runs: &[TileRun], what: &str) {
+    assert!(runs.iter().all(|r| r.count > 0), "{what}: an empty run");
+    for w in runs.windows(2) {
+        assert!(
+            w[0].first + w[0].count <= w[1].first,
+            "{what}: runs overlap"
+        );
+        assert!(
+            !(w[0].first + w[0].count == w[1].first && w[0].class == w[1].class),
+            "{what}: adjacent runs of one class not merged"
+        );
+    }
+}
+
 fn check(vis: &VisEnd, tile: TileShape) {
     let mask = BlockMask::build(vis, tile).unwrap();
     let (n, rows) = (vis.n(), vis.rows());
     let (qts, kts) = (n.div_ceil(tile.block_q()), n.div_ceil(tile.block_k()));
     assert_eq!((mask.n(), mask.rows(), mask.tile()), (n, rows, tile));
     assert_eq!((mask.q_tiles(), mask.k_tiles()), (qts, kts));
-    assert_eq!(mask.q_offsets().len(), rows * qts + 1);
-    assert_eq!(mask.k_offsets().len(), rows * kts + 1);
-    assert_eq!(mask.q_entries().len(), mask.k_entries().len());
+    assert_eq!(mask.q_major().offsets.len(), rows * qts + 1);
+    assert_eq!(mask.k_major().offsets.len(), rows * kts + 1);
+    // Building several shapes at once gives each shape's lists unchanged.
+    let both = BlockMask::build_all(vis, &[TileShape::new(16, 32).unwrap(), tile]).unwrap();
+    assert_eq!(both[1], mask);
 
     let (mut full, mut partial, mut empty, mut pairs) = (0u64, 0u64, 0u64, 0u64);
     for r in 0..rows {
@@ -71,6 +126,7 @@ fn check(vis: &VisEnd, tile: TileShape) {
                 got, want,
                 "row {r} q tile {qt}, tile {tile:?}, vis_end {row:?}"
             );
+            check_runs(&mask.q_runs(r, qt).collect::<Vec<_>>(), "q-major");
             for (kt, &c) in line.iter().enumerate() {
                 assert_eq!(mask.class(r, qt, kt), c, "class row {r} ({qt}, {kt})");
                 match c {
@@ -93,16 +149,21 @@ fn check(vis: &VisEnd, tile: TileShape) {
                 got, want,
                 "row {r} k tile {kt}, tile {tile:?}, vis_end {row:?}"
             );
+            check_runs(&mask.k_runs(r, kt).collect::<Vec<_>>(), "k-major");
         }
     }
-    // The raw CSR arrays decode to the same lists (the accessors are not the only view).
+    // The raw arrays, walked as the kernels walk them, give the same entries (the accessors are
+    // not the only view).
+    let entries = |list: Vec<(usize, TileClass)>| -> Vec<i32> {
+        list.into_iter().map(|(t, c)| encode_entry(t, c)).collect()
+    };
     for s in 0..rows * qts {
-        let raw: Vec<_> = mask.q_entries()
-            [mask.q_offsets()[s] as usize..mask.q_offsets()[s + 1] as usize]
-            .iter()
-            .map(|&e| decode_entry(e))
-            .collect();
-        assert_eq!(raw, mask.q_list(s / qts, s % qts).collect::<Vec<_>>());
+        let want = entries(mask.q_list(s / qts, s % qts).collect());
+        assert_eq!(kernel_walk(&mask.q_major(), s), want, "q slot {s}");
+    }
+    for s in 0..rows * kts {
+        let want = entries(mask.k_list(s / kts, s % kts).collect());
+        assert_eq!(kernel_walk(&mask.k_major(), s), want, "k slot {s}");
     }
 
     let stats = mask.stats();
@@ -113,12 +174,28 @@ fn check(vis: &VisEnd, tile: TileShape) {
         (full, partial, empty)
     );
     assert_eq!(stats.total(), (rows * qts * kts) as u64);
-    assert_eq!(stats.non_empty(), mask.q_entries().len() as u64);
+    let k_tiles_listed: usize = (0..rows * kts)
+        .map(|s| mask.k_list(s / kts, s % kts).count())
+        .sum();
+    assert_eq!(stats.non_empty(), k_tiles_listed as u64);
+    // Bytes: both directions' three arrays.
+    let bytes = |l: ListArrays<'_>| 4 * (l.offsets.len() + l.runs.len().max(1) + l.order.len());
+    assert_eq!(
+        mask.list_bytes(),
+        bytes(mask.q_major()) + bytes(mask.k_major())
+    );
 
-    // Launch order: a permutation of the (row, q tile) slots by non-increasing list length, ties
-    // in slot order.
-    let order = mask.heaviest_first();
-    let mut seen = vec![false; rows * qts];
+    // Launch orders: permutations of the slots by non-increasing list length, ties in slot order.
+    check_order(mask.heaviest_first(), rows * qts, |s| {
+        mask.q_list(s / qts, s % qts).count()
+    });
+    check_order(mask.k_heaviest_first(), rows * kts, |s| {
+        mask.k_list(s / kts, s % kts).count()
+    });
+}
+
+fn check_order(order: &[i32], slots: usize, len: impl Fn(usize) -> usize) {
+    let mut seen = vec![false; slots];
     for &s in order {
         assert!(
             !std::mem::replace(&mut seen[s as usize], true),
@@ -126,12 +203,119 @@ fn check(vis: &VisEnd, tile: TileShape) {
         );
     }
     assert!(seen.iter().all(|&b| b), "not a permutation");
-    let len = |s: i32| mask.q_list(s as usize / qts, s as usize % qts).count();
+    let len = |s: i32| len(s as usize);
     for w in order.windows(2) {
         assert!(
             len(w[0]) > len(w[1]) || (len(w[0]) == len(w[1]) && w[0] < w[1]),
             "order {w:?}"
         );
+    }
+}
+
+/// A valid `vis_end` row of `n` tokens drawn anyhow: each key seen by nobody, by everyone after
+/// it, or by a random stretch, or by a random end; so tiles of every class sit next to each other
+/// and runs are often one tile long.
+fn arbitrary_row(rng: &mut StdRng, n: usize) -> Vec<i32> {
+    let style = rng.random_range(0..3);
+    (0..n)
+        .map(|j| {
+            let v = match (style, rng.random_range(0..4)) {
+                (0, _) => rng.random_range(j..=n),
+                (_, 0) => j,
+                (_, 1) => n,
+                (1, _) => j + 1 + rng.random_range(0..(n - j).min(40)),
+                _ => rng.random_range(j + 1..=n),
+            };
+            v as i32
+        })
+        .collect()
+}
+
+#[test]
+fn arbitrary_vis_end_at_every_registered_shape() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_0018);
+    let shapes = registered_shapes();
+    for round in 0..60 {
+        let rows = rng.random_range(1..=2);
+        let n = rng.random_range(1..=420);
+        let data: Vec<Vec<i32>> = (0..rows).map(|_| arbitrary_row(&mut rng, n)).collect();
+        let vis = VisEnd::from_rows(&data).unwrap();
+        check(&vis, shapes[round % shapes.len()]);
+        let (bq, bk) = SHAPES[round % SHAPES.len()];
+        check(&vis, TileShape::new(bq, bk).unwrap());
+    }
+}
+
+#[test]
+fn layouts_at_every_registered_shape() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_0019);
+    for (i, tile) in registered_shapes().into_iter().enumerate() {
+        for round in 0..4 {
+            let target = rng.random_range(100..=600);
+            let batch =
+                common::random_batch(&mut rng, 2, target, [5, 40, 90, 200][(i + round) % 4], 60);
+            let vis = VisEnd::from_rows(
+                &batch
+                    .iter()
+                    .map(|r| r.vis_end().to_vec())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            check(&vis, tile);
+        }
+    }
+}
+
+/// Batches large enough to be built on several threads (128k tokens and more) give each shape the
+/// lists it gets alone.
+#[test]
+fn shapes_built_together_on_threads_equal_each_alone() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_0020);
+    let rows: Vec<Vec<i32>> = (0..3)
+        .map(|r| {
+            if r == 0 {
+                arbitrary_row(&mut rng, 45_000)
+            } else {
+                // At most 40000 + 6 * 600 tokens of content, then padding.
+                let b = common::random_builder(&mut rng, 40_000, 600);
+                b.finish(45_000).unwrap().vis_end().to_vec()
+            }
+        })
+        .collect();
+    let vis = VisEnd::from_rows(&rows).unwrap();
+    let shapes = registered_shapes();
+    let together = BlockMask::build_all(&vis, &shapes).unwrap();
+    for (t, m) in shapes.iter().zip(&together) {
+        assert_eq!(*m, BlockMask::build(&vis, *t).unwrap(), "{t:?}");
+    }
+}
+
+/// A causal row has two runs per tile in each direction (FULL, then the diagonal's PARTIAL; a
+/// third, PARTIAL, for the ragged last q tile of a row that is not a multiple of it), so the lists
+/// grow with tokens, not with tiles squared.
+#[test]
+fn causal_and_packed_rows_take_a_handful_of_runs_per_tile() {
+    for (bq, bk) in [(64, 64), (64, 128), (128, 64), (128, 128), (192, 128)] {
+        let tile = TileShape::new(bq, bk).unwrap();
+        for (n, per_tile) in [(3 * 4096, 2), (3 * 4096 + 64, 3)] {
+            let m = BlockMask::build(&VisEnd::new(n, vec![n as i32; n]).unwrap(), tile).unwrap();
+            let runs = |l: ListArrays<'_>| l.runs.len() / 2;
+            assert!(
+                runs(m.q_major()) <= per_tile * m.q_tiles(),
+                "{bq}x{bk} n {n}"
+            );
+            assert!(
+                runs(m.k_major()) <= per_tile * m.k_tiles(),
+                "{bq}x{bk} n {n}"
+            );
+        }
+        // Documents of 1000 tokens: at most the document's FULL run, a straddling tile and the
+        // diagonal's PARTIAL run per q tile.
+        let n = 8000;
+        let docs: Vec<i32> = (0..n).map(|j| ((j / 1000 + 1) * 1000) as i32).collect();
+        let m = BlockMask::build(&VisEnd::new(n, docs).unwrap(), tile).unwrap();
+        assert!(m.q_major().runs.len() / 2 <= 3 * m.q_tiles(), "{bq}x{bk}");
+        assert!(m.k_major().runs.len() / 2 <= 3 * m.k_tiles(), "{bq}x{bk}");
     }
 }
 

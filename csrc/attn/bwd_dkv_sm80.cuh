@@ -18,10 +18,8 @@
 // mask; PARTIAL ones apply the rule.
 //
 // Pipeline: K and V are loaded once; each (q tile, q head) step brings Q, dO and the q tile's
-// lse_log2 and D through a ring of kStages shared-memory stages, kStages - 1 steps ahead, one
-// commit group per step (K and V ride with the first). At step i a thread waits until at most
-// kStages - 2 groups are in flight, then one barrier publishes step i's copies and proves every
-// warp done with step i - 1, whose stage the copies of step i + kStages - 1 refill right after.
+// lse_log2 and D through the cp.async ring of sm80_ring.cuh (kStages stages, kStages - 1 steps
+// ahead, one commit group per step; K and V ride with the first).
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -30,6 +28,7 @@
 #include "bwd_config.cuh"
 #include "bwd_math.cuh"
 #include "mask.cuh"
+#include "sm80_ring.cuh"
 
 namespace pa {
 namespace attn {
@@ -60,7 +59,7 @@ struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
         const int kv_heads = a.q_heads / a.kv_group;
         const TileWork w = tile_work(p.k_major, kv_heads);
         const int key0 = w.tile * kBlockK;
-        const int steps = (w.list_end - w.list_begin) * a.kv_group;
+        const int steps = w.count * a.kv_group;
 
         unsigned char* smem = dyn_smem<unsigned char>();
         const KvTile sK{reinterpret_cast<T*>(smem)};
@@ -78,11 +77,11 @@ struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
         };
 
         const tile::RowLoader<QTile, kThreads> q_loader;
-        // Step i is (list entry list_begin + i / group, q head kv_head * group + i % group).
+        // Step i is (list entry i / group, q head kv_head * group + i % group).
+        ListCursor ahead(w);  // the loads' walk, kStages - 1 steps ahead of the compute's
         const auto load_step = [&](int i, int s) {
-            const int e = w.list_begin + i / a.kv_group;
             const int q_head = w.head * a.kv_group + i % a.kv_group;
-            const int q0 = entry_tile(p.k_major.entries[e]) * kBlockQ;
+            const int q0 = entry_tile(ahead.entry(p.k_major, i / a.kv_group)) * kBlockQ;
             q_loader.load(stage_q(s), head_ptr<const T>(a.q, w.row, q_head), a.q.stride.token, q0, a.n);
             q_loader.load(stage_do(s), head_ptr<const T>(p.d_o, w.row, q_head), p.d_o.stride.token, q0, a.n);
             // The workspace is padded to whole q tiles: no bounds check, 16-byte copies.
@@ -103,11 +102,8 @@ struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
             kv_loader.load(sK, head_ptr<const T>(a.k, w.row, w.head), a.k.stride.token, key0, a.n);
             kv_loader.load(sV, head_ptr<const T>(a.v, w.row, w.head), a.v.stride.token, key0, a.n);
         }
-        PA_UNROLL
-        for (int s = 0; s < kStages - 1; ++s) {
-            if (s < steps) load_step(s, s);
-            cp_async_commit();
-        }
+        CpAsyncRing<kStages> ring;
+        ring.prologue(steps, load_step);
 
         tile::Acc<kRows, kHeadDim> dk;
         tile::Acc<kRows, kHeadDim> dv;
@@ -115,15 +111,11 @@ struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
         dv.zero();
         const int row0 = (int)warp_id() * kRows;  // the warp's first key in the k tile
 
-        int stage = 0;
+        ListCursor walk(w);
         for (int i = 0; i < steps; ++i) {
-            cp_async_wait<kStages - 2>();
-            sync_threads();
-            const int ahead = i + kStages - 1;
-            if (ahead < steps) load_step(ahead, stage == 0 ? kStages - 1 : stage - 1);
-            cp_async_commit();
-
-            const int entry = p.k_major.entries[w.list_begin + i / a.kv_group];
+            ring.wait_and_refill(i, steps, load_step);
+            const int stage = ring.stage;
+            const int entry = walk.entry(p.k_major, i / a.kv_group);
             const int q0 = entry_tile(entry) * kBlockQ;
             const QTile sQ = stage_q(stage);
             const QTile sdO = stage_do(stage);
@@ -150,12 +142,11 @@ struct BwdDkvSm80 : TiledKernelSpec<PaAttnBwdDkvParams, Cfg> {
                 tile::to_a(af, dpt);
                 tile::mma_AB(dk, af, sQ, qs);
             }
-            stage = stage + 1 == kStages ? 0 : stage + 1;
+            ring.advance();
         }
 
         // K and V stage dK and dV: every copy has landed and every warp is past its last ldmatrix.
-        cp_async_wait<0>();
-        sync_threads();
+        ring.drain();
         float dk_scale[kRows / 16][2];
         float one[kRows / 16][2];
         PA_UNROLL

@@ -38,8 +38,8 @@
 #include "block_info.cuh"
 #include "bwd_dkv_sm90_config.cuh"
 #include "bwd_math.cuh"
-#include "fwd_sm90_smem.cuh"
 #include "mask.cuh"
+#include "sm90_kit.cuh"
 
 namespace pa {
 namespace attn {
@@ -94,16 +94,16 @@ struct BwdDkvSm90 : TiledKernelSpec<PaAttnBwdDkvSm90Params, Cfg, PA_ARCH_SM90A> 
     static constexpr uint32_t kEpilogueBarrier = 1;
 
     PA_DEVICE static void run(const PaAttnBwdDkvSm90Params& p) {
-        const PaAttnQkv& a = p.dkv.qkv;
-        const TileWork w = tile_work(p.dkv.k_major, a.q_heads / a.kv_group);
+        const PaAttnQkv& a = p.base.qkv;
+        const TileWork w = tile_work(p.base.k_major, a.q_heads / a.kv_group);
         const Smem sm(dyn_smem<unsigned char>());
         run_warp_roles<BwdDkvSm90, Cfg::kProducerRegs, Cfg::kConsumerRegs>(p, w, sm);
     }
 
     // ---- producer (one warp) ----
     PA_DEVICE static void produce(const PaAttnBwdDkvSm90Params& p, const TileWork& w, const Smem& sm) {
-        const PaAttnQkv& a = p.dkv.qkv;
-        const int steps = (w.list_end - w.list_begin) * a.kv_group;
+        const PaAttnQkv& a = p.base.qkv;
+        const int steps = w.count * a.kv_group;
         if (steps == 0) return;  // the consumers write dK = dV = 0 without loading anything
         const bool leader = lane_id() == 0;
         const int lane = (int)lane_id();
@@ -131,12 +131,13 @@ struct BwdDkvSm90 : TiledKernelSpec<PaAttnBwdDkvSm90Params, Cfg, PA_ARCH_SM90A> 
             sm.kv_full()->arrive();
         }
 
-        // Step i: list entry list_begin + i / group, q head head * group + i % group (the sm80
+        // Step i: list entry i / group, q head head * group + i % group (the sm80
         // kernel's order), in ring stage i % kStages once every consumer released its previous use.
-        const PaAttnBwdStats& st = p.dkv.stats;
+        const PaAttnBwdStats& st = p.base.stats;
+        ListCursor walk(w);
         for (int i = 0; i < steps; ++i) {
             const int32_t q_head = w.head * a.kv_group + i % a.kv_group;
-            const int32_t q0 = entry_tile(p.dkv.k_major.entries[w.list_begin + i / a.kv_group]) * kBlockQ;
+            const int32_t q0 = entry_tile(walk.entry(p.base.k_major, i / a.kv_group)) * kBlockQ;
             const RingSlot sl = ring_slot<kStages>(i);
             sm.empty(sl.stage)->wait(sl.parity ^ 1u);
             // The workspace is padded to whole q tiles: no bounds check.
@@ -166,12 +167,12 @@ struct BwdDkvSm90 : TiledKernelSpec<PaAttnBwdDkvSm90Params, Cfg, PA_ARCH_SM90A> 
 
     // ---- consumers ----
     PA_DEVICE static void consume(const PaAttnBwdDkvSm90Params& p, const TileWork& w, const Smem& sm) {
-        const PaAttnQkv& a = p.dkv.qkv;
+        const PaAttnQkv& a = p.base.qkv;
         const int wg = (int)(warp_id() / 4) - 1;
         const int key0 = w.tile * kBlockK;
         const int keys0 = key0 + 64 * wg;                        // the warpgroup's first key
         const int warp_keys0 = keys0 + 16 * (int)(warp_id() % 4);  // the warp's first key
-        const int steps = (w.list_end - w.list_begin) * a.kv_group;
+        const int steps = w.count * a.kv_group;
         // The warpgroup's 64 rows of K and V: its A operand, and where it stages dK and dV.
         unsigned char* const k_rows = sm.k() + wg * 64 * 128;
         unsigned char* const v_rows = sm.v() + wg * 64 * 128;
@@ -182,9 +183,10 @@ struct BwdDkvSm90 : TiledKernelSpec<PaAttnBwdDkvSm90Params, Cfg, PA_ARCH_SM90A> 
         for (int i = 0; i < kHeadDim / 2; ++i) dk[i] = dv[i] = 0.f;
 
         if (steps > 0) sm.kv_full()->wait(0);
+        ListCursor walk(w);
         for (int i = 0; i < steps; ++i) {
             const RingSlot sl = ring_slot<kStages>(i);
-            const int entry = p.dkv.k_major.entries[w.list_begin + i / a.kv_group];
+            const int entry = walk.entry(p.base.k_major, i / a.kv_group);
             sm90::WgAcc<kBlockQ> st;
             sm90::WgAcc<kBlockQ> dpt;
             sm.full(sl.stage)->wait(sl.parity);
@@ -222,13 +224,15 @@ struct BwdDkvSm90 : TiledKernelSpec<PaAttnBwdDkvSm90Params, Cfg, PA_ARCH_SM90A> 
             sm.empty(sl.stage)->arrive();  // dK's wgmma, the last reader of Q and dO, completed
         }
 
-        using Epi = typename Cfg::Epilogue;
+        // Staged in the consumer's own rows of K and V, whose panels are block_k rows apart.
         const float dk_scale[2] = {a.scale, a.scale};
         const float one[2] = {1.f, 1.f};
-        store_rows_swizzled<Epi>(head_ptr<T>(p.dkv.dk, w.row, w.head), p.dkv.dk.stride.token, a.n, k_rows, dk,
-                                 dk_scale, keys0, kEpilogueBarrier + wg);
-        store_rows_swizzled<Epi>(head_ptr<T>(p.dkv.dv, w.row, w.head), p.dkv.dv.stride.token, a.n, v_rows, dv, one,
-                                 keys0, kEpilogueBarrier + wg);
+        store_rows_swizzled<T, kHeadDim, Cfg::kKvPanelBytes>(head_ptr<T>(p.base.dk, w.row, w.head),
+                                                             p.base.dk.stride.token, a.n, k_rows, dk, dk_scale, keys0,
+                                                             kEpilogueBarrier + wg);
+        store_rows_swizzled<T, kHeadDim, Cfg::kKvPanelBytes>(head_ptr<T>(p.base.dv, w.row, w.head),
+                                                             p.base.dv.stride.token, a.n, v_rows, dv, one, keys0,
+                                                             kEpilogueBarrier + wg);
     }
 };
 

@@ -4,8 +4,8 @@
 // ring stages. The plan's block lists are at (block_q, block_k), as for the sm80 dK/dV kernel.
 //
 // Threads: warpgroup 0 is the producer (one warp of it issues every load), warpgroups
-// 1..kConsumers each own 64 keys; setmaxnreg moves registers to the consumers as in the forward
-// (fwd_sm90_config.cuh).
+// 1..kConsumers each own 64 keys; setmaxnreg moves registers to the consumers (Sm90RegSplit of the
+// sm90a toolkit, sm90_kit.cuh).
 //
 // Shared memory, from a 1024-byte aligned base (SWIZZLE_128B tiles at multiples of 1024 bytes):
 //   K, V      kPanels panels of block_k rows x 128 bytes each, loaded once; each consumer stages
@@ -17,26 +17,19 @@
 //   mbarriers kv_full (K, V and vis_end), then per stage full (Q, dO, stats) and empty.
 #pragma once
 
-#include "../pa/kernel.cuh"
+#include "sm90_kit.cuh"
 
 namespace pa {
 namespace attn {
 
 template <typename T_, int kHeadDim_, int kBlockQ_, int kBlockK_, int kStages_>
-struct Sm90DkvTileConfig {
+struct Sm90DkvTileConfig : Sm90RegSplit<kBlockK_ / 64> {
+    using Regs = Sm90RegSplit<kBlockK_ / 64>;
     using T = T_;
     static constexpr int kHeadDim = kHeadDim_;
     static constexpr int kBlockQ = kBlockQ_;
     static constexpr int kBlockK = kBlockK_;
     static constexpr int kStages = kStages_;
-
-    static constexpr int kConsumers = kBlockK / 64;
-    static constexpr int kThreads = 128 * (kConsumers + 1);
-    static constexpr int kWarps = kThreads / 32;
-    static constexpr int kProducerRegs = 24;
-    static constexpr int kConsumerRegs = ((65536 / 128 - kProducerRegs) / kConsumers) / 8 * 8 > 256
-                                             ? 256
-                                             : ((65536 / 128 - kProducerRegs) / kConsumers) / 8 * 8;
 
     static constexpr int kPanels = kHeadDim / 64;
     static constexpr int kQPanelBytes = kBlockQ * 128;
@@ -55,22 +48,13 @@ struct Sm90DkvTileConfig {
     static constexpr int kBarriers = 1 + 2 * kStages;
     static constexpr int kSmemBytes = 1024 + kBarOffset + 8 * kBarriers;
 
-    // The epilogue (store_rows_swizzled, fwd_sm90_smem.cuh) stages a consumer's 64 rows in K's or
-    // V's: its tile's panels are block_k rows apart.
-    struct Epilogue {
-        using T = T_;
-        static constexpr int kHeadDim = kHeadDim_;
-        static constexpr int kQPanelBytes = kBlockK_ * 128;
-    };
-
     static_assert(sizeof(T) == 2, "16-bit element types only");
     static_assert(kHeadDim == 64 || kHeadDim == 128, "head dim 64 or 128 (whole 128-byte panels)");
-    static_assert(kBlockK % 64 == 0 && (kConsumers == 1 || kConsumers == 2), "one or two consumers of 64 keys");
+    static_assert(kBlockK % 64 == 0 && (Regs::kConsumers == 1 || Regs::kConsumers == 2), "one or two consumers of 64 keys");
     static_assert(kBlockQ % 32 == 0 && kBlockQ <= 256, "wgmma N (S^T = K Q^T) is the q tile; 32 queries per lane step");
     static_assert(kStages >= 2, "at least double-buffered Q/dO");
     static_assert(kStageOffset % 1024 == 0 && kQBytes % 1024 == 0, "swizzled tiles at 1024-byte multiples");
     static_assert(kBarOffset % 8 == 0, "mbarriers are 8-byte aligned");
-    static_assert((kProducerRegs + kConsumers * kConsumerRegs) * 128 <= 65536, "the register file");
     static_assert(kSmemBytes <= 227 * 1024, "the sm_90 limit of dynamic shared memory per CTA");
 };
 

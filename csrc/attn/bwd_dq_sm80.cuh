@@ -10,8 +10,8 @@
 //
 // and dQ * scale at the end (zeros for a query that sees no key: its lse_log2 is +inf, so P = 0).
 // Each warp owns kRows queries; FULL tiles skip the mask, PARTIAL ones apply the rule. K and V
-// stream through kStages shared-memory stages exactly as in the forward (fwd_sm80.cuh has the
-// pipeline's reasoning); Q and dO ride with the first commit group and Q's tile stages dQ at the end.
+// stream through kStages shared-memory stages exactly as in the forward (the cp.async ring of
+// sm80_ring.cuh); Q and dO ride with the first commit group and Q's tile stages dQ at the end.
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -20,6 +20,7 @@
 #include "bwd_math.cuh"
 #include "config.cuh"
 #include "mask.cuh"
+#include "sm80_ring.cuh"
 
 namespace pa {
 namespace attn {
@@ -52,22 +53,20 @@ struct BwdDqSm80 : TiledKernelSpec<PaAttnBwdDqParams, Cfg> {
         const auto stage_v = [&](int s) { return KvTile{v_stages + s * KvTile::kElems}; };
 
         const tile::RowLoader<KvTile, kThreads> kv_loader;
-        const auto load_kv = [&](int e, int s) {
-            const int key0 = entry_tile(p.q_major.entries[e]) * kBlockK;
+        ListCursor ahead(w);  // the loads' walk, kStages - 1 entries ahead of the compute's
+        const auto load_kv = [&](int i, int s) {
+            const int key0 = entry_tile(ahead.entry(p.q_major, i)) * kBlockK;
             kv_loader.load(stage_k(s), head_ptr<const T>(a.k, w.row, kv_head), a.k.stride.token, key0, a.n);
             kv_loader.load(stage_v(s), head_ptr<const T>(a.v, w.row, kv_head), a.v.stride.token, key0, a.n);
         };
 
-        if (w.list_begin < w.list_end) {
+        if (w.count > 0) {
             const tile::RowLoader<QTile, kThreads> q_loader;
             q_loader.load(sQ, head_ptr<const T>(a.q, w.row, w.head), a.q.stride.token, q0, a.n);
             q_loader.load(sdO, head_ptr<const T>(p.d_o, w.row, w.head), p.d_o.stride.token, q0, a.n);
         }
-        PA_UNROLL
-        for (int s = 0; s < kStages - 1; ++s) {
-            if (w.list_begin + s < w.list_end) load_kv(w.list_begin + s, s);
-            cp_async_commit();
-        }
+        CpAsyncRing<kStages> ring;
+        ring.prologue(w.count, load_kv);
 
         const int row0 = (int)warp_id() * kRows;  // the warp's first query in the q tile
         // The lane's queries' lse_log2 and D (rows 16m + g + 8h), read once; the workspace is
@@ -90,15 +89,11 @@ struct BwdDqSm80 : TiledKernelSpec<PaAttnBwdDqParams, Cfg> {
 
         tile::Acc<kRows, kHeadDim> dq;
         dq.zero();
-        int stage = 0;
-        for (int e = w.list_begin; e < w.list_end; ++e) {
-            cp_async_wait<kStages - 2>();
-            sync_threads();
-            const int ahead = e + kStages - 1;
-            if (ahead < w.list_end) load_kv(ahead, stage == 0 ? kStages - 1 : stage - 1);
-            cp_async_commit();
-
-            const int entry = p.q_major.entries[e];
+        ListCursor walk(w);
+        for (int i = 0; i < w.count; ++i) {
+            ring.wait_and_refill(i, w.count, load_kv);
+            const int stage = ring.stage;
+            const int entry = walk.entry(p.q_major, i);
             tile::Acc<kRows, kBlockK> s;
             s.zero();
             tile::mma_ABt(s, sQ, row0, stage_k(stage), 0);
@@ -116,12 +111,11 @@ struct BwdDqSm80 : TiledKernelSpec<PaAttnBwdDqParams, Cfg> {
             tile::AFrag<T, kRows, kBlockK> af;
             tile::to_a(af, dp);
             tile::mma_AB(dq, af, stage_k(stage), 0);
-            stage = stage + 1 == kStages ? 0 : stage + 1;
+            ring.advance();
         }
 
         // The Q tile stages dQ: every copy has landed and every warp is past its last ldmatrix.
-        cp_async_wait<0>();
-        sync_threads();
+        ring.drain();
         float dq_scale[kRows / 16][2];
         PA_UNROLL
         for (int m = 0; m < kRows / 16; ++m) dq_scale[m][0] = dq_scale[m][1] = a.scale;

@@ -6,7 +6,7 @@
 //
 // Warpgroup 0 produces: one warp of it loads Q and dO of the q tile once, then, for every list
 // entry, the V tile and the K tile (with its keys' vis_end, as the forward) through TMA into the
-// forward's ring of kStages stages (fwd_sm90_smem.cuh: produce_k_stage, produce_v_stage).
+// K/V ring of the sm90a toolkit, the forward's (sm90_kit.cuh: produce_k_stage, produce_v_stage).
 // Warpgroups 1..kConsumers consume, 64 query rows each, per entry:
 //
 //   S   = Q K^T                                  wgmma_ss, both K-major
@@ -33,15 +33,15 @@
 #include "block_info.cuh"
 #include "bwd_dq_sm90_config.cuh"
 #include "bwd_math.cuh"
-#include "fwd_sm90_smem.cuh"
 #include "mask.cuh"
+#include "sm90_kit.cuh"
 
 namespace pa {
 namespace attn {
 
 template <class Cfg>
-struct Sm90DqSmem : Sm90FwdSmem<Cfg> {
-    PA_DEVICE explicit Sm90DqSmem(unsigned char* dyn) : Sm90FwdSmem<Cfg>(dyn) {}
+struct Sm90DqSmem : Sm90KvRingSmem<Cfg> {
+    PA_DEVICE explicit Sm90DqSmem(unsigned char* dyn) : Sm90KvRingSmem<Cfg>(dyn) {}
     PA_DEVICE unsigned char* d_o() const { return this->base + Cfg::kDoOffset; }
 };
 
@@ -58,15 +58,15 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
     static constexpr uint32_t kEpilogueBarrier = 1;
 
     PA_DEVICE static void run(const PaAttnBwdDqSm90Params& p) {
-        const TileWork w = tile_work(p.dq.q_major, p.dq.qkv.q_heads);
+        const TileWork w = tile_work(p.base.q_major, p.base.qkv.q_heads);
         const Smem sm(dyn_smem<unsigned char>());
         run_warp_roles<BwdDqSm90, Cfg::kProducerRegs, Cfg::kConsumerRegs>(p, w, sm);
     }
 
     // ---- producer (one warp) ----
     PA_DEVICE static void produce(const PaAttnBwdDqSm90Params& p, const TileWork& w, const Smem& sm) {
-        const PaAttnQkv& a = p.dq.qkv;
-        const int count = w.list_end - w.list_begin;
+        const PaAttnQkv& a = p.base.qkv;
+        const int count = w.count;
         if (count == 0) return;  // the consumers write dQ = 0 without loading anything
         const bool leader = lane_id() == 0;
         const int32_t kv_head = w.head / a.kv_group;
@@ -86,8 +86,9 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
         const int32_t* row_vis_end = a.vis_end + (int64_t)w.row * a.n;
         // V_i then K_i: the consumers need both for S_i and dP_i, but release V's stage earlier
         // (after dP) than K's (after dQ), so V_i's refill must not queue behind K_i's wait.
+        ListCursor walk(w);
         for (int i = 0; i < count; ++i) {
-            const int32_t key0 = entry_tile(p.dq.q_major.entries[w.list_begin + i]) * kBlockK;
+            const int32_t key0 = entry_tile(walk.entry(p.base.q_major, i)) * kBlockK;
             if (leader) produce_v_stage<Cfg>(sm, &p.v_map, i, key0, kv_head, w.row);
             produce_k_stage<Cfg>(sm, &p.k_map, i, key0, kv_head, w.row, row_vis_end, a.n, leader);
         }
@@ -97,11 +98,11 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
 
     // ---- consumers ----
     PA_DEVICE static void consume(const PaAttnBwdDqSm90Params& p, const TileWork& w, const Smem& sm) {
-        const PaAttnQkv& a = p.dq.qkv;
+        const PaAttnQkv& a = p.base.qkv;
         const int wg = (int)(warp_id() / 4) - 1;
         const int rows0 = w.tile * kBlockQ + 64 * wg;            // the warpgroup's first query
         const int warp_rows0 = rows0 + 16 * (int)(warp_id() % 4);  // the warp's first query
-        const int count = w.list_end - w.list_begin;
+        const int count = w.count;
 
         // The lane's two queries' lse_log2 and D (rows g and g + 8 of its warp); the workspace is
         // padded to whole q tiles.
@@ -109,7 +110,7 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
         float delta[1][2];
         {
             const tile::LaneCoords lc = tile::lane_coords();
-            const PaAttnBwdStats& st = p.dq.stats;
+            const PaAttnBwdStats& st = p.base.stats;
             const int64_t at = ((int64_t)w.row * a.q_heads + w.head) * st.n_pad + warp_rows0;
             PA_UNROLL
             for (int h = 0; h < 2; ++h) {
@@ -124,9 +125,10 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
         for (int i = 0; i < kHeadDim / 2; ++i) dq[i] = 0.f;
 
         if (count > 0) sm.q_full()->wait(0);
+        ListCursor walk(w);
         for (int i = 0; i < count; ++i) {
             const RingSlot sl = ring_slot<kStages>(i);
-            const int entry = p.dq.q_major.entries[w.list_begin + i];
+            const int entry = walk.entry(p.base.q_major, i);
             sm90::WgAcc<kBlockK> s;
             sm90::WgAcc<kBlockK> dp;
             sm.full_k(sl.stage)->wait(sl.parity);
@@ -161,8 +163,9 @@ struct BwdDqSm90 : TiledKernelSpec<PaAttnBwdDqSm90Params, Cfg, PA_ARCH_SM90A> {
         }
 
         const float scale[2] = {a.scale, a.scale};
-        store_rows_swizzled<Cfg>(head_ptr<T>(p.dq.dq, w.row, w.head), p.dq.dq.stride.token, a.n,
-                                 sm.q() + wg * 64 * 128, dq, scale, rows0, kEpilogueBarrier + wg);
+        store_rows_swizzled<T, kHeadDim, Cfg::kQPanelBytes>(head_ptr<T>(p.base.dq, w.row, w.head),
+                                                            p.base.dq.stride.token, a.n, sm.q() + wg * 64 * 128, dq,
+                                                            scale, rows0, kEpilogueBarrier + wg);
     }
 };
 

@@ -4,12 +4,8 @@
 // online softmax in fp32 and writes O (input dtype) and LSE (fp32, natural log). K and V stream
 // through a ring of kStages shared-memory stages filled by cp.async, kStages - 1 tiles ahead.
 //
-// Pipeline: one commit group per k tile (K and V together; Q rides with the first). At list entry
-// i the thread waits until at most kStages - 2 groups are in flight (tile i has landed), then one
-// barrier both publishes every thread's copies of tile i and proves every warp is done with tile
-// i - 1, whose stage the copies of tile i + kStages - 1 overwrite right after. One barrier per
-// tile: a second one (to wait for K and V separately) would buy little with the next tile already
-// a full iteration in flight, and would cost the slack between warps that hides latency.
+// Pipeline: the cp.async ring of sm80_ring.cuh, one step per list entry (K and V together; Q rides
+// with the first).
 #pragma once
 
 #include "../pa/kernel.cuh"
@@ -17,6 +13,7 @@
 #include "block_info.cuh"
 #include "config.cuh"
 #include "mask.cuh"
+#include "sm80_ring.cuh"
 #include "softmax.cuh"
 
 namespace pa {
@@ -59,8 +56,9 @@ struct FwdSm80 : TiledKernelSpec<PaAttnFwdParams, Cfg> {
         // Head pointers and vis_end are recomputed where used (a few integer ops per tile) rather
         // than held through the main loop: at 32 rows per warp and head dim 128 the accumulators
         // leave no registers to spare.
-        const auto load_kv = [&](int e, int s) {
-            const int key0 = entry_tile(p.q_major.entries[e]) * kBlockK;
+        ListCursor ahead(w);  // the loads' walk, kStages - 1 entries ahead of the compute's
+        const auto load_kv = [&](int i, int s) {
+            const int key0 = entry_tile(ahead.entry(p.q_major, i)) * kBlockK;
             kv_loader.load(stage_k(s), head_ptr<const T>(a.k, w.row, kv_head), a.k.stride.token, key0, a.n);
             kv_loader.load(stage_v(s), head_ptr<const T>(a.v, w.row, kv_head), a.v.stride.token, key0, a.n);
             load_tile_vis_end_async<kBlockK>(vis_stages + s * kBlockK, a.vis_end + (int64_t)w.row * a.n, key0,
@@ -68,15 +66,12 @@ struct FwdSm80 : TiledKernelSpec<PaAttnFwdParams, Cfg> {
         };
 
         // Prologue: Q and the first kStages - 1 k tiles, a commit group each (Q with the first).
-        if (w.list_begin < w.list_end) {
+        if (w.count > 0) {
             tile::RowLoader<QTile, Cfg::kThreads>().load(sQ, head_ptr<const T>(a.q, w.row, w.head), a.q.stride.token,
                                                          q0, a.n);
         }
-        PA_UNROLL
-        for (int s = 0; s < kStages - 1; ++s) {
-            if (w.list_begin + s < w.list_end) load_kv(w.list_begin + s, s);
-            cp_async_commit();
-        }
+        CpAsyncRing<kStages> ring;
+        ring.prologue(w.count, load_kv);
 
         tile::Acc<kRows, kHeadDim> o;
         o.zero();
@@ -84,15 +79,11 @@ struct FwdSm80 : TiledKernelSpec<PaAttnFwdParams, Cfg> {
         softmax.init();
         const int row0 = (int)warp_id() * kRows;  // the warp's first row in the q tile
 
-        int stage = 0;
-        for (int e = w.list_begin; e < w.list_end; ++e) {
-            cp_async_wait<kStages - 2>();
-            sync_threads();
-            const int ahead = e + kStages - 1;
-            if (ahead < w.list_end) load_kv(ahead, stage == 0 ? kStages - 1 : stage - 1);
-            cp_async_commit();
-
-            const int entry = p.q_major.entries[e];
+        ListCursor walk(w);
+        for (int i = 0; i < w.count; ++i) {
+            ring.wait_and_refill(i, w.count, load_kv);
+            const int stage = ring.stage;
+            const int entry = walk.entry(p.q_major, i);
             tile::Acc<kRows, kBlockK> s;
             s.zero();
             tile::mma_ABt(s, sQ, row0, stage_k(stage), 0);
@@ -105,12 +96,11 @@ struct FwdSm80 : TiledKernelSpec<PaAttnFwdParams, Cfg> {
             tile::AFrag<T, kRows, kBlockK> pf;
             tile::to_a(pf, s);
             tile::mma_AB(o, pf, stage_v(stage), 0);
-            stage = stage + 1 == kStages ? 0 : stage + 1;
+            ring.advance();
         }
 
         // The Q tile stages O: every copy has landed and every warp is past its last ldmatrix.
-        cp_async_wait<0>();
-        sync_threads();
+        ring.drain();
         float inv_l[kRows / 16][2];
         float lse[kRows / 16][2];
         softmax.finish(inv_l, lse, a.scale, a.scale_log2);

@@ -5,7 +5,8 @@
 // its q-major list names: FULL tiles without the per-element mask, PARTIAL tiles with it, EMPTY
 // tiles never loaded. Warpgroup 0 produces: one warp of it loads Q once and then, for every list
 // entry, the K tile (with the keys' vis_end, staged by its 32 lanes) and the V tile through TMA into
-// a ring of kStages stages (fwd_sm90_config.cuh), full/empty mbarriers per stage and per operand.
+// a ring of kStages stages (the K/V ring of the sm90a toolkit, sm90_kit.cuh), full/empty mbarriers
+// per stage and per operand.
 // Warpgroups 1..kConsumers consume, 64 query rows each: S = Q K^T (wgmma, both operands in shared
 // memory), the online softmax in fp32 on the accumulator (softmax.cuh, the sm80 path's arithmetic
 // in the same order), O += P V (wgmma, P from registers).
@@ -23,8 +24,8 @@
 #include "../tile/tile.cuh"
 #include "block_info.cuh"
 #include "fwd_sm90_config.cuh"
-#include "fwd_sm90_smem.cuh"
 #include "mask.cuh"
+#include "sm90_kit.cuh"
 #include "softmax.cuh"
 
 namespace pa {
@@ -35,7 +36,7 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
     using Spec = TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A>;
     using typename Spec::T;
     using Spec::kHeadDim, Spec::kBlockQ, Spec::kBlockK, Spec::kWarps, Spec::kStages, Spec::kThreads;
-    using Smem = Sm90FwdSmem<Cfg>;
+    using Smem = Sm90KvRingSmem<Cfg>;
     static constexpr const char* kFamily = "attn_fwd";
     static constexpr int kSmemBytes = Cfg::kSmemBytes;
     static constexpr int kConsumers = Cfg::kConsumers;
@@ -45,15 +46,15 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
     static constexpr uint32_t kEpilogueBarrier = 1 + kConsumers;
 
     PA_DEVICE static void run(const PaAttnFwdSm90Params& p) {
-        const TileWork w = tile_work(p.q_major, p.qkv.q_heads);
+        const TileWork w = tile_work(p.base.q_major, p.base.qkv.q_heads);
         const Smem sm(dyn_smem<unsigned char>());
         run_warp_roles<FwdSm90, Cfg::kProducerRegs, Cfg::kConsumerRegs>(p, w, sm);
     }
 
     // ---- producer (one warp) ----
     PA_DEVICE static void produce(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm) {
-        const PaAttnQkv& a = p.qkv;
-        const int count = w.list_end - w.list_begin;
+        const PaAttnQkv& a = p.base.qkv;
+        const int count = w.count;
         if (count == 0) return;  // the consumers write O = 0, LSE = -inf without loading anything
         const bool leader = lane_id() == 0;
         const int32_t kv_head = w.head / a.kv_group;
@@ -69,17 +70,18 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
             }
         }
         const int32_t* row_vis_end = a.vis_end + (int64_t)w.row * a.n;
+        ListCursor walk(w);
+        int32_t prev_key0 = 0;  // entry i - 1's first key
         for (int i = 0; i <= count; ++i) {
             // K_i and its keys' vis_end, once every consumer is done with the stage's last tile.
+            int32_t key0 = 0;
             if (i < count) {
-                const int32_t key0 = entry_tile(p.q_major.entries[w.list_begin + i]) * kBlockK;
+                key0 = entry_tile(walk.entry(p.base.q_major, i)) * kBlockK;
                 produce_k_stage<Cfg>(sm, &p.k_map, i, key0, kv_head, w.row, row_vis_end, a.n, leader);
             }
             // V_{i-1}: the consumers need it after S_i.
-            if (i > 0 && leader) {
-                const int32_t key0 = entry_tile(p.q_major.entries[w.list_begin + i - 1]) * kBlockK;
-                produce_v_stage<Cfg>(sm, &p.v_map, i - 1, key0, kv_head, w.row);
-            }
+            if (i > 0 && leader) produce_v_stage<Cfg>(sm, &p.v_map, i - 1, prev_key0, kv_head, w.row);
+            prev_key0 = key0;
         }
         // No wait for the consumers' last releases: without clusters nothing else writes this CTA's
         // shared memory, and the CTA lives until its consumers finish.
@@ -93,12 +95,23 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
         sm90::named_barrier_arrive(kTurnBarrier + (wg + 1 == kConsumers ? 0 : wg + 1), 256);
     }
 
+    // S = Q K^T for consumer `wg` (its 64 query rows) against the stage's K tile.
+    PA_DEVICE static void issue_s(sm90::WgAcc<kBlockK>& s, const Smem& sm, int wg, int stage) {
+        issue_abt<Cfg>(s, sm.q() + wg * 64 * 128, Cfg::kQPanelBytes, sm.k(stage));
+    }
+
+    // O += P V with P from registers (one A fragment per 16 keys) and V as an MN-major B.
+    PA_DEVICE static void issue_pv(sm90::WgAcc<kHeadDim>& o, const sm90::WgFragA (&pf)[kBlockK / 16], const Smem& sm,
+                                   int stage) {
+        issue_ab_mn<Cfg>(o, pf, sm.v(stage));
+    }
+
     PA_DEVICE static void consume(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm) {
-        const PaAttnQkv& a = p.qkv;
+        const PaAttnQkv& a = p.base.qkv;
         const int wg = (int)(warp_id() / 4) - 1;
         const int rows0 = w.tile * kBlockQ + 64 * wg;            // the warpgroup's first query
         const int warp_rows0 = rows0 + 16 * (int)(warp_id() % 4);  // the warp's first query
-        const int count = w.list_end - w.list_begin;
+        const int count = w.count;
 
         sm90::WgAcc<kHeadDim> o;
         PA_UNROLL
@@ -110,9 +123,10 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
         float alpha[1][2];
 
         // S_i (waited on) masked if PARTIAL, turned into probabilities; K_i's stage released.
+        ListCursor walk(w);
         const auto softmax_tile = [&](int i) {
             const RingSlot sl = ring_slot<kStages>(i);
-            const int entry = p.q_major.entries[w.list_begin + i];
+            const int entry = walk.entry(p.base.q_major, i);
             if (entry_partial(entry)) {
                 const int32_t* tile_vis_end = sm.vis(sl.stage);  // zero past the row
                 apply_partial_mask(s, warp_rows0, entry_tile(entry) * kBlockK, a.n,
@@ -143,7 +157,7 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
                 wait_turn(wg);
                 sm.full_k(sl.stage)->wait(sl.parity);
                 sm90::wgmma_fence();
-                sm.issue_s(s, wg, sl.stage);
+                issue_s(s, sm, wg, sl.stage);
                 sm90::wgmma_commit();
                 pass_turn(wg);
                 sm90::wgmma_wait<0>();
@@ -158,11 +172,11 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
                 wait_turn(wg);
                 sm.full_k(sk.stage)->wait(sk.parity);
                 sm90::wgmma_fence();
-                sm.issue_s(s, wg, sk.stage);
+                issue_s(s, sm, wg, sk.stage);
                 sm90::wgmma_commit();
                 sm.full_v(sv.stage)->wait(sv.parity);
                 sm90::wgmma_fence();  // ptxas otherwise injects one (C7519) for the A fragments
-                sm.issue_pv(o, pf, sv.stage);
+                issue_pv(o, pf, sm, sv.stage);
                 sm90::wgmma_commit();
                 pass_turn(wg);
                 sm90::wgmma_wait<1>();  // S_i (the older group) is done; P V may still run
@@ -179,7 +193,7 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
                 wait_turn(wg);
                 sm.full_v(sv.stage)->wait(sv.parity);
                 sm90::wgmma_fence();
-                sm.issue_pv(o, pf, sv.stage);
+                issue_pv(o, pf, sm, sv.stage);
                 sm90::wgmma_commit();
                 if (wg != kConsumers - 1) pass_turn(wg);
                 sm90::wgmma_wait<0>();
@@ -197,8 +211,10 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
     // O = acc / l rounded to T, staged in the warpgroup's own 64 rows of the Q tile.
     PA_DEVICE static void store_o(const PaAttnFwdSm90Params& p, const TileWork& w, const Smem& sm,
                                   sm90::WgAcc<kHeadDim>& o, const float (&inv_l)[1][2], int wg, int rows0) {
-        store_rows_swizzled<Cfg>(head_ptr<T>(p.o, w.row, w.head), p.o.stride.token, p.qkv.n, sm.q() + wg * 64 * 128, o,
-                                 inv_l[0], rows0, kEpilogueBarrier + wg);
+        const PaAttnFwdParams& b = p.base;
+        store_rows_swizzled<T, kHeadDim, Cfg::kQPanelBytes>(head_ptr<T>(b.o, w.row, w.head), b.o.stride.token,
+                                                            b.qkv.n, sm.q() + wg * 64 * 128, o, inv_l[0], rows0,
+                                                            kEpilogueBarrier + wg);
     }
 
     // One lane per quad writes its two rows' LSE; queries beyond n are not written.
@@ -206,11 +222,12 @@ struct FwdSm90 : TiledKernelSpec<PaAttnFwdSm90Params, Cfg, PA_ARCH_SM90A> {
                                     const float (&lse)[1][2]) {
         const tile::LaneCoords lc = tile::lane_coords();
         if (lc.t != 0) return;
-        float* out = p.lse + ((int64_t)w.row * p.qkv.q_heads + w.head) * p.qkv.n;
+        const PaAttnFwdParams& b = p.base;
+        float* out = b.lse + ((int64_t)w.row * b.qkv.q_heads + w.head) * b.qkv.n;
         PA_UNROLL
         for (int h = 0; h < 2; ++h) {
             const int i = warp_rows0 + lc.g + 8 * h;
-            if (i < p.qkv.n) out[i] = lse[0][h];
+            if (i < b.qkv.n) out[i] = lse[0][h];
         }
     }
 };

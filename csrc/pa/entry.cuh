@@ -50,7 +50,8 @@ struct DtypeCode<float> {
 };
 
 // The spec of a kernel written over a tile configuration `Cfg` (attn/config.cuh,
-// attn/fwd_sm90_config.cuh): the element type, head dim, tile, warps, stages and threads the
+// attn/bwd_config.cuh, and on sm90a the toolkit's Sm90KvRingConfig and Sm90RegSplit in
+// attn/sm90_kit.cuh): the element type, head dim, tile, warps, stages and threads the
 // registry row reports come from the configuration, so that the kernel struct names only its
 // family, its parameters, its shared memory and what is its own.
 template <class Params_, class Cfg, int kArch_ = PA_ARCH_SM80>

@@ -14,6 +14,7 @@ use crate::ffi::params::{
     PaAttnBwdDkvParams, PaAttnBwdDkvSm90Params, PaAttnBwdDqParams, PaAttnBwdDqSm90Params,
     PaAttnBwdPreParams,
 };
+use crate::mask::TileShape;
 use crate::plan::Plan;
 use crate::registry::{KernelDtype, KernelInfo, KernelRef};
 use crate::scale::Scale;
@@ -21,7 +22,8 @@ use crate::shape::AttnShape;
 
 use super::call;
 use super::configs::{
-    path_for, picked_head_dims, select_backward, BackwardChoice, BackwardKernels, BACKWARD_PICKS,
+    path_for, picked_head_dims, select_backward, tile_set, tile_shape, BackwardChoice,
+    BackwardKernels, BACKWARD_PICKS,
 };
 use super::dtype::{AttnDtype, Dtype};
 use super::exec::{borrow_stream, check_context, DeviceExec, LoadedKernels};
@@ -101,6 +103,18 @@ impl Backward {
             .iter()
             .find(|k| k.dtype == dtype && k.head_dim == head_dim)
             .ok_or(Error::UnsupportedHeadDim { head_dim })
+    }
+
+    /// The block-list tile shapes of the loaded dK/dV and dQ kernels (every dtype and head dim),
+    /// for a plan that holds just these ([`Plan::for_backward`]).
+    pub fn tiles(&self) -> Vec<TileShape> {
+        tile_set(
+            self.kernels
+                .iter()
+                .flat_map(|k| [k.dkv.info().tile, k.dq.info().tile])
+                .flatten()
+                .map(tile_shape),
+        )
     }
 
     /// The kernels a call of this dtype and head dim runs (their registry entries say their tiles).

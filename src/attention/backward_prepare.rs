@@ -230,7 +230,7 @@ pub(crate) fn prepare_backward(
             DkvLaunch::Sm90a(PreparedLaunch {
                 kernel: KernelRef::new(ks.dkv)?,
                 params: PaAttnBwdDkvSm90Params {
-                    dkv: dkv_params,
+                    base: dkv_params,
                     q_map,
                     d_o_map,
                     k_map,
@@ -254,7 +254,7 @@ pub(crate) fn prepare_backward(
             DqLaunch::Sm90a(PreparedLaunch {
                 kernel: KernelRef::new(ks.dq)?,
                 params: PaAttnBwdDqSm90Params {
-                    dq: dq_params,
+                    base: dq_params,
                     q_map,
                     d_o_map,
                     k_map,
@@ -324,7 +324,7 @@ mod tests {
             |k: &crate::registry::KernelInfo| plan.mask(tile_shape(k.tile.unwrap())).unwrap();
         let lists = ListAddrs {
             offsets: 0x2000,
-            entries: 0x3000,
+            runs: 0x3000,
             order: 0x4000,
         };
         let ws_len = workspace_len(&shape).unwrap();
@@ -403,8 +403,8 @@ mod tests {
         assert_eq!(dq90.kernel.name(), sm90.dq.name);
         assert_eq!(dq90.dims.grid, [2 * 2 * 8, 1, 1]); // rows * q tiles of 128 * q heads
         assert_eq!(dq90.dims.block, [384, 1, 1]);
-        assert_eq!(dq90.params.dq.q_major.tiles, 2);
-        assert_eq!(dq90.params.dq.stats.n_pad as usize, n_pad);
+        assert_eq!(dq90.params.base.q_major.tiles, 2);
+        assert_eq!(dq90.params.base.stats.n_pad as usize, n_pad);
         let DkvLaunch::Sm90a(dkv90) = l90.dkv else {
             panic!("the sm90a choice prepares the sm90a dK/dV kernel")
         };
@@ -412,9 +412,9 @@ mod tests {
         assert_eq!(dkv90.dims.grid, [2 * 2 * 2, 1, 1]); // rows * k tiles of 128 * kv heads
         assert_eq!(dkv90.dims.block, [384, 1, 1]);
         assert_eq!(dkv90.dims.smem_bytes, sm90.dkv.smem_bytes);
-        assert_eq!(dkv90.params.dkv.k_major.tiles, 2);
-        assert_eq!(dkv90.params.dkv.stats.n_pad as usize, n_pad);
-        assert_eq!(dkv90.params.dkv.dk.stride.token, 2 * 128);
+        assert_eq!(dkv90.params.base.k_major.tiles, 2);
+        assert_eq!(dkv90.params.base.stats.n_pad as usize, n_pad);
+        assert_eq!(dkv90.params.base.dk.stride.token, 2 * 128);
         // A workspace one element short, a misaligned one, overlapping outputs: typed errors.
         let short = BackwardCall {
             ws_len: ws_len - 1,

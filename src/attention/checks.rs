@@ -4,7 +4,7 @@
 //! public calls document.
 
 use crate::error::{Error, Result};
-use crate::ffi::params::{PaAttnQkv, PaBlockList, PaStrides, PaView};
+use crate::ffi::params::{PaAttnQkv, PaBlockList, PaStrides, PaTileRun, PaView};
 use crate::mask::BlockMask;
 use crate::registry::{KernelDtype, KernelInfo, TileConfig};
 use crate::shape::AttnShape;
@@ -122,11 +122,13 @@ pub(crate) fn pa_view(v: &RawView, stride: PaStrides) -> PaView {
     }
 }
 
-/// Addresses (device or host) of one direction of a plan's block lists at one tile shape.
+/// Addresses (device or host) of one direction of a plan's block lists at one tile shape: the
+/// arrays of [`crate::mask::ListArrays`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ListAddrs {
     pub(crate) offsets: u64,
-    pub(crate) entries: u64,
+    /// Two int32 per run, read by the kernels as `PaTileRun`.
+    pub(crate) runs: u64,
     pub(crate) order: u64,
 }
 
@@ -134,7 +136,7 @@ impl ListAddrs {
     pub(crate) fn params(&self, tiles: usize) -> PaBlockList {
         PaBlockList {
             offsets: self.offsets as usize as *const i32,
-            entries: self.entries as usize as *const i32,
+            runs: self.runs as usize as *const PaTileRun,
             order: self.order as usize as *const i32,
             tiles: tiles as i32,
             _pad0: 0,

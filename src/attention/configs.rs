@@ -457,16 +457,81 @@ pub fn emulated_forward(
     })
 }
 
-/// Every tile shape the picks use (forward and backward): what [`crate::plan::Plan::new`] builds
-/// block lists for.
-pub fn pick_tiles() -> Vec<TileShape> {
-    let mut tiles: Vec<TileShape> = picks()
-        .flat_map(|p| p.prefer.iter())
-        .map(|t| tile_shape(*t))
-        .collect();
+/// Tile shapes sorted and deduplicated.
+pub(crate) fn tile_set(tiles: impl IntoIterator<Item = TileShape>) -> Vec<TileShape> {
+    let mut tiles: Vec<TileShape> = tiles.into_iter().collect();
     tiles.sort_by_key(|t| (t.block_q(), t.block_k()));
     tiles.dedup();
     tiles
+}
+
+/// Every tile shape the picks use (forward and backward, the chosen-only rows included): what
+/// [`crate::plan::Plan::new`] builds block lists for, so that a plan serves the default kernels
+/// of every device and every path a choice may name without a tile. A plan for one device or
+/// kernel set builds fewer ([`default_tiles`], [`emulated_tiles`], `Plan::for_attention`).
+pub fn pick_tiles() -> Vec<TileShape> {
+    tile_set(
+        picks()
+            .flat_map(|p| p.prefer.iter())
+            .map(|t| tile_shape(*t)),
+    )
+}
+
+/// The tile shape of a kernel that has one.
+fn kernel_tile_shape(k: &KernelInfo) -> Result<TileShape> {
+    k.tile
+        .map(tile_shape)
+        .ok_or_else(|| Error::InvalidArgument {
+            what: "kernel",
+            detail: format!("{} has no tile configuration", k.name),
+        })
+}
+
+/// The tile shapes of the kernels the default choices pick on a device whose best path is `best`
+/// and which holds the kernels `fits` accepts (its shared memory): the forward's and the
+/// backward's, at every dtype and head dim; what [`super::Attention::new`] loads there.
+pub fn default_tiles(best: Arch, fits: impl Fn(&KernelInfo) -> bool) -> Result<Vec<TileShape>> {
+    let mut tiles = Vec::new();
+    for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
+        for head_dim in picked_head_dims(FORWARD_PICKS) {
+            let arch = path_for(FORWARD_PICKS, best, head_dim);
+            tiles.push(kernel_tile_shape(select_forward(
+                arch, dtype, head_dim, None, &fits,
+            )?)?);
+        }
+        for head_dim in picked_head_dims(BACKWARD_PICKS) {
+            let arch = path_for(BACKWARD_PICKS, best, head_dim);
+            let ks = select_backward(arch, dtype, head_dim, &BackwardChoice::default(), &fits)?;
+            tiles.push(kernel_tile_shape(ks.dkv)?);
+            tiles.push(kernel_tile_shape(ks.dq)?);
+        }
+    }
+    Ok(tile_set(tiles))
+}
+
+/// The tile shapes the emulator's forward and backward calls at `head_dim` run under these
+/// choices ([`super::forward_emulated_with`], [`super::backward_emulated_with`]; both dtypes are
+/// registered alike).
+pub fn emulated_tiles(
+    head_dim: usize,
+    forward: &KernelChoice,
+    backward: &BackwardChoice,
+) -> Result<Vec<TileShape>> {
+    let mut tiles = Vec::new();
+    for dtype in [KernelDtype::Bf16, KernelDtype::F16] {
+        let fwd = emulated_forward(forward, dtype, head_dim)?;
+        tiles.push(kernel_tile_shape(fwd)?);
+        let ks = select_backward(
+            emulated_backward_arch(backward),
+            dtype,
+            head_dim,
+            backward,
+            |_| true,
+        )?;
+        tiles.push(kernel_tile_shape(ks.dkv)?);
+        tiles.push(kernel_tile_shape(ks.dq)?);
+    }
+    Ok(tile_set(tiles))
 }
 
 /// The block-list tile of a configuration.
@@ -588,6 +653,48 @@ mod tests {
         assert!(matches!(
             select_untiled(BACKWARD_PRE_FAMILY, KernelDtype::F32, 64),
             Err(Error::UnsupportedDtype { .. })
+        ));
+    }
+
+    #[test]
+    fn device_and_emulator_plans_name_only_the_tiles_their_kernels_use() {
+        let t = |q, k| TileShape::new(q, k).unwrap();
+        // sm80: the forward's 128 x 64 (both head dims), the dK/dV's 64 x 128, the dQ's 64 x 64.
+        assert_eq!(
+            default_tiles(Arch::Sm80, |_| true).unwrap(),
+            vec![t(64, 64), t(64, 128), t(128, 64)]
+        );
+        // sm90a: the forward's 128 x 128 (d128) and 192 x 128 (d64); the backward stays sm80.
+        assert_eq!(
+            default_tiles(Arch::Sm90a, |_| true).unwrap(),
+            vec![t(64, 64), t(64, 128), t(128, 128), t(192, 128)]
+        );
+        for tiles in [
+            default_tiles(Arch::Sm80, |_| true).unwrap(),
+            default_tiles(Arch::Sm90a, |_| true).unwrap(),
+        ] {
+            assert!(tiles.iter().all(|x| pick_tiles().contains(x)));
+        }
+        let (k, b) = (KernelChoice::default(), BackwardChoice::default());
+        assert_eq!(
+            emulated_tiles(128, &k, &b).unwrap(),
+            vec![t(64, 64), t(64, 128), t(128, 64)]
+        );
+        let sm90 = BackwardChoice {
+            arch: Some(Arch::Sm90a),
+            ..Default::default()
+        };
+        let fwd90 = KernelChoice {
+            arch: Some(Arch::Sm90a),
+            tile: None,
+        };
+        assert_eq!(
+            emulated_tiles(64, &fwd90, &sm90).unwrap(),
+            vec![t(64, 128), t(128, 128), t(192, 128)]
+        );
+        assert!(matches!(
+            emulated_tiles(96, &k, &b),
+            Err(Error::UnsupportedHeadDim { head_dim: 96 })
         ));
     }
 

@@ -101,7 +101,7 @@ impl Executor for DeviceExec<'_> {
         };
         Ok(ListAddrs {
             offsets: self.args.read(&l.offsets)?,
-            entries: self.args.read(&l.entries)?,
+            runs: self.args.read(&l.runs)?,
             order: self.args.read(&l.order)?,
         })
     }
@@ -156,17 +156,16 @@ impl Executor for EmuExec {
 
     fn lists(&mut self, plan: &Plan, tile: TileShape, dir: Direction) -> Result<ListAddrs> {
         let m = plan.mask(tile)?;
-        Ok(match dir {
-            Direction::QMajor => ListAddrs {
-                offsets: host_addr(m.q_offsets()),
-                entries: host_addr(m.q_entries()),
-                order: host_addr(m.heaviest_first()),
-            },
-            Direction::KMajor => ListAddrs {
-                offsets: host_addr(m.k_offsets()),
-                entries: host_addr(m.k_entries()),
-                order: host_addr(m.k_heaviest_first()),
-            },
+        let l = match dir {
+            Direction::QMajor => m.q_major(),
+            Direction::KMajor => m.k_major(),
+        };
+        // An empty array's address is still a valid one (the kernels never read it: every slot
+        // of an all-padding batch has an empty list).
+        Ok(ListAddrs {
+            offsets: host_addr(l.offsets),
+            runs: host_addr(l.runs),
+            order: host_addr(l.order),
         })
     }
 

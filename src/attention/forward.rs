@@ -10,13 +10,16 @@ use cudarc::driver::{
 use crate::cuda::{DeviceArgs, Gpu};
 use crate::error::{Error, Result};
 use crate::ffi::params::{PaAttnFwdParams, PaAttnFwdSm90Params};
+use crate::mask::TileShape;
 use crate::plan::Plan;
 use crate::registry::{KernelDtype, KernelInfo};
 use crate::scale::Scale;
 use crate::shape::AttnShape;
 
 use super::call;
-use super::configs::{path_for, picked_head_dims, select_forward, KernelChoice, FORWARD_PICKS};
+use super::configs::{
+    path_for, picked_head_dims, select_forward, tile_set, tile_shape, KernelChoice, FORWARD_PICKS,
+};
 use super::dtype::{AttnDtype, Dtype};
 use super::exec::{borrow_stream, check_context, DeviceExec, LoadedKernels};
 use super::path_kernel::PathKernel;
@@ -86,6 +89,16 @@ impl Forward {
     /// The CUDA context the kernels are loaded in (any of its streams runs them).
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
+    }
+
+    /// The block-list tile shapes of the loaded kernels (every dtype and head dim), for a plan
+    /// that holds just these ([`Plan::for_forward`]).
+    pub fn tiles(&self) -> Vec<TileShape> {
+        tile_set(
+            self.kernels
+                .iter()
+                .filter_map(|(_, _, k)| k.info().tile.map(tile_shape)),
+        )
     }
 
     /// The kernel a call of this dtype and head dim runs (its registry entry says its path and

@@ -7,12 +7,13 @@ use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DeviceRepr};
 
 use crate::cuda::{cuda_err, same_context, Gpu};
 use crate::error::Result;
+use crate::mask::TileShape;
 use crate::plan::Plan;
 use crate::scale::Scale;
 use crate::shape::AttnShape;
 
 use super::backward::{Backward, BackwardTensors};
-use super::configs::{BackwardChoice, KernelChoice};
+use super::configs::{tile_set, BackwardChoice, KernelChoice};
 use super::dtype::{AttnDtype, Dtype};
 use super::forward::{DeviceTensors, Forward};
 use super::raw::{RawBackward, RawForward};
@@ -75,6 +76,17 @@ impl Attention {
         let a = Arc::new(Attention::new(&Gpu::from_context(ctx.clone())?)?);
         shared.push(a.clone());
         Ok(a)
+    }
+
+    /// The block-list tile shapes of the forward and backward kernels, for a plan that holds
+    /// just these ([`Plan::for_attention`]).
+    pub fn tiles(&self) -> Vec<TileShape> {
+        tile_set(
+            self.forward
+                .tiles()
+                .into_iter()
+                .chain(self.backward.tiles()),
+        )
     }
 
     /// The CUDA context the kernels are loaded in.

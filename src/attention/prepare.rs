@@ -122,7 +122,7 @@ mod tests {
                 .unwrap(),
             q_major: ListAddrs {
                 offsets: 0x2000,
-                entries: 0x3000,
+                runs: 0x3000,
                 order: 0x4000,
             },
             vis_end: 0x1000,
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(p.qkv.k.stride.row, (130 * 2 * 128) as i64);
         assert_eq!(p.qkv.scale, 0.5);
         assert!((p.qkv.scale_log2 - 0.5 * std::f32::consts::LOG2_E).abs() < 1e-7);
-        assert_eq!(p.q_major.entries as usize, 0x3000);
+        assert_eq!(p.q_major.runs as usize, 0x3000);
 
         // A kernel of another tile than the plan's lists, or of another dtype: typed errors.
         let other = select_forward(

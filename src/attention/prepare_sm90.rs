@@ -23,7 +23,7 @@ pub struct ForwardSm90Launch {
 }
 
 /// Elements per TMA box along the head dim: 128 bytes, the SWIZZLE_128B span the kernel's
-/// shared-memory layout and wgmma descriptors assume (csrc/attn/fwd_sm90_config.cuh).
+/// shared-memory layout and wgmma descriptors assume (csrc/attn/sm90_kit.cuh).
 const BOX_COLS: u32 = 64;
 
 /// TMA takes byte strides below 2^40 (cuTensorMapEncodeTiled).
@@ -47,10 +47,7 @@ pub(crate) fn prepare_forward_sm90(
         encoded_view_map(what, view, shape, heads, box_rows, dtype, &encode)
     };
     let mut params = PaAttnFwdSm90Params {
-        qkv: base.qkv,
-        q_major: base.q_major,
-        o: base.o,
-        lse: base.lse,
+        base,
         ..Default::default()
     };
     params.q_map = map("q", &c.q, shape.q_heads, tile.block_q)?;
@@ -256,7 +253,7 @@ mod tests {
             mask: plan.mask(tile_shape(tile)).unwrap(),
             q_major: ListAddrs {
                 offsets: 0x2000,
-                entries: 0x3000,
+                runs: 0x3000,
                 order: 0x4000,
             },
             vis_end: 0x1000,
@@ -275,8 +272,8 @@ mod tests {
         // 2 q tiles of 128 per row, 8 heads; 3 warpgroups.
         assert_eq!(launch.dims.grid, [2 * 2 * 8, 1, 1]);
         assert_eq!(launch.dims.block, [384, 1, 1]);
-        assert_eq!(launch.params.qkv.kv_group, 4);
-        assert_eq!(launch.params.q_major.tiles, 2);
+        assert_eq!(launch.params.base.qkv.kv_group, 4);
+        assert_eq!(launch.params.base.q_major.tiles, 2);
         // The sm80 kernel of the same call is refused (another parameter struct).
         let sm80 = select_forward(
             Arch::Sm80,

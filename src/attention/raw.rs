@@ -26,10 +26,12 @@
 //!   asynchronously and never synchronise the host, except the first call with a plan that was
 //!   never uploaded to this context, which uploads it once ([`crate::plan::Plan`]).
 
+use crate::error::{Error, Result};
 use crate::shape::AttnShape;
 
 use super::call::{BackwardBufs, ForwardBufs, RawBuf};
-use super::view::{RawView, Strides};
+use super::overlap::{check_disjoint, Footprint};
+use super::view::{check_view, RawView, Strides};
 
 /// A `[rows, n, heads, head_dim]` tensor given by address: element (0, 0, 0, 0) at `addr`, `len`
 /// elements accessible from there, element strides (the head dim contiguous).
@@ -138,5 +140,95 @@ impl RawBackward {
             ws_lse_log2: self.workspace.lse_log2.buf(),
             ws_delta: self.workspace.delta.buf(),
         }
+    }
+}
+
+/// A raw call's heads of a tensor: the shape's `q_heads` (Q, O, dO, dQ) or `kv_heads` (K, V,
+/// dK, dV); anything else is `InvalidArgument` (no call checks a view with another count).
+fn call_heads(what: &'static str, shape: &AttnShape, heads: usize) -> Result<usize> {
+    if heads != shape.q_heads && heads != shape.kv_heads {
+        return Err(Error::InvalidArgument {
+            what,
+            detail: format!(
+                "{heads} heads: a call's tensors have q_heads {} or kv_heads {}",
+                shape.q_heads, shape.kv_heads
+            ),
+        });
+    }
+    Ok(heads)
+}
+
+/// The check a raw call runs on one of its tensors, without launching anything: `shape`
+/// validated as every call does ([`AttnShape::validate`]), then the view check itself (every
+/// element the view reaches lies inside its `len`; element 0 and the strides 16-byte aligned; a
+/// `written` view (O, dQ, dK, dV) must not map two elements to one address). `what` names the
+/// tensor in errors; `heads` is the shape's `q_heads` or `kv_heads`. The same code and the same
+/// typed errors as the calls (`InvalidView`, `WrongHeadCount`): for fuzzing and for callers
+/// that want to check their layout once, before their first call.
+pub fn check_tensor_view(
+    what: &'static str,
+    shape: &AttnShape,
+    tensor: &RawTensor,
+    heads: usize,
+    written: bool,
+) -> Result<()> {
+    shape.validate()?;
+    let heads = call_heads(what, shape, heads)?;
+    check_view(what, &tensor.view(), shape, heads, written).map(|_| ())
+}
+
+/// The overlap check a raw backward call runs, without launching anything: `shape` validated,
+/// then every `written` tensor (dQ, dK, dV) proven to share no element with any other tensor
+/// given, written or read (the test is sufficient, not exact: it accepts separate buffers and
+/// head ranges of one fused buffer, token-major or head-major). Each tensor is `(name, tensor,
+/// heads)`, `heads` the shape's `q_heads` or `kv_heads`. It does not check each tensor on its
+/// own: a call runs [`check_tensor_view`]'s check on every tensor first. The same code and the
+/// same `InvalidView` error as the calls.
+pub fn check_written_disjoint(
+    shape: &AttnShape,
+    written: &[(&'static str, RawTensor, usize)],
+    read: &[(&'static str, RawTensor, usize)],
+) -> Result<()> {
+    shape.validate()?;
+    let footprints = |ts: &[(&'static str, RawTensor, usize)]| -> Result<Vec<Footprint>> {
+        ts.iter()
+            .map(|&(name, t, heads)| {
+                let heads = call_heads(name, shape, heads)?;
+                Ok(Footprint::of(name, &t.view(), shape, heads))
+            })
+            .collect()
+    };
+    check_disjoint(&footprints(written)?, &footprints(read)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_of_a_call_without_a_call() {
+        let shape = AttnShape {
+            rows: 2,
+            n: 10,
+            q_heads: 4,
+            kv_heads: 2,
+            head_dim: 64,
+        };
+        let q = RawTensor::dense(4096, &shape, 4);
+        assert!(check_tensor_view("q", &shape, &q, 4, true).is_ok());
+        let short = RawTensor {
+            len: q.len - 1,
+            ..q
+        };
+        assert!(check_tensor_view("q", &shape, &short, 4, false).is_err());
+        let odd = RawTensor { addr: 4098, ..q };
+        assert!(check_tensor_view("q", &shape, &odd, 4, false).is_err());
+        assert!(matches!(
+            check_tensor_view("q", &shape, &q, 3, false),
+            Err(Error::InvalidArgument { what: "q", .. })
+        ));
+        let after = RawTensor::dense(4096 + 2 * q.len as u64, &shape, 4);
+        assert!(check_written_disjoint(&shape, &[("dq", after, 4)], &[("q", q, 4)]).is_ok());
+        assert!(check_written_disjoint(&shape, &[("dq", q, 4)], &[("q", q, 4)]).is_err());
     }
 }

@@ -113,10 +113,23 @@ impl Default for PaAttnQkv {
     }
 }
 #[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct PaTileRun {
+    pub base: i32,
+    pub end: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of PaTileRun"][::core::mem::size_of::<PaTileRun>() - 8usize];
+    ["Alignment of PaTileRun"][::core::mem::align_of::<PaTileRun>() - 4usize];
+    ["Offset of field: PaTileRun::base"][::core::mem::offset_of!(PaTileRun, base) - 0usize];
+    ["Offset of field: PaTileRun::end"][::core::mem::offset_of!(PaTileRun, end) - 4usize];
+};
+#[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct PaBlockList {
     pub offsets: *const i32,
-    pub entries: *const i32,
+    pub runs: *const PaTileRun,
     pub order: *const i32,
     pub tiles: i32,
     pub _pad0: i32,
@@ -127,8 +140,7 @@ const _: () = {
     ["Alignment of PaBlockList"][::core::mem::align_of::<PaBlockList>() - 8usize];
     ["Offset of field: PaBlockList::offsets"]
         [::core::mem::offset_of!(PaBlockList, offsets) - 0usize];
-    ["Offset of field: PaBlockList::entries"]
-        [::core::mem::offset_of!(PaBlockList, entries) - 8usize];
+    ["Offset of field: PaBlockList::runs"][::core::mem::offset_of!(PaBlockList, runs) - 8usize];
     ["Offset of field: PaBlockList::order"][::core::mem::offset_of!(PaBlockList, order) - 16usize];
     ["Offset of field: PaBlockList::tiles"][::core::mem::offset_of!(PaBlockList, tiles) - 24usize];
     ["Offset of field: PaBlockList::_pad0"][::core::mem::offset_of!(PaBlockList, _pad0) - 28usize];
@@ -175,11 +187,8 @@ impl Default for PaAttnFwdParams {
 #[repr(align(64))]
 #[derive(Debug, Copy, Clone)]
 pub struct PaAttnFwdSm90Params {
-    pub qkv: PaAttnQkv,
-    pub q_major: PaBlockList,
-    pub o: PaView,
-    pub lse: *mut f32,
-    pub __bindgen_padding_0: [u64; 7usize],
+    pub base: PaAttnFwdParams,
+    pub _pad0: [i64; 7usize],
     pub q_map: PaTensorMap,
     pub k_map: PaTensorMap,
     pub v_map: PaTensorMap,
@@ -188,14 +197,10 @@ pub struct PaAttnFwdSm90Params {
 const _: () = {
     ["Size of PaAttnFwdSm90Params"][::core::mem::size_of::<PaAttnFwdSm90Params>() - 640usize];
     ["Alignment of PaAttnFwdSm90Params"][::core::mem::align_of::<PaAttnFwdSm90Params>() - 64usize];
-    ["Offset of field: PaAttnFwdSm90Params::qkv"]
-        [::core::mem::offset_of!(PaAttnFwdSm90Params, qkv) - 0usize];
-    ["Offset of field: PaAttnFwdSm90Params::q_major"]
-        [::core::mem::offset_of!(PaAttnFwdSm90Params, q_major) - 128usize];
-    ["Offset of field: PaAttnFwdSm90Params::o"]
-        [::core::mem::offset_of!(PaAttnFwdSm90Params, o) - 160usize];
-    ["Offset of field: PaAttnFwdSm90Params::lse"]
-        [::core::mem::offset_of!(PaAttnFwdSm90Params, lse) - 192usize];
+    ["Offset of field: PaAttnFwdSm90Params::base"]
+        [::core::mem::offset_of!(PaAttnFwdSm90Params, base) - 0usize];
+    ["Offset of field: PaAttnFwdSm90Params::_pad0"]
+        [::core::mem::offset_of!(PaAttnFwdSm90Params, _pad0) - 200usize];
     ["Offset of field: PaAttnFwdSm90Params::q_map"]
         [::core::mem::offset_of!(PaAttnFwdSm90Params, q_map) - 256usize];
     ["Offset of field: PaAttnFwdSm90Params::k_map"]
@@ -360,7 +365,7 @@ impl Default for PaAttnBwdDqParams {
 #[repr(align(64))]
 #[derive(Debug, Copy, Clone)]
 pub struct PaAttnBwdDqSm90Params {
-    pub dq: PaAttnBwdDqParams,
+    pub base: PaAttnBwdDqParams,
     pub _pad0: i64,
     pub q_map: PaTensorMap,
     pub d_o_map: PaTensorMap,
@@ -372,8 +377,8 @@ const _: () = {
     ["Size of PaAttnBwdDqSm90Params"][::core::mem::size_of::<PaAttnBwdDqSm90Params>() - 768usize];
     ["Alignment of PaAttnBwdDqSm90Params"]
         [::core::mem::align_of::<PaAttnBwdDqSm90Params>() - 64usize];
-    ["Offset of field: PaAttnBwdDqSm90Params::dq"]
-        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, dq) - 0usize];
+    ["Offset of field: PaAttnBwdDqSm90Params::base"]
+        [::core::mem::offset_of!(PaAttnBwdDqSm90Params, base) - 0usize];
     ["Offset of field: PaAttnBwdDqSm90Params::_pad0"]
         [::core::mem::offset_of!(PaAttnBwdDqSm90Params, _pad0) - 248usize];
     ["Offset of field: PaAttnBwdDqSm90Params::q_map"]
@@ -398,7 +403,7 @@ impl Default for PaAttnBwdDqSm90Params {
 #[repr(align(64))]
 #[derive(Debug, Copy, Clone)]
 pub struct PaAttnBwdDkvSm90Params {
-    pub dkv: PaAttnBwdDkvParams,
+    pub base: PaAttnBwdDkvParams,
     pub _pad0: [i64; 5usize],
     pub q_map: PaTensorMap,
     pub d_o_map: PaTensorMap,
@@ -410,8 +415,8 @@ const _: () = {
     ["Size of PaAttnBwdDkvSm90Params"][::core::mem::size_of::<PaAttnBwdDkvSm90Params>() - 832usize];
     ["Alignment of PaAttnBwdDkvSm90Params"]
         [::core::mem::align_of::<PaAttnBwdDkvSm90Params>() - 64usize];
-    ["Offset of field: PaAttnBwdDkvSm90Params::dkv"]
-        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, dkv) - 0usize];
+    ["Offset of field: PaAttnBwdDkvSm90Params::base"]
+        [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, base) - 0usize];
     ["Offset of field: PaAttnBwdDkvSm90Params::_pad0"]
         [::core::mem::offset_of!(PaAttnBwdDkvSm90Params, _pad0) - 280usize];
     ["Offset of field: PaAttnBwdDkvSm90Params::q_map"]
