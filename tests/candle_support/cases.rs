@@ -247,8 +247,8 @@ pub fn batch_case() -> (Case, prefix_attn::Plan) {
     (case, batch.plan().unwrap())
 }
 
-/// Rows of 520 tokens: several 128-key tiles, most of them skipped for the completions (the
-/// device test's; minutes on the emulator).
+/// Rows of 520 tokens: several 128-key tiles, most of them skipped for the completions (tens
+/// of seconds on the emulator).
 pub fn long_case() -> Case {
     Case {
         name: "long grpo bf16 8q/2kv d128",
