@@ -13,3 +13,12 @@ pub(crate) fn to_candle(e: crate::Error) -> candle_core::Error {
 pub(crate) fn invalid(what: &'static str, detail: String) -> candle_core::Error {
     to_candle(crate::Error::InvalidArgument { what, detail })
 }
+
+/// `?` on the crate's results (a [`crate::Batch`], a [`crate::Plan`], a [`crate::VisEnd`]) in
+/// code returning `candle_core::Result`: the crate's error, carried as
+/// `candle_core::Error::Wrapped` with its message.
+impl From<crate::Error> for candle_core::Error {
+    fn from(e: crate::Error) -> Self {
+        to_candle(e)
+    }
+}

@@ -19,7 +19,9 @@
 //!   gradients flow as usual).
 //! - Errors are the crate's typed [`crate::Error`]s (wrong dtype, head dim, head counts, a plan
 //!   of other rows or length, a scale that is not finite and positive), carried as
-//!   `candle_core::Error::Wrapped` with the crate's message; nothing panics on bad input.
+//!   `candle_core::Error::Wrapped` with the crate's message; nothing panics on bad input. The
+//!   crate's errors convert to candle's (`From`), so `?` works on a `Batch`'s or a `Plan`'s
+//!   result in a function returning `candle_core::Result`.
 //!
 //! ```no_run
 //! use candle_core::{DType, Device, Tensor, Var};
@@ -27,8 +29,8 @@
 //!
 //! # fn main() -> candle_core::Result<()> {
 //! // One row: a prompt of 3 tokens shared by two completions of 2 (the README's picture).
-//! let vis_end = VisEnd::new(7, vec![7, 7, 7, 5, 5, 7, 7]).map_err(candle_core::Error::wrap)?;
-//! let plan = Plan::new(vis_end).map_err(candle_core::Error::wrap)?;
+//! // (The crate's errors convert to candle's: `?` works on them in candle code.)
+//! let plan = Plan::new(VisEnd::new(7, vec![7, 7, 7, 5, 5, 7, 7])?)?;
 //! let dev = Device::Cpu; // or Device::new_cuda(0)?
 //! let q = Var::from_tensor(&Tensor::randn(0f32, 1., (1, 7, 4, 64), &dev)?.to_dtype(DType::BF16)?)?;
 //! let k = Var::from_tensor(&Tensor::randn(0f32, 1., (1, 7, 2, 64), &dev)?.to_dtype(DType::BF16)?)?;
