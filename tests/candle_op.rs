@@ -214,3 +214,33 @@ fn bad_inputs_are_errors_that_say_what_is_wrong() {
 fn long_grpo_rows_bf16_gqa_d128() {
     check(long_case(), Layout::Fused);
 }
+
+/// The README's candle example ("### candle"): tests/candle_support/readme.rs begins with the
+/// README's block, word for word.
+#[path = "candle_support/readme.rs"]
+mod readme;
+
+#[test]
+fn readme_candle_example_runs() {
+    readme::run().unwrap();
+}
+
+#[test]
+fn readme_candle_example_is_this_code() {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme
+        .find("\n### candle\n")
+        .expect("README has ### candle")..];
+    let fence = "```rust,ignore\n";
+    let start = section
+        .find(fence)
+        .expect("a rust,ignore block under ### candle")
+        + fence.len();
+    let len = section[start..].find("```").expect("the block ends");
+    let block = &section[start..start + len];
+    let code = include_str!("candle_support/readme.rs");
+    assert!(
+        code.starts_with(block),
+        "README.md's candle block and tests/candle_support/readme.rs differ: copy one to the other"
+    );
+}
