@@ -32,7 +32,7 @@ const ALIGN_ELEMS: usize = 8;
 /// the kernels only read inputs through their strides.)
 pub(crate) fn kernel_view(layout: &Layout) -> Option<KernelView> {
     let (dims, stride) = (layout.dims(), layout.stride());
-    if dims.len() != 4 || dims.contains(&0) {
+    if dims.len() != 4 || stride.len() != 4 || dims.contains(&0) {
         return None;
     }
     if dims[3] > 1 && stride[3] != 1 {
@@ -80,7 +80,12 @@ mod tests {
         assert_eq!((v.offset, v.span), (0, 2 * 10 * 4 * 64));
         // K of a fused [2, 10, (4 + 2 + 2) * 64] QKV: heads 4..6, offset 4 * 64.
         let token = 8 * 64;
-        let v = kernel_view(&layout(&[2, 10, 2, 64], &[10 * token, token, 64], 4 * 64)).unwrap();
+        let v = kernel_view(&layout(
+            &[2, 10, 2, 64],
+            &[10 * token, token, 64, 1],
+            4 * 64,
+        ))
+        .unwrap();
         assert_eq!(v.offset, 256);
         assert_eq!(v.span, 10 * token + 9 * token + 64 + 64);
     }
@@ -94,8 +99,9 @@ mod tests {
         assert!(kernel_view(&layout(&[2, 10, 4, 64], &[2560, 256, 1, 4], 0)).is_none());
         // Head stride of 68 elements.
         assert!(kernel_view(&layout(&[2, 10, 4, 64], &[2720, 272, 68, 1], 0)).is_none());
-        // Not rank 4.
+        // Not rank 4; strides not one per dim.
         assert!(kernel_view(&Layout::contiguous((20, 4, 64))).is_none());
+        assert!(kernel_view(&layout(&[2, 10, 4, 64], &[2560, 256, 64], 0)).is_none());
     }
 
     #[test]
