@@ -119,8 +119,11 @@ fn long_grpo_rows_bf16_gqa_d128(dev: &Device) {
     check(dev, long_case(), Layout::Fused);
 }
 
+/// A test's name and body.
+type DeviceTest = (&'static str, fn(&Device));
+
 fn main() -> ExitCode {
-    let tests: [(&str, fn(&Device)); 9] = [
+    let tests: [DeviceTest; 9] = [
         ("dpo_bf16_gqa_d64", dpo_bf16_gqa_d64),
         ("grpo_f16_d128", grpo_f16_d128),
         ("packed_bf16_gqa_d128", packed_bf16_gqa_d128),
