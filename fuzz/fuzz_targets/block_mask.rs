@@ -14,7 +14,7 @@ use fuzz_oracle::rule::{sees, visible_pairs};
 use fuzz_oracle::{note, planted};
 use libfuzzer_sys::fuzz_target;
 use prefix_attn::ffi::params::{PA_TILE_INDEX_SHIFT, PA_TILE_PARTIAL_BIT};
-use prefix_attn::mask::{BlockMask, TileClass, TileShape, VisEnd};
+use prefix_attn::mask::{BlockMask, ListArrays, TileClass, TileShape, VisEnd};
 use prefix_attn::Error;
 
 /// Fills `vis[lo..hi]` as a nested layout: a shared prefix seen by the whole block, then
@@ -118,10 +118,52 @@ fn decode(e: i32) -> (usize, TileClass) {
     ((e >> PA_TILE_INDEX_SHIFT) as usize, class)
 }
 
-/// Slots of `offsets` in launch order: a permutation, by non-increasing list length, ties in
-/// slot order.
-fn check_order(order: &[i32], offsets: &[i32], what: &str) {
-    let slots = offsets.len() - 1;
+/// One direction's uploaded arrays decoded by the ABI (csrc/pa_params.h, `PaTileRun`), written
+/// here from the format's statement, not with the crate's decoder: slot `s` owns runs
+/// `offsets[s] .. offsets[s + 1]`; run `r` is (`base`, `end`), `end` the slot's list length
+/// through the run (strictly increasing within the slot), and list position `i` of the run
+/// (from the previous run's `end`, or 0, up to its own `end`) is the entry `base + (i << SHIFT)`.
+/// Returns every slot's list.
+fn decode_lists(a: ListArrays<'_>, slots: usize, what: &str) -> Vec<Vec<(usize, TileClass)>> {
+    let offsets = a.offsets;
+    assert_eq!(offsets.len(), slots + 1, "{what} offsets");
+    assert_eq!(offsets[0], 0, "{what} offsets[0]");
+    assert!(
+        offsets.windows(2).all(|w| w[0] <= w[1]),
+        "{what} offsets decrease"
+    );
+    assert_eq!(
+        2 * *offsets.last().unwrap() as usize,
+        a.runs.len(),
+        "{what}: two int32 per run"
+    );
+    (0..slots)
+        .map(|s| {
+            let mut list = Vec::new();
+            let mut begin = 0i32;
+            for r in offsets[s] as usize..offsets[s + 1] as usize {
+                let (base, end) = (a.runs[2 * r], a.runs[2 * r + 1]);
+                assert!(
+                    end > begin,
+                    "{what} slot {s}: run {r} ends at {end} <= {begin}"
+                );
+                let class = decode(base + (begin << PA_TILE_INDEX_SHIFT)).1;
+                for i in begin..end {
+                    let (t, c) = decode(base + (i << PA_TILE_INDEX_SHIFT));
+                    assert_eq!(c, class, "{what} slot {s}: one class per run");
+                    list.push((t, c));
+                }
+                begin = end;
+            }
+            list
+        })
+        .collect()
+}
+
+/// Slots in launch order: a permutation, by non-increasing list length (`lens`), ties in slot
+/// order.
+fn check_order(order: &[i32], lens: &[usize], what: &str) {
+    let slots = lens.len();
     let mut seen = vec![false; slots];
     for &s in order {
         let s = usize::try_from(s).expect("slot index");
@@ -132,24 +174,13 @@ fn check_order(order: &[i32], offsets: &[i32], what: &str) {
         seen[s] = true;
     }
     assert_eq!(order.len(), slots, "{what}: not a permutation");
-    let len = |s: i32| offsets[s as usize + 1] - offsets[s as usize];
+    let len = |s: i32| lens[s as usize];
     for w in order.windows(2) {
         assert!(
             len(w[0]) > len(w[1]) || (len(w[0]) == len(w[1]) && w[0] < w[1]),
             "{what}: order {w:?}"
         );
     }
-}
-
-/// CSR arrays: `slots + 1` non-decreasing offsets from 0 to the entry count.
-fn check_csr(offsets: &[i32], entries: &[i32], slots: usize, what: &str) {
-    assert_eq!(offsets.len(), slots + 1, "{what} offsets");
-    assert_eq!(offsets[0], 0);
-    assert!(
-        offsets.windows(2).all(|w| w[0] <= w[1]),
-        "{what} offsets decrease"
-    );
-    assert_eq!(*offsets.last().unwrap() as usize, entries.len());
 }
 
 fn side(inp: &mut Input) -> usize {
@@ -210,8 +241,9 @@ fuzz_target!(|bytes: &[u8]| {
     let (qts, kts) = (n.div_ceil(bq), n.div_ceil(bk));
     assert_eq!((mask.n(), mask.rows(), mask.tile()), (n, rows, tile));
     assert_eq!((mask.q_tiles(), mask.k_tiles()), (qts, kts));
-    check_csr(mask.q_offsets(), mask.q_entries(), rows * qts, "q-major");
-    check_csr(mask.k_offsets(), mask.k_entries(), rows * kts, "k-major");
+    let (qa, ka) = (mask.q_major(), mask.k_major());
+    let q_raw = decode_lists(qa, rows * qts, "q-major");
+    let k_raw = decode_lists(ka, rows * kts, "k-major");
 
     let (mut full, mut partial, mut empty, mut pairs) = (0u64, 0u64, 0u64, 0u64);
     for (r, row) in data.iter().enumerate() {
@@ -231,13 +263,11 @@ fuzz_target!(|bytes: &[u8]| {
                 got, want,
                 "row {r} q tile {qt}, tile {bq}x{bk}, vis_end {row:?}"
             );
-            let s = r * qts + qt;
-            let raw: Vec<_> = mask.q_entries()
-                [mask.q_offsets()[s] as usize..mask.q_offsets()[s + 1] as usize]
-                .iter()
-                .map(|&e| decode(e))
-                .collect();
-            assert_eq!(raw, want, "raw q-major entries, row {r} q tile {qt}");
+            assert_eq!(
+                q_raw[r * qts + qt],
+                want,
+                "raw q-major runs, row {r} q tile {qt}"
+            );
             for (kt, &c) in line.iter().enumerate() {
                 assert_eq!(mask.class(r, qt, kt), c, "class row {r} ({qt}, {kt})");
                 match c {
@@ -257,13 +287,11 @@ fuzz_target!(|bytes: &[u8]| {
                 got, want,
                 "row {r} k tile {kt}, tile {bq}x{bk}, vis_end {row:?}"
             );
-            let s = r * kts + kt;
-            let raw: Vec<_> = mask.k_entries()
-                [mask.k_offsets()[s] as usize..mask.k_offsets()[s + 1] as usize]
-                .iter()
-                .map(|&e| decode(e))
-                .collect();
-            assert_eq!(raw, want, "raw k-major entries, row {r} k tile {kt}");
+            assert_eq!(
+                k_raw[r * kts + kt],
+                want,
+                "raw k-major runs, row {r} k tile {kt}"
+            );
         }
     }
     let st = mask.stats();
@@ -283,10 +311,9 @@ fuzz_target!(|bytes: &[u8]| {
     assert_eq!(st.total(), (rows * qts * kts) as u64);
     assert_eq!(st.non_empty(), full + partial);
     assert_eq!(mask.forward_flops(3, 8), 4.0 * pairs as f64 * 24.0);
-    check_order(mask.heaviest_first(), mask.q_offsets(), "heaviest_first");
-    check_order(
-        mask.k_heaviest_first(),
-        mask.k_offsets(),
-        "k_heaviest_first",
-    );
+    let lens = |lists: &[Vec<(usize, TileClass)>]| lists.iter().map(Vec::len).collect::<Vec<_>>();
+    check_order(mask.heaviest_first(), &lens(&q_raw), "heaviest_first");
+    assert_eq!(qa.order, mask.heaviest_first());
+    check_order(mask.k_heaviest_first(), &lens(&k_raw), "k_heaviest_first");
+    assert_eq!(ka.order, mask.k_heaviest_first());
 });

@@ -11,7 +11,6 @@
 use fuzz_oracle::input::Input;
 use fuzz_oracle::note;
 use fuzz_oracle::rule::{first_invalid, sees};
-use fuzz_oracle::step_around_known_bugs;
 use fuzz_oracle::tree::{Seg, Shape};
 use libfuzzer_sys::fuzz_target;
 use prefix_attn::layout::{ItemKind, Role, RowBuilder, Tree, MAX_ROW_TOKENS};
@@ -161,14 +160,6 @@ fuzz_target!(|bytes: &[u8]| {
                 let lens: Vec<usize> = (0..inp.int(0, 4)).map(|_| seg_len(&mut inp, 10)).collect();
                 let shape = Shape::prefix_completions(prompt, &lens);
                 let bad = prompt == 0 || lens.is_empty() || lens.contains(&0);
-                match shape.total() {
-                    None if !bad && step_around_known_bugs() => {
-                        // Known bug 1 (docs/fuzzing.md): segment lengths whose sum overflows
-                        // usize panic (overflow check) instead of RowTooLong.
-                        continue;
-                    }
-                    _ => {}
-                }
                 let got = b.prefix_completions(prompt, &lens);
                 if bad {
                     let e = got.expect_err("bad prefix + completions");
@@ -193,7 +184,6 @@ fuzz_target!(|bytes: &[u8]| {
             2 => match gen_tree(&mut inp) {
                 None => Ok(None),
                 Some((t, shape)) => match shape.total() {
-                    None if step_around_known_bugs() => continue, // known bug 1
                     None => {
                         let e = b.tree(t).expect_err("more than usize::MAX tokens");
                         assert!(matches!(e, Error::RowTooLong { .. }), "{e:?}");

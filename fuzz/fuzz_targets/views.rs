@@ -11,8 +11,8 @@
 #![no_main]
 
 use fuzz_oracle::input::Input;
+use fuzz_oracle::note;
 use fuzz_oracle::views::{elements, meet, reach, self_overlaps};
-use fuzz_oracle::{note, step_around_known_bugs};
 use libfuzzer_sys::fuzz_target;
 use prefix_attn::attention::raw::{check_tensor_view, check_written_disjoint, RawTensor};
 use prefix_attn::attention::Strides;
@@ -108,18 +108,6 @@ fn layout(inp: &mut Input, heads: usize) -> Layout {
     }
 }
 
-/// Known bug 2 (docs/fuzzing.md): a view that does not fit, with a head stride of `head_dim` and
-/// a token stride that is a multiple of it, is checked for a head-count mistake by building
-/// `Strides::dense(n, token / head_dim, head_dim)`, whose `n * heads * head_dim` overflows for a
-/// token stride near `usize::MAX / n` (a panic under overflow checks).
-fn known_bug_2(s: &AttnShape, st: Strides) -> bool {
-    let d = s.head_dim;
-    step_around_known_bugs()
-        && st.head == d
-        && st.token.is_multiple_of(d)
-        && (s.n as u128) * (st.token / d) as u128 * d as u128 > usize::MAX as u128
-}
-
 /// One view alone.
 fn single(inp: &mut Input, s: &AttnShape) {
     let heads = if inp.chance(128) {
@@ -147,9 +135,6 @@ fn single(inp: &mut Input, s: &AttnShape) {
         len,
         strides: st,
     };
-    if known_bug_2(s, st) {
-        return;
-    }
     let got = check_tensor_view(name, s, &t, heads, written);
 
     note(
@@ -249,9 +234,6 @@ fn several(inp: &mut Input, s: &AttnShape) {
         };
         let written = k == 0 || inp.chance(100);
         views.push((NAMES[k], t, h, written));
-    }
-    if views.iter().any(|v| known_bug_2(s, v.1.strides)) {
-        return;
     }
     // A call checks every view on its own first; the overlap check only sees views that pass.
     let ok_alone = views

@@ -96,7 +96,9 @@ fn head_count_mistake(
         return None;
     }
     let laid_out = s.token / d;
-    if s != Strides::dense(shape.n, laid_out, d) {
+    // Dense for `laid_out` heads: the row stride is n token strides. Compared in u128, since the
+    // strides come from the caller and `Strides::dense` of them could overflow.
+    if s.row as u128 != shape.n as u128 * s.token as u128 {
         return None;
     }
     let per_head = shape.rows as u128 * shape.n as u128 * d as u128;
@@ -215,6 +217,28 @@ mod tests {
         let s = Strides::dense(sh.n, 4, 64);
         assert!(check_view("q", &raw(sh.q_len(), 256, s), &sh, 4, true).is_ok());
         let err = check_view("q", &raw(sh.q_len() - 1, 256, s), &sh, 4, true).unwrap_err();
+        assert!(matches!(err, Error::InvalidView { what: "q", .. }), "{err}");
+    }
+
+    #[test]
+    fn huge_strides_are_refused_not_overflowed() {
+        // A head stride of head_dim and a token stride near usize::MAX / n: the head-count
+        // diagnosis once built `Strides::dense` of them, whose product overflowed (found by the
+        // `views` fuzz target, fuzz/regressions/views/).
+        let sh = AttnShape { n: 4, ..shape() };
+        let s = Strides {
+            row: 0,
+            token: 1 << 62,
+            head: 64,
+        };
+        let err = check_view("q", &raw(sh.q_len(), 256, s), &sh, 4, false).unwrap_err();
+        assert!(matches!(err, Error::InvalidView { what: "q", .. }), "{err}");
+        let s = Strides {
+            row: usize::MAX / 64 * 64,
+            token: usize::MAX / 64 * 64,
+            head: 64,
+        };
+        let err = check_view("q", &raw(sh.q_len(), 256, s), &sh, 4, false).unwrap_err();
         assert!(matches!(err, Error::InvalidView { what: "q", .. }), "{err}");
     }
 

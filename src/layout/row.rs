@@ -251,18 +251,26 @@ impl RowBuilder {
     /// The row length after appending `len` tokens, if it stays within [`MAX_ROW_TOKENS`]
     /// (checked before anything is allocated).
     fn checked_end(&self, len: usize) -> Result<usize> {
-        match self.len().checked_add(len) {
-            Some(end) if end <= MAX_ROW_TOKENS => Ok(end),
-            _ => Err(Error::RowTooLong {
+        self.checked_end_exact(len as u128)
+    }
+
+    /// [`RowBuilder::checked_end`] of a length that may exceed `usize` (a tree's exact total).
+    fn checked_end_exact(&self, len: u128) -> Result<usize> {
+        let end = self.len() as u128 + len;
+        if end <= MAX_ROW_TOKENS as u128 {
+            Ok(end as usize)
+        } else {
+            Err(Error::RowTooLong {
                 what: "RowBuilder",
-                tokens: self.len() as u128 + len as u128,
+                tokens: end,
                 max: MAX_ROW_TOKENS,
-            }),
+            })
         }
     }
 
     fn push(&mut self, kind: ItemKind, tree: Tree) -> Result<usize> {
-        self.checked_end(tree.total_len())?;
+        // The exact sum: segment lengths near usize::MAX must be refused, not wrap or panic.
+        self.checked_end_exact(tree.total_len_exact())?;
         let index = self.items.len();
         let placement = tree.place(self.len());
         let item = Item {
@@ -339,5 +347,35 @@ impl Row {
     /// Gives back the `vis_end` and position ids.
     pub fn into_parts(self) -> (Vec<i32>, Vec<i32>) {
         (self.vis_end, self.positions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segment lengths whose sum overflows `usize` are a row too long, before anything is
+    /// allocated (found by the `row_builder` fuzz target, fuzz/regressions/row_builder/).
+    #[test]
+    fn lengths_past_usize_are_row_too_long() {
+        let too_long = |r: Result<usize>| matches!(r, Err(Error::RowTooLong { .. }));
+        assert!(too_long(
+            RowBuilder::new().prefix_completions(usize::MAX, &[1])
+        ));
+        assert!(too_long(
+            RowBuilder::new().prefix_completions(1 << 63, &[1 << 63])
+        ));
+        let mut t = Tree::new(usize::MAX).unwrap();
+        t.add_child(0, 1).unwrap();
+        assert_eq!(t.total_len(), usize::MAX);
+        let mut b = RowBuilder::new();
+        b.document(3).unwrap();
+        let err = b.tree(t).unwrap_err();
+        match err {
+            Error::RowTooLong { tokens, .. } => assert_eq!(tokens, 3 + usize::MAX as u128 + 1),
+            e => panic!("{e:?}"),
+        }
+        // The builder is unchanged: one document of 3 tokens.
+        assert_eq!(b.len(), 3);
     }
 }

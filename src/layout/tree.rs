@@ -95,9 +95,16 @@ impl Tree {
         self.children[node].is_empty()
     }
 
-    /// Tokens of the whole tree (every segment once): its length in a shared row.
+    /// Tokens of the whole tree (every segment once): its length in a shared row. Saturates at
+    /// `usize::MAX` (segment lengths are not bounded one by one; a row is, and refuses such a
+    /// tree with `RowTooLong`).
     pub fn total_len(&self) -> usize {
-        self.len.iter().sum()
+        self.len.iter().fold(0usize, |a, &l| a.saturating_add(l))
+    }
+
+    /// [`Tree::total_len`] without saturation: the exact sum, for error messages and checks.
+    pub(crate) fn total_len_exact(&self) -> u128 {
+        self.len.iter().map(|&l| l as u128).sum()
     }
 
     /// Node ids in DFS preorder (the layout order).
@@ -133,6 +140,8 @@ impl Tree {
     }
 
     /// Where every node lands when the tree is laid out in preorder from token `start`.
+    /// Meaningful when `start + total_len()` fits in `usize` (a row builder checks far less than
+    /// that first); beyond it token indices saturate at `usize::MAX` rather than wrap or panic.
     pub fn place(&self, start: usize) -> Placement {
         let order = self.preorder();
         let n = self.node_count();
@@ -141,14 +150,16 @@ impl Tree {
         let mut at = start;
         for &v in &order {
             seg_start[v] = at;
-            at += self.len[v];
+            at = at.saturating_add(self.len[v]);
             if let Some(p) = self.parent[v] {
-                depth_offset[v] = depth_offset[p] + self.len[p];
+                depth_offset[v] = depth_offset[p].saturating_add(self.len[p]);
             }
         }
         // Subtree ends: preorder places a subtree contiguously, so its end is the largest segment
         // end inside it; children come after their parent in preorder, so one reverse pass works.
-        let mut subtree_end: Vec<usize> = (0..n).map(|v| seg_start[v] + self.len[v]).collect();
+        let mut subtree_end: Vec<usize> = (0..n)
+            .map(|v| seg_start[v].saturating_add(self.len[v]))
+            .collect();
         for &v in order.iter().rev() {
             if let Some(p) = self.parent[v] {
                 subtree_end[p] = subtree_end[p].max(subtree_end[v]);
