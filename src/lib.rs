@@ -28,10 +28,14 @@
 //! - [`cuda`]: the embedded kernels and their launch on a device.
 //! - [`emu`]: the SIMT emulator that runs the same kernels on the CPU (tests without a GPU).
 //! - [`sm90`]: Hopper host support: tensor maps for TMA loads ([`sm90::TensorMapDesc`]).
+//! - `candle` (the `candle` cargo feature): the forward and backward as a differentiable candle
+//!   op, `prefix_attn::candle::attention(&q, &k, &v, &plan, scale)`.
 
 pub mod attention;
 pub mod batch;
 pub mod bounds;
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod cpu;
 pub mod cuda;
 pub mod emu;
