@@ -1,6 +1,6 @@
 // probe_shfl: every warp-shuffle case the kernels use, one output word per case per thread, so the
-// emulator's shfl can be compared with its PTX definition (tests/emu_primitives.rs) and with a GPU
-// bit for bit (tests/emu_gpu_fidelity.rs).
+// emulator's shfl can be compared with its PTX definition (tests/emulator/primitives.rs) and with a GPU
+// bit for bit (tests/gpu/emu_fidelity.rs).
 #include "../pa/kernel.cuh"
 
 namespace pa {

@@ -1,5 +1,5 @@
 // emu_planted_sm90: one deliberate bug per mode (PA_SM90_PLANTED_* in pa_test_params.h) in the
-// Hopper features, so tests/emu_sm90_nets.rs can prove each net of the emulator catches its kind
+// Hopper features, so tests/emulator/sm90_nets.rs can prove each net of the emulator catches its kind
 // of bug. PA_SM90_PLANTED_CORRECT is the bug-free control (TMA + mbarrier + wgmma).
 //
 // Shared memory: mbarriers at 0, 8, 16; a 512-byte TMA stage (8 x 16 u32) at 1024; a 64 x 16

@@ -2,7 +2,7 @@
 // with two warps of 32 rows (so the fragments two 16-row blocks share are exercised): the row
 // loader with its zero-fill, mma_ABt, mma_AB from shared memory and from registers (to_a), mma_AtB,
 // row_max, store_scaled and store_rows with its row limit. Compared with f64 references on the
-// emulator (tests/emu_tile_ops.rs) and with the emulator on a GPU (the fidelity test).
+// emulator (tests/emulator/tile_ops.rs) and with the emulator on a GPU (the fidelity test).
 #include "../pa/kernel.cuh"
 #include "../tile/tile.cuh"
 
