@@ -36,8 +36,17 @@ fn run_case<T: KernelElem + prefix_attn::emu::Element>(
 ) -> Result<(), String> {
     let label = format!("{label} [{}] ({schedule})", configs::name(&choice));
     let out = run(layout, inp, d_o, choice, schedule).map_err(|e| format!("{label}: {e}"))?;
-    let rf = bounds(inp, d_o);
-    let s = check(&label, &rf, &out.lse, [&out.dq, &out.dk, &out.dv])?;
+    check_outputs(&label, &bounds(inp, d_o), &out)
+}
+
+/// One run's outputs against the reference and its bounds (`bounds(inp, d_o)`, computed once
+/// for all the runs of the same inputs).
+fn check_outputs<T: KernelElem>(
+    label: &str,
+    rf: &prefix_attn::bounds::BackwardBounds,
+    out: &Outputs<T>,
+) -> Result<(), String> {
+    let s = check(label, rf, &out.lse, [&out.dq, &out.dk, &out.dv])?;
     let e = s.grads.map(|g| (g.error, g.bound));
     eprintln!(
         "{label}: dQ {:.2e} (bound {:.2e}), dK {:.2e} ({:.2e}), dV {:.2e} ({:.2e})",
@@ -195,24 +204,28 @@ fn sm90a_dq_wraps_its_ring() {
         seed: 77,
     };
     let sm90 = configs::choices(Arch::Sm90a)[0];
-    {
-        let inp = inputs::<bf16>(&case);
-        let d_o = d_o_for(&inp, case.seed);
-        for schedule in [
-            Schedule::Ascending,
-            Schedule::Descending,
-            Schedule::Random { seed: 5 },
-        ] {
-            run_case(case.name, &inp, &d_o, Layout::Dense, sm90, schedule).unwrap();
-        }
-    }
-    assert_eq!(same_bits_of::<bf16>(&case, sm80_twin(), sm90), None);
-    assert_eq!(same_bits_of::<bf16>(&case, sm90, sm90), None);
+    // Each run once, each bound once: the checks are those of run_case under every schedule,
+    // same_bits_of(sm80 twin, sm90), same_bits_of(sm90, sm90) and ascending against descending.
     let inp = inputs::<bf16>(&case);
     let d_o = d_o_for(&inp, case.seed);
-    let base = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Ascending).unwrap();
-    let other = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Descending).unwrap();
-    assert_eq!(same_bits(&base, &other), None);
+    let rf = bounds(&inp, &d_o);
+    let go = |choice, schedule| run(Layout::Dense, &inp, &d_o, choice, schedule).unwrap();
+    let label = |schedule| format!("{} [{}] ({schedule})", case.name, configs::name(&sm90));
+    let ascending = go(sm90, Schedule::Ascending);
+    let descending = go(sm90, Schedule::Descending);
+    let random = go(sm90, Schedule::Random { seed: 5 });
+    for (schedule, out) in [
+        (Schedule::Ascending, &ascending),
+        (Schedule::Descending, &descending),
+        (Schedule::Random { seed: 5 }, &random),
+    ] {
+        check_outputs(&label(schedule), &rf, out).unwrap();
+    }
+    let random_11 = go(sm90, Schedule::Random { seed: 11 });
+    let twin = go(sm80_twin(), Schedule::Ascending);
+    assert_eq!(same_bits(&twin, &random_11), None);
+    assert_eq!(same_bits(&ascending, &random_11), None);
+    assert_eq!(same_bits(&ascending, &descending), None);
 }
 
 /// The sm90a dK/dV kernel's 2-stage Q/dO ring wrapped at head dim 128 with GQA 4: causal n = 200
@@ -236,19 +249,26 @@ fn sm90a_dkv_wraps_its_ring() {
         seed: 91,
     };
     let sm90 = configs::choices(Arch::Sm90a)[0];
+    // Each bound once: the checks are those of run_case under every schedule, each schedule's
+    // bits against a first ascending run, and same_bits_of(sm80 twin, sm90).
     let inp = inputs::<f16>(&case);
     let d_o = d_o_for(&inp, case.seed);
-    let base = run(Layout::Dense, &inp, &d_o, sm90, Schedule::Ascending).unwrap();
+    let rf = bounds(&inp, &d_o);
+    let go = |choice, schedule| run(Layout::Dense, &inp, &d_o, choice, schedule).unwrap();
+    let base = go(sm90, Schedule::Ascending);
     for schedule in [
         Schedule::Ascending,
         Schedule::Descending,
         Schedule::Random { seed: 21 },
     ] {
-        run_case(case.name, &inp, &d_o, Layout::Dense, sm90, schedule).unwrap();
-        let other = run(Layout::Dense, &inp, &d_o, sm90, schedule).unwrap();
+        let other = go(sm90, schedule);
+        let label = format!("{} [{}] ({schedule})", case.name, configs::name(&sm90));
+        check_outputs(&label, &rf, &other).unwrap();
         assert_eq!(same_bits(&base, &other), None, "{schedule}");
     }
-    assert_eq!(same_bits_of::<f16>(&case, sm80_twin(), sm90), None);
+    let twin = go(sm80_twin(), Schedule::Ascending);
+    let random_11 = go(sm90, Schedule::Random { seed: 11 });
+    assert_eq!(same_bits(&twin, &random_11), None);
 }
 
 /// The magnitudes' own reference gradients are the crate's f64 reference backward (the bounds

@@ -3,5 +3,5 @@
 //! charts and results files, all through the benches' own modules. One test binary
 //! (`cargo test --test bench`). Which test checks what: tests/README.md.
 
-mod cases;
+mod attention_forward;
 mod sharing;
