@@ -1,5 +1,5 @@
-/* The kernel registry as the host library exports it: one PaKernelInfo per kernel of the fatbin,
- * generated from the single kernel list in csrc/registry.cuh, so Rust takes every kernel's name,
+/* The kernel registry as the host library exports it: one PaKernelInfo per kernel, generated from
+ * the kernel lists (csrc/registry.cuh, shipped; csrc/test_registry.cuh, test-only), so Rust takes every kernel's name,
  * launch shape, shared memory and emulator entry from here and never spells them itself.
  * Mirrored in Rust by src/ffi/registry.rs (tools/regen-bindings), like the other headers.
  */
@@ -56,8 +56,13 @@ typedef struct PaKernelInfo {
     PaEmuEntry emu;
 } PaKernelInfo;
 
-/* Every registered kernel, in registry order; *count receives how many. */
+/* Every registered kernel of the shipped fatbin (csrc/registry.cuh), in registry order; *count
+ * receives how many. */
 const PaKernelInfo *pa_kernel_registry(uint32_t *count);
+
+/* The test-only kernels (csrc/test_registry.cuh: probes, planted bugs), in list order: in the
+ * emulator and the test fatbin, never in the shipped one. */
+const PaKernelInfo *pa_test_kernel_registry(uint32_t *count);
 
 #ifdef __cplusplus
 }

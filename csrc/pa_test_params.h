@@ -1,4 +1,4 @@
-/* Parameter structs of the test and probe kernels (csrc/kernels/emu_*.cu, probe_*.cu): kernels
+/* Parameter structs of the test and probe kernels (csrc/test_kernels/emu_*.cu, probe_*.cu): kernels
  * that exist to test the SIMT emulator and the intrinsics layer, not part of the library's API.
  * Same rules as pa_params.h (C only, fixed-width integers, plain pointers). Mirrored in Rust by
  * src/ffi/emu.rs (generated from pa_emu.h, which includes this file).
@@ -125,7 +125,7 @@ typedef struct PaProbeLog2Params {
     int64_t count;
 } PaProbeLog2Params;
 
-/* ==== Hopper (sm_90) probes: csrc/kernels/probe_sm90_*.cu, emu_planted_sm90.cuh ==== */
+/* ==== Hopper (sm_90) probes: csrc/test_kernels/probe_sm90_*.cu, emu_planted_sm90.cuh ==== */
 
 /* ---- probe_sm90_sync: mbarrier phases and arrival counts, a two-slot producer/consumer ring
  * over mbarriers, named barriers (sync, arrive, separate ids). Launch: 1 CTA of 256 threads,

@@ -1,8 +1,10 @@
-// THE kernel list: one line per kernel of the fatbin, X(exported name, kernel struct). csrc/kernels.cu
-// expands it into the fatbin's extern "C" symbols (nvcc) and into the emulator's entries and the
-// registry table (host build, csrc/pa_registry.h), from which Rust takes every kernel's name,
-// launch shape, shared memory and tile configuration. Adding a kernel = its file + a line here
-// (docs/adding-a-kernel.md).
+// THE kernel list: one line per kernel of the fatbin users ship, X(exported name, kernel struct).
+// csrc/kernels.cu expands it into the fatbin's extern "C" symbols (nvcc) and into the emulator's
+// entries and the registry table (host build, csrc/pa_registry.h), from which Rust takes every
+// kernel's name, launch shape, shared memory and tile configuration. Adding a kernel = its file + a
+// line here (docs/adding-a-kernel.md). Kernels that exist only for the tests (probes, planted bugs)
+// are listed apart, in csrc/test_registry.cuh: they are built into the emulator and a test-only
+// fatbin, never into this one.
 #pragma once
 
 #include "attn/bwd_dkv_sm80.cuh"
@@ -12,22 +14,8 @@
 #include "attn/bwd_preprocess.cuh"
 #include "attn/fwd_sm80.cuh"
 #include "attn/fwd_sm90.cuh"
-#include "kernels/emu_gemm_tile.cuh"
-#include "kernels/emu_planted.cuh"
-#include "kernels/emu_planted_sm90.cuh"
 #include "kernels/fill.cuh"
 #include "kernels/logprob_gather.cuh"
-#include "kernels/probe_convert.cuh"
-#include "kernels/probe_cp_async.cuh"
-#include "kernels/probe_ldmatrix.cuh"
-#include "kernels/probe_log2.cuh"
-#include "kernels/probe_mma.cuh"
-#include "kernels/probe_shfl.cuh"
-#include "kernels/probe_sm90_pipeline.cuh"
-#include "kernels/probe_sm90_sync.cuh"
-#include "kernels/probe_sm90_tma.cuh"
-#include "kernels/probe_sm90_wgmma.cuh"
-#include "kernels/probe_tile.cuh"
 #include "kernels/rotary.cuh"
 #include "kernels/swiglu.cuh"
 
@@ -104,21 +92,4 @@
     X(pa_swiglu_bf16, pa_swiglu::Swiglu<pa::bf16>)                          \
     X(pa_swiglu_f16, pa_swiglu::Swiglu<pa::f16>)                            \
     X(pa_rotary_bf16, pa_rotary::Rotary<pa::bf16>)                          \
-    X(pa_rotary_f16, pa_rotary::Rotary<pa::f16>)                            \
-    /* test and probe kernels (csrc/pa_test_params.h) */                    \
-    X(emu_gemm_tile, pa::kernels::EmuGemmTile)                              \
-    X(emu_planted, pa::kernels::EmuPlanted)                                 \
-    X(probe_shfl, pa::kernels::ProbeShfl)                                   \
-    X(probe_ldmatrix, pa::kernels::ProbeLdmatrix)                           \
-    X(probe_mma, pa::kernels::ProbeMma)                                     \
-    X(probe_cp_async, pa::kernels::ProbeCpAsync)                            \
-    X(probe_convert, pa::kernels::ProbeConvert)                             \
-    X(probe_log2, pa::kernels::ProbeLog2)                                   \
-    X(probe_tile_bf16, pa::kernels::ProbeTile<pa::bf16>)                    \
-    X(probe_tile_f16, pa::kernels::ProbeTile<pa::f16>)                      \
-    /* Hopper (sm_90a) probes and planted bugs */                           \
-    X(probe_sm90_sync, pa::kernels::ProbeSm90Sync)                          \
-    X(probe_sm90_tma, pa::kernels::ProbeSm90Tma)                            \
-    X(probe_sm90_wgmma, pa::kernels::ProbeSm90Wgmma)                        \
-    X(probe_sm90_pipeline, pa::kernels::ProbeSm90Pipeline)                  \
-    X(emu_planted_sm90, pa::kernels::EmuPlantedSm90)
+    X(pa_rotary_f16, pa_rotary::Rotary<pa::f16>)

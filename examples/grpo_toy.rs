@@ -1,6 +1,6 @@
 //! A GRPO-style step (groups of k completions, group-normalized advantages) with the toy model,
 //! prefix-shared against paired: same log-probs, loss and gradients.
-//! `tests/toy_training_equivalence.rs` runs the same code.
+//! `tests/backward/toy_training_equivalence.rs` runs the same code.
 //!
 //! `cargo run --example grpo_toy`
 
@@ -18,7 +18,7 @@ fn main() -> Result<(), prefix_attn::Error> {
     );
     // The same step with the attention layer's forward and backward on the crate's kernels (CPU
     // emulator, f16): the formats still agree, within the kernels' rounding
-    // (tests/toy_training_equivalence.rs checks it against bounds derived in docs/backward.md).
+    // (tests/backward/toy_training_equivalence.rs checks it against bounds derived in docs/backward.md).
     let kernels = toy_model::grpo_demo_in(11, 6, toy_model::Mode::Kernels)?;
     println!("with the kernels (emulated, f16):");
     for (name, diff, norm) in kernels.differences() {

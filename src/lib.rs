@@ -20,7 +20,8 @@
 //!   ([`attention::forward_emulated`], [`attention::backward_emulated`]); docs/forward.md,
 //!   docs/backward.md.
 //! - [`registry`]: every kernel of the fatbin with its launch facts (name, block, shared memory,
-//!   tile configuration), from the one kernel list in csrc/registry.cuh.
+//!   tile configuration), from the one kernel list in csrc/registry.cuh, then the test-only
+//!   kernels of csrc/test_registry.cuh (emulator and test fatbin only).
 //! - [`cpu`]: multi-threaded f32 attention (block-skipping), SwiGLU MLP and attention layer on the
 //!   CPU: what `cargo bench` times without a GPU.
 //! - [`ops`]: the SwiGLU and rotary kernels and cuBLAS GEMMs (an MLP and an attention layer).

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::ffi::registry::{
-    pa_kernel_registry, PaEmuEntry, PaKernelInfo, PA_ARCH_SM80, PA_ARCH_SM90A, PA_DTYPE_BF16,
-    PA_DTYPE_F16, PA_DTYPE_F32, PA_DTYPE_NONE,
+    pa_kernel_registry, pa_test_kernel_registry, PaEmuEntry, PaKernelInfo, PA_ARCH_SM80,
+    PA_ARCH_SM90A, PA_DTYPE_BF16, PA_DTYPE_F16, PA_DTYPE_F32, PA_DTYPE_NONE,
 };
 
 /// The code path a kernel belongs to: what a device must be to run it.
@@ -112,6 +112,10 @@ pub struct KernelInfo {
     pub head_dim: u32,
     /// Tile configuration (attention kernels).
     pub tile: Option<TileConfig>,
+    /// A test-only kernel (csrc/test_registry.cuh: probes, planted bugs): in the emulator and in
+    /// the test fatbin the crate's GPU tests load ([`crate::cuda::Gpu::load_test`]), not in the
+    /// fatbin a [`crate::cuda::Gpu`] loads.
+    pub test_only: bool,
     pub(crate) emu: unsafe extern "C" fn(
         *const crate::ffi::emu::PaEmuLaunch,
         *const core::ffi::c_void,
@@ -127,7 +131,7 @@ fn c_str(p: *const core::ffi::c_char) -> &'static str {
         .expect("registry strings are ASCII")
 }
 
-fn convert(k: &PaKernelInfo) -> KernelInfo {
+fn convert(k: &PaKernelInfo, test_only: bool) -> KernelInfo {
     let arch = match k.arch {
         PA_ARCH_SM80 => Arch::Sm80,
         PA_ARCH_SM90A => Arch::Sm90a,
@@ -153,21 +157,35 @@ fn convert(k: &PaKernelInfo) -> KernelInfo {
         dtype,
         head_dim: k.head_dim,
         tile,
+        test_only,
         emu: emu.expect("registry rows carry an emulator entry"),
     }
 }
 
-/// Every registered kernel, in registry order.
+/// Every registered kernel, in registry order: the shipped kernels (csrc/registry.cuh), then the
+/// test-only ones (csrc/test_registry.cuh, [`KernelInfo::test_only`]).
 pub fn all() -> &'static [KernelInfo] {
     static TABLE: OnceLock<Vec<KernelInfo>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut count = 0u32;
-        // SAFETY: returns a pointer to a static array of `count` rows in the host library.
-        let rows = unsafe { pa_kernel_registry(&mut count) };
-        // SAFETY: as above; the rows live for the whole program.
-        let rows = unsafe { std::slice::from_raw_parts(rows, count as usize) };
-        rows.iter().map(convert).collect()
+        let table = |f: unsafe extern "C" fn(*mut u32) -> *const PaKernelInfo, test_only| {
+            let mut count = 0u32;
+            // SAFETY: returns a pointer to a static array of `count` rows in the host library.
+            let rows = unsafe { f(&mut count) };
+            // SAFETY: as above; the rows live for the whole program.
+            let rows = unsafe { std::slice::from_raw_parts(rows, count as usize) };
+            rows.iter()
+                .map(move |k| convert(k, test_only))
+                .collect::<Vec<_>>()
+        };
+        let mut all = table(pa_kernel_registry, false);
+        all.extend(table(pa_test_kernel_registry, true));
+        all
     })
+}
+
+/// The kernels of the shipped fatbin (csrc/registry.cuh), in registry order.
+pub fn shipped() -> impl Iterator<Item = &'static KernelInfo> {
+    all().iter().filter(|k| !k.test_only)
 }
 
 /// The kernel exported as `name`.
@@ -177,7 +195,9 @@ pub fn by_name(name: &str) -> Result<&'static KernelInfo> {
         .find(|k| k.name == name)
         .ok_or_else(|| Error::InvalidArgument {
             what: "kernel",
-            detail: format!("no kernel named {name:?} in the registry (csrc/registry.cuh)"),
+            detail: format!(
+                "no kernel named {name:?} in the registry (csrc/registry.cuh, csrc/test_registry.cuh)"
+            ),
         })
 }
 

@@ -6,9 +6,10 @@
 //!
 //! Without a usable device (no driver, no GPU, stub libraries, or a build without the kernels)
 //! every test is reported `ignored` with the reason; `PREFIX_ATTN_REQUIRE_GPU=1` makes that a
-//! failure (tests/device_harness).
+//! failure (tests/support/device_harness.rs).
 
 mod candle_support;
+#[path = "support/device_harness.rs"]
 mod device_harness;
 
 use std::process::ExitCode;

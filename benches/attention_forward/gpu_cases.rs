@@ -1,5 +1,5 @@
 //! The problems GPU mode times, host only: heads, tokens per launch, causal lengths and the
-//! prefix-group shapes. Kept apart from gpu.rs so that `cargo test` (tests/bench_cases.rs) builds
+//! prefix-group shapes. Kept apart from gpu.rs so that `cargo test` (tests/bench/attention_forward.rs) builds
 //! every one of them without a device.
 
 use super::cases::{causal, Case, Dims, PrefixGroup};

@@ -1,4 +1,4 @@
-//! The problems of the sweep, host only (tests/bench_sharing.rs builds every one of them in
+//! The problems of the sweep, host only (tests/bench/sharing.rs builds every one of them in
 //! `cargo test`, GPU mode's included). Both formats of a point hold the same samples, laid out by
 //! the crate's row builder:
 //!

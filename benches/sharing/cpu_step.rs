@@ -194,7 +194,7 @@ impl Block {
 
     /// `(y, dx)` of one step on `p` with inputs `x` and `d_y` (`[tokens, hidden]` each), for
     /// tests that check the backward against finite differences of the forward.
-    #[allow(dead_code)] // only tests/bench_sharing.rs calls it
+    #[allow(dead_code)] // only tests/bench/sharing.rs calls it
     pub fn forward_backward(
         &self,
         p: &Problem,

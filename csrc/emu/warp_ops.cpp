@@ -97,7 +97,7 @@ double decode(uint16_t bits, MmaKind kind) {
 // in f64, and the 16 products plus c are summed in f64, then rounded once to f32 (round to
 // nearest even). That is the exactly rounded result whenever the f64 sum is exact (exponent
 // spread under ~30 bits, i.e. all realistic data); the hardware's internal order and rounding
-// differ from that by at most the bound derived in tests/emu_gpu_fidelity.rs.
+// differ from that by at most the bound derived in tests/gpu/emu_fidelity.rs.
 void compute_mma(Warp *w) {
     const MmaKind kind = static_cast<MmaKind>(w->variant);
     double A[16][16], B[16][8], C[16][8];

@@ -26,7 +26,7 @@
 // Arithmetic (the emulator's definition; the hardware's order is unspecified): every product of
 // two bf16 or two f16 values is exact in f64; for each output, starting from C (or 0 when
 // scale-d is 0), the 16 products are added in k order in f64 and the sum is rounded once to f32
-// (round to nearest even). tests/emu_gpu_fidelity.rs derives the bound against a GPU.
+// (round to nearest even). tests/gpu/emu_fidelity.rs derives the bound against a GPU.
 #include <string.h>
 
 #include <string>

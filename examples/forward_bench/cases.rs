@@ -1,4 +1,4 @@
-//! The problems examples/forward_bench.rs times (host only, so that tests/bench_cases.rs builds
+//! The problems examples/forward_bench.rs times (host only, so that tests/bench/attention_forward.rs builds
 //! every one of them in `cargo test` without a device).
 
 use prefix_attn::mask::VisEnd;

@@ -2,7 +2,7 @@
 //! one attention layer (GQA), a residual and an LM head; forward and hand-written backward in
 //! f64. The attention layer runs on the crate's f64 reference ([`Mode::Reference`]) or, forward
 //! and backward, on the crate's kernels under the CPU emulator ([`Mode::Kernels`], f16). Shared by
-//! `examples/dpo_toy.rs`, `examples/grpo_toy.rs` and `tests/toy_training_equivalence.rs`, so
+//! `examples/dpo_toy.rs`, `examples/grpo_toy.rs` and `tests/backward/toy_training_equivalence.rs`, so
 //! `cargo test` runs what the examples show.
 //!
 //! The claim checked: a prefix-shared batch and the paired (unshared) batch of the same samples

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds HERE (no GPU needed) everything scripts/gpucheck/run.sh needs on a GPU machine, which has
-# no Rust toolchain: the release GPU test binaries (forward, backward, fill, log-prob gather, the
-# emulator-fidelity probes), the forward and forward+backward benches, the sharing bench (charts)
+# no Rust toolchain: the release GPU test binary (tests/gpu: forward, backward, fill, log-prob
+# gather, the emulator-fidelity probes), the forward and forward+backward benches, the sharing bench (charts)
 # and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB: a device call carries
 # 64 MiB in all). Then, on the GPU machine: `bash gpucheck/run.sh` (results under $OUT), and in a
 # second call if device time allows, `bash gpucheck/run.sh charts`.
@@ -22,15 +22,13 @@ export CARGO_TERM_COLOR=never
 rm -rf "$DEST"
 mkdir -p "$DEST/bin"
 
-# Test targets that need a device (logprob_gather_emu holds the GPU gather test; run.sh runs only
-# that test of it), plus any emulator-fidelity test (emulator vs GPU bits).
-tests=(forward_gpu backward_gpu gpu_fill logprob_gather_emu)
-for f in tests/*fidelity*.rs; do
-    [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
-done
+# The test binary of everything that needs a device (tests/gpu: forward, backward, fill, log-prob
+# gather, the emulator-fidelity probes, which it loads from the test-only fatbin); run.sh runs its
+# modules as separate steps through libtest's name filter (`forward::`, `backward::`...).
+tests=(gpu)
 args=()
 for t in "${tests[@]}"; do
-    [ -e "tests/$t.rs" ] && args+=(--test "$t")
+    [ -e "tests/$t/main.rs" ] && args+=(--test "$t")
 done
 
 # Copies every executable cargo reports in its JSON messages to $DEST/bin/<target name>.

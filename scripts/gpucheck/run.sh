@@ -165,35 +165,26 @@ else
 #    device runs; strided and head-major views, determinism; the backward (preprocess, dK/dV,
 #    dQ) on the same cases; the fill kernel; the log-prob gather (only the GPU test of that
 #    binary; its emulator tests ran in cargo test).
-if [ -x "$BIN/forward_gpu" ]; then
-    run_step forward_gpu 90 "$BIN/forward_gpu" --test-threads=1 --nocapture
+if [ -x "$BIN/gpu" ]; then
+    run_step forward_gpu 90 "$BIN/gpu" forward:: --test-threads=1 --nocapture
+    run_step backward_gpu 120 "$BIN/gpu" backward:: --test-threads=1 --nocapture
 else
-    skip_step forward_gpu "bin/forward_gpu missing"
-fi
-if [ -x "$BIN/backward_gpu" ]; then
-    run_step backward_gpu 120 "$BIN/backward_gpu" --test-threads=1 --nocapture
-else
-    skip_step backward_gpu "bin/backward_gpu missing"
+    skip_step forward_gpu "bin/gpu missing"
+    skip_step backward_gpu "bin/gpu missing"
 fi
 
 # 2. Emulator fidelity: the probes on the device against the emulator (bits, derived bounds, the
 #    documented error of ex2 / lg2.approx), the tile layer's operations, and on compute
 #    capability 9.0 the Hopper probes (mbarrier, TMA, wgmma, the pipeline).
-if [ -x "$BIN/emu_gpu_fidelity" ]; then
-    run_step emu_gpu_fidelity 45 "$BIN/emu_gpu_fidelity" --test-threads=1 --nocapture
-else
-    skip_step emu_gpu_fidelity "bin/emu_gpu_fidelity missing"
-fi
-if [ -x "$BIN/gpu_fill" ]; then
-    run_step gpu_fill 15 "$BIN/gpu_fill" --nocapture
-else
-    skip_step gpu_fill "bin/gpu_fill missing"
-fi
-if [ -x "$BIN/logprob_gather_emu" ]; then
-    run_step logprob_gpu 20 "$BIN/logprob_gather_emu" gpu_gather_matches_the_cpu_gather \
+if [ -x "$BIN/gpu" ]; then
+    run_step emu_gpu_fidelity 45 "$BIN/gpu" emu_fidelity:: --test-threads=1 --nocapture
+    run_step gpu_fill 15 "$BIN/gpu" fill:: --nocapture
+    run_step logprob_gpu 20 "$BIN/gpu" logprob_gather::gpu_gather_matches_the_cpu_gather \
         --exact --test-threads=1 --nocapture
 else
-    skip_step logprob_gpu "bin/logprob_gather_emu missing"
+    skip_step emu_gpu_fidelity "bin/gpu missing"
+    skip_step gpu_fill "bin/gpu missing"
+    skip_step logprob_gpu "bin/gpu missing"
 fi
 
 # 3. Throughput, ours (CUDA events, median): the default picks (forward_bench.csv, and cases.json
@@ -214,23 +205,23 @@ fi
 # 4. compute-sanitizer on the small cases (forward: a fully padded row, a ragged d128 row with
 #    sharing; backward: its sanitizer case).
 SAN="$(cuda_tool compute-sanitizer)"
-if [ -n "$SAN" ] && [ -x "$BIN/forward_gpu" ]; then
+if [ -n "$SAN" ] && [ -x "$BIN/gpu" ]; then
     for tool in memcheck racecheck synccheck initcheck; do
         extra=()
         [ "$tool" = racecheck ] && extra=(--racecheck-report all)
         run_step "sanitizer_$tool" 20 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
-            --error-exitcode 9 "$BIN/forward_gpu" gpu_sanitizer_case --exact \
+            --error-exitcode 9 "$BIN/gpu" forward::gpu_sanitizer_case --exact \
             --test-threads=1 --nocapture
     done
 else
-    skip_step sanitizer "compute-sanitizer or bin/forward_gpu not found"
+    skip_step sanitizer "compute-sanitizer or bin/gpu not found"
 fi
-if [ -n "$SAN" ] && [ -x "$BIN/backward_gpu" ]; then
+if [ -n "$SAN" ] && [ -x "$BIN/gpu" ]; then
     for tool in memcheck racecheck; do
         extra=()
         [ "$tool" = racecheck ] && extra=(--racecheck-report all)
         run_step "sanitizer_bwd_$tool" 45 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
-            --error-exitcode 9 "$BIN/backward_gpu" gpu_backward_sanitizer_case --exact \
+            --error-exitcode 9 "$BIN/gpu" backward::gpu_backward_sanitizer_case --exact \
             --test-threads=1 --nocapture
     done
 fi

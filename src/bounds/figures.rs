@@ -37,7 +37,7 @@ pub const FTZ: f64 = pow2(-126);
 /// One tensor-core step of 16 products in the backward's model, relative to the sum of the
 /// absolute products: 18 * 2^-23. Each of the 16 additions may be off by one f32 ulp (2u) of a
 /// partial sum the magnitudes bound, plus the final rounding and room: the bound
-/// `tests/emu_gpu_fidelity.rs` holds the device's `mma.sync` to against the emulator. The same
+/// `tests/gpu/emu_fidelity.rs` holds the device's `mma.sync` to against the emulator. The same
 /// figure is used on the emulator (which rounds once, far inside it).
 pub const MMA_STEP_BACKWARD: f64 = 18.0 * pow2(-23);
 
@@ -61,7 +61,7 @@ pub enum Arith {
     /// ("with at least single precision", mma, "Precision and rounding"), so each of its 16
     /// additions may err by one f32 ulp (2u) of a partial sum bounded by the magnitudes, plus the
     /// final rounding: at most 17 * 2u of (|c| + sum |a b|) per step (as in
-    /// `tests/emu_gpu_fidelity.rs`; `wgmma` is given the same latitude).
+    /// `tests/gpu/emu_fidelity.rs`; `wgmma` is given the same latitude).
     Device,
 }
 

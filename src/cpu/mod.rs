@@ -11,7 +11,7 @@
 //! - [`matmul`]: the threaded f32 GEMM under the MLP and projections.
 //!
 //! Everything is checked in `cargo test` against the f64 reference ([`crate::reference`]) with
-//! tolerances derived from f32 rounding (tests/cpu_path.rs). Results do not depend on the thread
+//! tolerances derived from f32 rounding (tests/host/cpu_path.rs). Results do not depend on the thread
 //! count. These are not the GPU kernels: their speed says nothing about the kernels' speed, only
 //! how much work each format costs on a CPU.
 

@@ -279,8 +279,48 @@ impl Gpu {
 
     /// `kernel` loaded from the embedded module, ready to launch: allowed the dynamic shared
     /// memory its registry entry needs (over the 48 KiB default for the large attention tiles).
-    /// Errors when this device cannot run it.
+    /// Errors when this device cannot run it, or when it is a test-only kernel (those are in the
+    /// test fatbin: [`Gpu::load_test`]).
     pub fn load<P>(&self, kernel: KernelRef<P>) -> Result<DeviceKernel<P>> {
+        let info = kernel.info();
+        if info.test_only {
+            return Err(Error::InvalidArgument {
+                what: "kernel",
+                detail: format!(
+                    "{} is a test-only kernel (csrc/test_registry.cuh): it is not in the shipped \
+                     fatbin; the crate's tests load it from the test fatbin with Gpu::load_test",
+                    info.name
+                ),
+            });
+        }
+        self.load_from(&self.module, kernel)
+    }
+
+    /// A test-only kernel (csrc/test_registry.cuh: probes, planted bugs) loaded from `image`, the
+    /// test fatbin build.rs writes next to the shipped one (the crate's tests embed it with
+    /// `include_bytes!(env!("PA_TEST_FATBIN"))`), ready to launch like [`Gpu::load`]'s.
+    pub fn load_test<P>(&self, image: &[u8], kernel: KernelRef<P>) -> Result<DeviceKernel<P>> {
+        if !kernel.info().test_only {
+            return Err(Error::InvalidArgument {
+                what: "kernel",
+                detail: format!(
+                    "{} is a shipped kernel: load it with Gpu::load",
+                    kernel.info().name
+                ),
+            });
+        }
+        let module = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(image.to_vec()))
+            .map_err(cuda_err("cuModuleLoadData (test fatbin)"))?;
+        self.load_from(&module, kernel)
+    }
+
+    fn load_from<P>(
+        &self,
+        module: &Arc<CudaModule>,
+        kernel: KernelRef<P>,
+    ) -> Result<DeviceKernel<P>> {
         let info = kernel.info();
         if !self.runs(info) {
             let (major, minor) = self.compute_capability;
@@ -293,8 +333,7 @@ impl Gpu {
                 ),
             });
         }
-        let func = self
-            .module
+        let func = module
             .load_function(info.name)
             .map_err(cuda_err("cuModuleGetFunction"))?;
         if info.smem_bytes > 48 * 1024 {

@@ -9,7 +9,7 @@
 //!   compares the outputs: a difference is a race, reported with the buffer and the index.
 //! - [`Approx`]: how the host computes the device's approximate `exp2_fast` / `log2_fast`
 //!   (perturbed within the PTX ISA's documented error unless a launch asks otherwise).
-//! - [`probes`]: the test and probe kernels of csrc/kernels/emu_*.cu and probe_*.cu.
+//! - [`probes`]: the test and probe kernels of csrc/test_kernels/ (csrc/test_registry.cuh).
 
 mod approx;
 mod buffer;

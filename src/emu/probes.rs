@@ -1,5 +1,7 @@
-//! The test and probe kernels of csrc/kernels/ (emu_*.cuh, probe_*.cuh): kernels that exist to
-//! test the emulator and the intrinsics layer, registered in csrc/registry.cuh like every kernel.
+//! The test and probe kernels of csrc/test_kernels/ (emu_*.cuh, probe_*.cuh): kernels that exist
+//! to test the emulator and the intrinsics layer, registered in the test-only list
+//! csrc/test_registry.cuh: in the emulator and in the test fatbin (`Gpu::load_test`), never in the
+//! fatbin a `Gpu` loads.
 //! Their parameter structs come from csrc/pa_test_params.h through [`crate::ffi::emu`]; each
 //! kernel's launch shape is fixed by its header comment and given here as `dims`.
 

@@ -83,3 +83,6 @@ impl Default for PaKernelInfo {
 unsafe extern "C" {
     pub fn pa_kernel_registry(count: *mut u32) -> *const PaKernelInfo;
 }
+unsafe extern "C" {
+    pub fn pa_test_kernel_registry(count: *mut u32) -> *const PaKernelInfo;
+}

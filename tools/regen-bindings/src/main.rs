@@ -64,7 +64,7 @@ const MIRRORS: &[Mirror] = &[
         header: "pa_registry.h",
         mirror: "ffi/registry.rs",
         types: "PaKernelInfo|PaEmuEntry",
-        funcs: "pa_kernel_registry",
+        funcs: "pa_kernel_registry|pa_test_kernel_registry",
         vars: "PA_DTYPE_.*|PA_ARCH_.*",
         blocklist_file: ".*pa_(params|emu|test_params)\\.h",
         raw_lines: &["#[allow(unused_imports)]", "use super::emu::*;"],
