@@ -1,7 +1,7 @@
 """Error bounds of the op against float64 attention on the same bf16/f16 inputs, derived from the
 kernels' arithmetic: the same derivation as the crate's own tests (docs/forward.md and
-docs/backward.md, "Error bounds"; tests/forward_support/bounds.rs and
-tests/backward_support/bounds.rs), vectorised here in float64 torch. python/README.md,
+docs/backward.md, "Error bounds"; src/bounds/, the crate's public
+`prefix_attn::bounds`), vectorised here in float64 torch. python/README.md,
 "Error bounds", sums it up. Nothing here reads the output under test, except the backward's use
 of the forward's LSE (whose own bound is checked first).
 

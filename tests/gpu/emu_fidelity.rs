@@ -3,7 +3,7 @@
 //!
 //! - Data movement (shfl, ldmatrix, cp.async) and conversions (to_bf16, to_f16, pack, to_float):
 //!   bit for bit (NaN compared by NaN-ness: payloads are not part of the contract).
-//! - mma on exactly representable inputs (k/8 values, see tests/emu_support): bit for bit, since every
+//! - mma on exactly representable inputs (k/8 values, see tests/support/emu): bit for bit, since every
 //!   product and partial sum is exact in f32 on both sides.
 //! - mma on general inputs, within a derived bound. With S = sum_k |a_k b_k| + |c|: the emulator
 //!   rounds the (exact) f64 sum once, |d_emu - d| <= 2^-24 |d|. The tensor core adds 16
