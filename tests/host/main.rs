@@ -10,6 +10,7 @@ mod reference_support;
 mod batch_builder;
 mod block_mask_bruteforce;
 mod cpu_path;
+mod downstream_manifest;
 mod equivalence_shared_vs_unshared;
 mod errors;
 mod layout_builders;
