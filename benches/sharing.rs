@@ -25,6 +25,8 @@
 //! everywhere. Environment variables choose sizes and sweep (benches/sharing/config.rs);
 //! `PREFIX_ATTN_BENCH_QUICK=1` is the CI-sized run.
 
+#[path = "sharing/allocator.rs"]
+mod allocator;
 #[path = "sharing/cases.rs"]
 mod cases;
 #[path = "sharing/chart.rs"]
@@ -73,6 +75,8 @@ fn fail(msg: &str) -> ! {
 }
 
 fn main() {
+    // First, before the runs allocate anything they time.
+    let allocator = allocator::pin();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let forced_cpu = matches!(
         env("PREFIX_ATTN_BENCH_CPU").as_deref(),
@@ -172,7 +176,7 @@ fn main() {
     };
     let p = &cfg.plan;
     println!(
-        "Each point: paired and shared timed in interleaved rounds of >= {} ms samples until the speedup's 95% interval is within ±{:.0}% (at least {} rounds, at most {:.0} s; dataset points 3x).",
+        "Each point: paired and shared timed in interleaved rounds of >= {} ms samples until the speedup's 95% interval is within ±{:.0}% (at least {} rounds, at most {:.0} s; dataset points 3x); {allocator}.",
         p.min_sample.as_millis(),
         100.0 * p.target,
         p.min_rounds,
