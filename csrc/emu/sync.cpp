@@ -172,19 +172,20 @@ void cp_async(void *smem_dst, const void *gmem_src, bool valid, uint32_t bytes, 
     Thread *t = me();
     const uintptr_t dst = reinterpret_cast<uintptr_t>(smem_dst);
     const uintptr_t src = reinterpret_cast<uintptr_t>(gmem_src);
-    const std::string what = "cp_async_" + std::to_string(bytes);
+    // Built only when a check fails: this runs for every cp.async of every thread.
+    const auto what = [bytes] { return "cp_async_" + std::to_string(bytes); };
     if (!in_smem(L, smem_dst, bytes) || dst % bytes != 0) {
-        fail_thread(where(L, t) + ": " + what + " at " + site_str(site) + " targets an address that is not a " +
+        fail_thread(where(L, t) + ": " + what() + " at " + site_str(site) + " targets an address that is not a " +
                     std::to_string(bytes) + "-byte aligned slot inside the CTA's " +
                     std::to_string(L->smem_bytes) + " bytes of dynamic shared memory (offset " +
                     std::to_string(static_cast<long long>(dst - reinterpret_cast<uintptr_t>(L->smem))) + ")");
     }
     if (valid && (src % bytes != 0 || src == 0)) {
-        fail_thread(where(L, t) + ": " + what + " at " + site_str(site) +
+        fail_thread(where(L, t) + ": " + what() + " at " + site_str(site) +
                     " reads from a global address that is not " + std::to_string(bytes) + "-byte aligned");
     }
     if (valid && in_smem(L, gmem_src, 1)) {
-        fail_thread(where(L, t) + ": " + what + " at " + site_str(site) +
+        fail_thread(where(L, t) + ": " + what() + " at " + site_str(site) +
                     " reads from shared memory; its source must be global memory");
     }
     const PendingCopy copy{static_cast<unsigned char *>(smem_dst),

@@ -76,15 +76,15 @@ std::string validate(const PaTensorMapEmu &m) {
     if (m.global_address % 16 != 0) return "tensor map global address is not 16-byte aligned";
     if (m.global_stride[0] != eb) return "tensor map stride of dimension 0 must be the element size";
     for (uint32_t d = 0; d < PA_TMA_MAX_RANK; d++) {
-        const std::string dim = "dimension " + std::to_string(d);
+        const auto dim = [d] { return "dimension " + std::to_string(d); };
         if (d >= m.rank) {
-            if (m.global_dim[d] != 1 || m.box_dim[d] != 1) return "tensor map: unused " + dim + " must have extent 1";
+            if (m.global_dim[d] != 1 || m.box_dim[d] != 1) return "tensor map: unused " + dim() + " must have extent 1";
             continue;
         }
-        if (m.global_dim[d] < 1 || m.global_dim[d] > (1ull << 32)) return "tensor map: " + dim + " extent outside [1, 2^32]";
-        if (m.box_dim[d] < 1 || m.box_dim[d] > PA_TMA_MAX_BOX) return "tensor map: box " + dim + " outside [1, 256]";
+        if (m.global_dim[d] < 1 || m.global_dim[d] > (1ull << 32)) return "tensor map: " + dim() + " extent outside [1, 2^32]";
+        if (m.box_dim[d] < 1 || m.box_dim[d] > PA_TMA_MAX_BOX) return "tensor map: box " + dim() + " outside [1, 256]";
         if (d > 0 && (m.global_stride[d] % 16 != 0 || m.global_stride[d] >= (1ull << 40))) {
-            return "tensor map: " + dim + " stride is not a multiple of 16 below 2^40";
+            return "tensor map: " + dim() + " stride is not a multiple of 16 below 2^40";
         }
     }
     const uint64_t inner = static_cast<uint64_t>(m.box_dim[0]) * eb;
@@ -169,25 +169,26 @@ namespace sm90 {
 void tma_load(void *dst, const PaTensorMap *map, void *bar, const int32_t *coords, int rank, Site site) {
     Launch *L = tl_launch;
     Thread *t = sm90_me();
-    const std::string what = where(L, t) + ": cp.async.bulk.tensor." + std::to_string(rank) + "d at " + site_str(site) + ": ";
-    if (reinterpret_cast<uintptr_t>(map) % 64 != 0) fail_thread(what + "the tensor map is not 64-byte aligned");
+    // Built only when a check fails: this runs for every TMA load.
+    const auto what = [&] { return where(L, t) + ": cp.async.bulk.tensor." + std::to_string(rank) + "d at " + site_str(site) + ": "; };
+    if (reinterpret_cast<uintptr_t>(map) % 64 != 0) fail_thread(what() + "the tensor map is not 64-byte aligned");
     PendingTma p;
     memcpy(&p.map, map, sizeof p.map);
     const std::string bad = validate(p.map);
-    if (!bad.empty()) fail_thread(what + bad);
+    if (!bad.empty()) fail_thread(what() + bad);
     if (static_cast<uint32_t>(rank) != p.map.rank) {
-        fail_thread(what + "a " + std::to_string(rank) + "-d load with a rank-" + std::to_string(p.map.rank) + " tensor map");
+        fail_thread(what() + "a " + std::to_string(rank) + "-d load with a rank-" + std::to_string(p.map.rank) + " tensor map");
     }
     p.bytes = static_cast<uint32_t>(box_bytes(p.map));
     const int64_t off = smem_offset(L, dst);
     if (off < 0 || !smem_range_ok(L, off, p.bytes)) {
-        fail_thread(what + "the " + std::to_string(p.bytes) + "-byte box at shared offset " +
+        fail_thread(what() + "the " + std::to_string(p.bytes) + "-byte box at shared offset " +
                     std::to_string(off) + " does not fit in the CTA's " + std::to_string(L->smem_bytes) +
                     " bytes of dynamic shared memory");
     }
     const uint32_t align = dst_alignment(p.map.swizzle);
     if (shared_addr_of(L, static_cast<uint32_t>(off)) % align != 0) {
-        fail_thread(what + "the destination (shared address " +
+        fail_thread(what() + "the destination (shared address " +
                     std::to_string(shared_addr_of(L, static_cast<uint32_t>(off))) + ") is not " +
                     std::to_string(align) +
                     "-byte aligned (TMA needs 128 bytes; a swizzled box, its pattern's repeat: "
@@ -215,12 +216,12 @@ void tma_load(void *dst, const PaTensorMap *map, void *bar, const int32_t *coord
 void tma_prefetch_map(const PaTensorMap *map, Site site) {
     Launch *L = tl_launch;
     Thread *t = sm90_me();
-    const std::string what = where(L, t) + ": prefetch.tensormap at " + site_str(site) + ": ";
-    if (reinterpret_cast<uintptr_t>(map) % 64 != 0) fail_thread(what + "the tensor map is not 64-byte aligned");
+    const auto what = [&] { return where(L, t) + ": prefetch.tensormap at " + site_str(site) + ": "; };
+    if (reinterpret_cast<uintptr_t>(map) % 64 != 0) fail_thread(what() + "the tensor map is not 64-byte aligned");
     PaTensorMapEmu m;
     memcpy(&m, map, sizeof m);
     const std::string bad = validate(m);
-    if (!bad.empty()) fail_thread(what + bad);
+    if (!bad.empty()) fail_thread(what() + bad);
 }
 
 }  // namespace sm90

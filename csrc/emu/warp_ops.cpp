@@ -122,13 +122,19 @@ void compute_mma(Warp *w) {
         C[g + 8][2 * t] = c[2];
         C[g + 8][2 * t + 1] = c[3];
     }
+    // k outside n: each D[m][n] is still C + p0 + p1 + ... + p15 in that order (the same bits),
+    // and the eight independent sums of a row vectorize and stay in registers once unrolled.
     float D[16][8];
     for (int m = 0; m < 16; m++) {
-        for (int n = 0; n < 8; n++) {
-            double acc = C[m][n];
-            for (int k = 0; k < 16; k++) acc += A[m][k] * B[k][n];
-            D[m][n] = static_cast<float>(acc);
+        double acc[8];
+        for (int n = 0; n < 8; n++) acc[n] = C[m][n];
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++) {
+            const double a = A[m][k];
+#pragma GCC unroll 8
+            for (int n = 0; n < 8; n++) acc[n] += a * B[k][n];
         }
+        for (int n = 0; n < 8; n++) D[m][n] = static_cast<float>(acc[n]);
     }
     for (uint32_t lane = 0; lane < 32; lane++) {
         const uint32_t g = lane >> 2, t = lane & 3;

@@ -58,9 +58,10 @@ WarpgroupState &wg_of(Launch *L, const Thread *t) { return L->sm90.wgs[t->view.w
 WarpgroupState *wg_arrive(Launch *L, Thread *t, WgGatherOp op, int arg, Site site) {
     check_no_pending_collective(L, t, gather_name(op), site);
     const uint32_t wgi = t->view.warp / 4;
-    const std::string what = where(L, t) + ": " + gather_str(op, arg) + " at " + site_str(site);
+    // Built only when a check fails: this runs for every thread of every warpgroup instruction.
+    const auto what = [&] { return where(L, t) + ": " + gather_str(op, arg) + " at " + site_str(site); };
     if (L->nthreads < (wgi + 1) * 128) {
-        fail_thread(what + " in warpgroup " + std::to_string(wgi) + ", which has only " +
+        fail_thread(what() + " in warpgroup " + std::to_string(wgi) + ", which has only " +
                     std::to_string(L->nthreads - wgi * 128) +
                     " threads: the four warps " + std::to_string(4 * wgi) + ".." +
                     std::to_string(4 * wgi + 3) +
@@ -70,7 +71,7 @@ WarpgroupState *wg_arrive(Launch *L, Thread *t, WgGatherOp op, int arg, Site sit
     if (wg.arrived == 0) {
         for (uint32_t i = wgi * 128; i < wgi * 128 + 128; i++) {
             if ((*L->threads)[i].state == State::Done) {
-                fail_thread(what + " but thread " + std::to_string(i) + " (warp " +
+                fail_thread(what() + " but thread " + std::to_string(i) + " (warp " +
                             std::to_string(i / 32) + ") of warpgroup " + std::to_string(wgi) +
                             " has exited: warps " + std::to_string(4 * wgi) + ".." +
                             std::to_string(4 * wgi + 3) +
@@ -83,7 +84,7 @@ WarpgroupState *wg_arrive(Launch *L, Thread *t, WgGatherOp op, int arg, Site sit
         wg.site = site;
         wg.first_thread = t->view.linear;
     } else if (wg.op != op || wg.arg != arg || !same_site(wg.site, site)) {
-        fail_thread(what + " while thread " + std::to_string(wg.first_thread) + " of warpgroup " +
+        fail_thread(what() + " while thread " + std::to_string(wg.first_thread) + " of warpgroup " +
                     std::to_string(wgi) + " waits at " + gather_str(wg.op, wg.arg) + " at " +
                     site_str(wg.site) +
                     ": divergent warpgroup instruction (.aligned: all 128 threads execute the same one)");
@@ -115,15 +116,17 @@ void issue_mma(Launch *L, Thread *t, WarpgroupState *wg) {
     const int trans_a = (arg >> 11) & 1, trans_b = (arg >> 12) & 1;
     op.site = wg->site;
     const uint32_t base = (t->view.warp / 4) * 128;
-    const std::string what = "warpgroup " + std::to_string(t->view.warp / 4) + ": " +
-                             gather_str(WgGatherOp::Mma, arg) + " at " + site_str(wg->site) + ": ";
+    const auto what = [&] {
+        return "warpgroup " + std::to_string(t->view.warp / 4) + ": " + gather_str(WgGatherOp::Mma, arg) +
+               " at " + site_str(wg->site) + ": ";
+    };
     for (uint32_t i = 1; i < 128; i++) {
         const char *field = nullptr;
         if (!op.a_regs && wg->desc_a[i] != wg->desc_a[0]) field = "descriptor of A";
         else if (wg->desc_b[i] != wg->desc_b[0]) field = "descriptor of B";
         else if ((wg->scale_d[i] != 0) != (wg->scale_d[0] != 0)) field = "scale-d";
         if (field) {
-            fail_thread(what + "the " + field + " differs between thread " + std::to_string(base) +
+            fail_thread(what() + "the " + field + " differs between thread " + std::to_string(base) +
                         " and thread " + std::to_string(base + i) +
                         ": it must be the same in the whole warpgroup");
         }
@@ -133,7 +136,7 @@ void issue_mma(Launch *L, Thread *t, WarpgroupState *wg) {
     if (err.empty()) err = decode_smem_desc(wg->desc_b[0], trans_b, "B", &op.b);
     op.scale_d = wg->scale_d[0] != 0;
     if (err.empty()) err = check_wgmma_operands(L, op);
-    if (!err.empty()) fail_thread(what + err);
+    if (!err.empty()) fail_thread(what() + err);
     op.group = wg->committed;
     for (uint32_t i = 0; i < 128; i++) {
         op.d[i] = wg->d[i];
@@ -242,16 +245,17 @@ void wgmma(const WgmmaCall &c, Site site) {
     Thread *t = sm90_me();
     const int arg = c.n | (c.dtype << 9) | (c.a_regs << 10) | (c.trans_a << 11) | (c.trans_b << 12);
     WarpgroupState *wg = wg_arrive(L, t, WgGatherOp::Mma, arg, site);
-    const std::string what = where(L, t) + ": " + gather_str(WgGatherOp::Mma, arg) + " at " + site_str(site) + ": ";
+    // Built only when a check fails: this runs for every thread of every warpgroup instruction.
+    const auto what = [&] { return where(L, t) + ": " + gather_str(WgGatherOp::Mma, arg) + " at " + site_str(site) + ": "; };
     if (wg->fences == 0) {
-        fail_thread(what + "no wgmma.fence was executed by this warpgroup before its first wgmma");
+        fail_thread(what() + "no wgmma.fence was executed by this warpgroup before its first wgmma");
     }
     if (c.d_track->access_fence == wg->fences) {
-        fail_thread(what + "its accumulator was accessed after the last wgmma.fence: a wgmma.fence "
+        fail_thread(what() + "its accumulator was accessed after the last wgmma.fence: a wgmma.fence "
                            "must separate register accesses from the wgmma that uses the registers");
     }
     if (c.a_regs && c.a_track->access_fence == wg->fences) {
-        fail_thread(what + "its A fragment was written after the last wgmma.fence: a wgmma.fence "
+        fail_thread(what() + "its A fragment was written after the last wgmma.fence: a wgmma.fence "
                            "must separate register accesses from the wgmma that uses the registers");
     }
     const uint32_t i = t->view.linear % 128;

@@ -95,14 +95,14 @@ std::string check_operand(const Launch *L, const SmemOperand &o, uint32_t rows, 
 }  // namespace
 
 std::string decode_smem_desc(uint64_t desc, int major, const char *which, SmemOperand *out) {
-    const std::string name = std::string("matrix descriptor of ") + which;
+    const auto name = [which] { return std::string("matrix descriptor of ") + which; };
     const uint64_t reserved = (3ull << 14) | (3ull << 30) | (7ull << 46) | (0x3ffull << 52);
     if (desc & reserved) {
-        return name + ": reserved bits set (bits 14-15, 30-31, 46-48 and 52-61 must be 0)";
+        return name() + ": reserved bits set (bits 14-15, 30-31, 46-48 and 52-61 must be 0)";
     }
     const uint32_t base_offset = static_cast<uint32_t>((desc >> 49) & 7);
     if (base_offset != 0) {
-        return name + ": matrix base offset " + std::to_string(base_offset) +
+        return name() + ": matrix base offset " + std::to_string(base_offset) +
                " is not supported (start swizzled tiles at a multiple of their pattern repeat)";
     }
     out->start = static_cast<uint32_t>(desc & 0x3fff) << 4;
