@@ -14,8 +14,8 @@
 //! sets of six runs, no point more than 3 times. Two exact, independent 95% intervals of one
 //! quantity miss each other about 0.6% of the time, 4 of 720.
 //!
-//! Fixed here: mmap only above 32 MiB (glibc's largest threshold, and above every allocation of
-//! the CPU mode's sizes), the heap neither trimmed nor padded as it changes (setting these also
+//! Fixed here: mmap only above 32 MiB (glibc's largest threshold, above every allocation at the
+//! CPU mode's default sizes; with it fixed, a block's size alone decides), the heap neither trimmed nor padded as it changes (setting these also
 //! switches the adaptive threshold off), and one arena for all threads. A no-op outside glibc
 //! (another allocator has other habits; the bench then says so).
 
