@@ -15,9 +15,10 @@
 //! quantity miss each other about 0.6% of the time, 4 of 720.
 //!
 //! Fixed here: mmap only above 32 MiB (glibc's largest threshold, above every allocation at the
-//! CPU mode's default sizes; with it fixed, a block's size alone decides), the heap neither trimmed nor padded as it changes (setting these also
-//! switches the adaptive threshold off), and one arena for all threads. A no-op outside glibc
-//! (another allocator has other habits; the bench then says so).
+//! CPU mode's default sizes; with it fixed, a block's size alone decides), the heap neither
+//! trimmed nor padded as it changes (setting these also switches the adaptive threshold off), and
+//! one arena for all threads. A no-op outside glibc (another allocator has other habits; the bench
+//! then says so).
 
 /// What [`pin`] did, for the bench's header line.
 pub fn pin() -> &'static str {
