@@ -8,6 +8,7 @@
 
 use crate::backward_support;
 use crate::forward_support;
+use crate::on_threads::failures_on_threads;
 
 use half::{bf16, f16};
 use prefix_attn::attention::{
@@ -92,24 +93,7 @@ fn run_matrix(choice: BackwardChoice) {
 fn run_every_config(arch: Arch) {
     let choices = configs::choices(arch);
     assert!(!choices.is_empty(), "no {arch} backward configuration");
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let runs: Vec<_> = choices
-            .iter()
-            .map(|&choice| (choice, s.spawn(move || run_matrix(choice))))
-            .collect();
-        runs.into_iter()
-            .filter_map(|(choice, run)| {
-                run.join().err().map(|e| {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|m| m.to_string()))
-                        .unwrap_or_default();
-                    format!("{}: {msg}", configs::name(&choice))
-                })
-            })
-            .collect()
-    });
+    let failures = failures_on_threads(&choices, configs::name, run_matrix);
     assert!(
         failures.is_empty(),
         "{} of {} {arch} configurations fail:\n{}",

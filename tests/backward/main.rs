@@ -7,6 +7,8 @@
 mod backward_support;
 #[path = "../support/forward/mod.rs"]
 mod forward_support;
+#[path = "../support/on_threads.rs"]
+mod on_threads;
 
 mod edge_cases;
 mod emulated;

@@ -10,6 +10,8 @@ mod backward_support;
 mod common;
 #[path = "../support/forward/mod.rs"]
 mod forward_support;
+#[path = "../support/on_threads.rs"]
+mod on_threads;
 
 mod bounds;
 mod edge_cases;
