@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds HERE (no GPU needed) everything scripts/gpucheck/run.sh needs on a GPU machine, which has
 # no Rust toolchain: the release GPU test binary (tests/gpu: forward, backward, fill, log-prob
-# gather, the emulator-fidelity probes), the forward and forward+backward benches, the sharing bench (charts)
-# and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB: a device call carries
+# gather, SwiGLU, rotary, the emulator-fidelity probes), the forward and forward+backward benches,
+# the sharing bench (charts) and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB: a device call carries
 # 64 MiB in all). Then, on the GPU machine: `bash gpucheck/run.sh` (results under $OUT), and in a
 # second call if device time allows, `bash gpucheck/run.sh charts`.
 #
@@ -23,8 +23,9 @@ rm -rf "$DEST"
 mkdir -p "$DEST/bin"
 
 # The test binary of everything that needs a device (tests/gpu: forward, backward, fill, log-prob
-# gather, the emulator-fidelity probes, which it loads from the test-only fatbin); run.sh runs its
-# modules as separate steps through libtest's name filter (`forward::`, `backward::`...).
+# gather, SwiGLU, rotary, the emulator-fidelity probes, which it loads from the test-only
+# fatbin); run.sh runs its modules as separate steps through libtest's name filter (`forward::`,
+# `backward::`...).
 tests=(gpu)
 args=()
 for t in "${tests[@]}"; do

@@ -30,6 +30,8 @@
 #                                    f64 pass costs about 1.2x the f64 reference) and the sweep of
 #                                    every registered configuration (small cases): about 40 s
 #   backward_gpu                120  never run; mostly the f64 reference of the 2k cases
+#   ops_gpu                      30  never run; SwiGLU over 2^27 elements, rotary on an 8k row,
+#                                    checked on every core
 #   emu_gpu_fidelity             45  0.3 s on the H200 before the tile-op and Hopper probes
 #   gpu_fill                     15  0.3 s
 #   logprob_gpu                  20  1.1 s
@@ -37,14 +39,16 @@
 #   tile_sweep                   60  every registered forward configuration x 12 problems
 #   backward_bench               75  forward+backward, 12 problems; twice on an H200 (default
 #                                    and chosen-only sm90a backward)
-#   sanitizer_{memcheck,racecheck,synccheck,initcheck} (forward)
-#                              4x20  0.4-1.4 s of test each, plus the tool's start
-#   sanitizer_bwd_{memcheck,racecheck}
-#                              2x45  the small backward case
+#   sanitizer_{memcheck,synccheck,initcheck}
+#                              3x40  never run as one process: the forward's cases took 0.4-1.4 s
+#                                    per tool on the H200 (2026-11-28) plus the tool's start; now
+#                                    every kernel's small case (both forward paths, both backward
+#                                    paths, fill, gather, SwiGLU, rotary)
+#   sanitizer_racecheck          75  the same, racecheck (slowest on shared memory)
 #   peers                       110  6 shapes x 2 masks: 3 SDPA backends + Flex, fwd and fwd+bwd
 #   peers_fwd_bwd                60  SDPA and Flex forward+backward on backward_bench's problems
 #   ncu_forward_d128             35  one kernel, 7 sections
-#   total                       800  the 510 s budget cuts the tail: the profile and the peers'
+#   total                       885  the 510 s budget cuts the tail: the profile and the peers'
 #                                    second table are the first to go
 #   charts (second call)        480  bench_charts.sh: quick sweep, peers, ours, charts
 set -u
@@ -168,9 +172,11 @@ else
 if [ -x "$BIN/gpu" ]; then
     run_step forward_gpu 90 "$BIN/gpu" forward:: --test-threads=1 --nocapture
     run_step backward_gpu 120 "$BIN/gpu" backward:: --test-threads=1 --nocapture
+    run_step ops_gpu 30 "$BIN/gpu" ops:: --test-threads=1 --nocapture
 else
     skip_step forward_gpu "bin/gpu missing"
     skip_step backward_gpu "bin/gpu missing"
+    skip_step ops_gpu "bin/gpu missing"
 fi
 
 # 2. Emulator fidelity: the probes on the device against the emulator (bits, derived bounds, the
@@ -202,28 +208,21 @@ else
     skip_step backward_bench "bin/backward_bench missing"
 fi
 
-# 4. compute-sanitizer on the small cases (forward: a fully padded row, a ragged d128 row with
-#    sharing; backward: its sanitizer case).
+# 4. compute-sanitizer's four tools, each in one process over every kernel's small case (the
+#    trials named *sanitizer_case: the forward with the default kernels and, on compute
+#    capability 9.0, the sm80 path's too; the backward with the default and the sm90a kernels;
+#    fill, log-prob gather, SwiGLU, rotary), so each tool starts once.
 SAN="$(cuda_tool compute-sanitizer)"
 if [ -n "$SAN" ] && [ -x "$BIN/gpu" ]; then
     for tool in memcheck racecheck synccheck initcheck; do
         extra=()
-        [ "$tool" = racecheck ] && extra=(--racecheck-report all)
-        run_step "sanitizer_$tool" 20 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
-            --error-exitcode 9 "$BIN/gpu" forward::gpu_sanitizer_case --exact \
-            --test-threads=1 --nocapture
+        limit=40
+        [ "$tool" = racecheck ] && extra=(--racecheck-report all) && limit=75
+        run_step "sanitizer_$tool" "$limit" "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
+            --error-exitcode 9 "$BIN/gpu" sanitizer_case --test-threads=1 --nocapture
     done
 else
     skip_step sanitizer "compute-sanitizer or bin/gpu not found"
-fi
-if [ -n "$SAN" ] && [ -x "$BIN/gpu" ]; then
-    for tool in memcheck racecheck; do
-        extra=()
-        [ "$tool" = racecheck ] && extra=(--racecheck-report all)
-        run_step "sanitizer_bwd_$tool" 45 "$SAN" --tool "$tool" ${extra[@]+"${extra[@]}"} \
-            --error-exitcode 9 "$BIN/gpu" backward::gpu_backward_sanitizer_case --exact \
-            --test-threads=1 --nocapture
-    done
 fi
 
 # 5. The PyTorch peers on the same problems (each SDPA backend, FlexAttention; fwd, fwd+bwd),

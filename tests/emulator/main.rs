@@ -6,6 +6,8 @@
 
 #[path = "../support/emu/mod.rs"]
 mod emu_support;
+#[path = "../support/ops.rs"]
+mod ops_support;
 
 mod approx;
 mod device_harness_net;

@@ -2,54 +2,20 @@
 //! all three schedules (identical bits required: every thread writes only its own elements),
 //! against the f64 reference, with guard bytes around every buffer.
 //!
-//! Tolerances, derived:
-//! - SwiGLU: the kernel computes silu(g) * u in fp32 from exact 16-bit inputs: exp2 (host: libm
-//!   exp2f, within 1 ulp; device: ex2.approx, 2^-22.7 relative), the scaling by log2(e) (whose
-//!   rounding shifts the exponent's argument by |g| u), one add, one divide, one multiply: a
-//!   relative error below (8 + 2|g|) u with u = 2^-24. Rounding to the output type adds half an
-//!   ulp of the output type; a value that straddles a rounding boundary can land one ulp away.
-//!   So |out - ref| <= 1 ulp of the output type at |ref| (plus the fp32 error, far smaller).
-//! - Rotary: x0 c - x1 s from exact 16-bit inputs and f32 table entries (each within u/2 of the
-//!   f64 cos/sin): within 3u (|x0| + |x1|) before the final rounding, which adds half an ulp;
-//!   again at most 1 ulp of the output type at |ref| plus 3u (|x0| + |x1|).
+//! Inputs, the f64 reference's bounds and their derivation: tests/support/ops.rs (the device
+//! tests, tests/gpu/ops.rs, use the same).
 
+use crate::ops_support::{check_swiglu, random, swiglu_inputs, ulp, RotaryCheck};
 use half::{bf16, f16};
 use prefix_attn::emu::{self, check_schedules, watch, GuardedBuf};
 use prefix_attn::layout::RowBuilder;
 use prefix_attn::ops::rotary::{rotary_emulated, RotaryShape, TableAddrs};
 use prefix_attn::ops::swiglu::{swiglu_emulated, SwigluShape};
 use prefix_attn::ops::{LayerDtype, RawBuf};
-use prefix_attn::reference::{self, Element};
 use prefix_attn::rotary::{RotaryDirection, RotaryTable, DEFAULT_THETA};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
-const U: f64 = 1.0 / (1u64 << 24) as f64;
-
-/// Spacing of `T` at magnitude `x` (one ulp), from its mantissa bits and smallest normal.
-fn ulp<T: Element>(x: f64) -> f64 {
-    let (mant, min_exp) = if T::NAME == "bf16" {
-        (7, -126)
-    } else {
-        (10, -14)
-    };
-    let e = x.abs().log2().floor().max(min_exp as f64);
-    2f64.powf(e - mant as f64)
-}
-
-fn random<T: Element>(len: usize, lo: f64, hi: f64, seed: u64) -> Vec<T> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..len)
-        .map(|_| T::from_f64(rng.random_range(lo..hi)))
-        .collect()
-}
 
 fn swiglu_case<T: LayerDtype>(tokens: usize, ffn: usize, seed: u64) {
-    // A fused [tokens, 2 ffn] gate|up buffer, as the MLP's first GEMM writes it; values up to
-    // +-12 reach both tails of silu (and -90 below checks the overflowing exp).
-    let mut gu: Vec<T> = random(tokens * 2 * ffn, -12.0, 12.0, seed);
-    gu[3] = T::from_f64(-90.0);
-    gu[5] = T::from_f64(40.0);
+    let gu: Vec<T> = swiglu_inputs(tokens, ffn, seed);
     let gu_buf = GuardedBuf::from_slice(&gu);
     let out = GuardedBuf::<T>::filled(tokens * ffn, T::from_f64(f64::NAN));
     let shape = SwigluShape::fused(tokens, ffn);
@@ -85,24 +51,7 @@ fn swiglu_case<T: LayerDtype>(tokens: usize, ffn: usize, seed: u64) {
         },
     )
     .unwrap();
-    for t in 0..tokens {
-        for f in 0..ffn {
-            let (g, u) = (
-                gu[t * 2 * ffn + f].to_f64(),
-                gu[t * 2 * ffn + ffn + f].to_f64(),
-            );
-            let want = reference::swiglu(g, u);
-            let got = out.as_slice()[t * ffn + f].to_f64();
-            // Below g = -88 exp(-g) overflows fp32 and the kernel returns -0 where the true
-            // value is |g u| e^g < 2^-110: an absolute allowance of that size.
-            let bound = ulp::<T>(want) + (8.0 + 2.0 * g.abs()) * U * want.abs() + 2f64.powi(-110);
-            assert!(
-                (got - want).abs() <= bound,
-                "{} [{t}, {f}]: silu({g}) * {u}: got {got}, want {want}",
-                T::NAME
-            );
-        }
-    }
+    check_swiglu(&gu, tokens, ffn, out.as_slice(), ffn).unwrap();
 }
 
 #[test]
@@ -202,42 +151,15 @@ fn rotary_case<T: LayerDtype>(seed: u64) {
             },
         )
         .unwrap();
-        let heads_of = |v: &[T]| -> Vec<T> {
-            v.chunks_exact(width)
-                .flat_map(|t| t[..(q_heads + kv_heads) * d].iter().copied())
-                .collect()
-        };
-        let input = heads_of(&x);
-        let want = reference::rotary(
-            &input,
-            q_heads + kv_heads,
-            d,
-            &positions,
-            DEFAULT_THETA,
-            direction,
-        )
+        RotaryCheck {
+            input: &x,
+            positions: &positions,
+            turned: q_heads + kv_heads,
+            head_dim: d,
+            width,
+        }
+        .check(buf.as_slice(), direction)
         .unwrap();
-        let got = heads_of(buf.as_slice());
-        for (e, (g, w)) in got.iter().zip(&want).enumerate() {
-            let (head, i) = (e / d * d, e % (d / 2));
-            let mag = input[head + i].to_f64().abs() + input[head + i + d / 2].to_f64().abs();
-            let bound = ulp::<T>(*w) + 3.0 * U * mag;
-            assert!(
-                (g.to_f64() - w).abs() <= bound,
-                "{} {direction:?} [{e}]: {} vs {w}",
-                T::NAME,
-                g.to_f64()
-            );
-        }
-        // V heads (after Q and K) are untouched.
-        for t in 0..positions.len() {
-            let v = (q_heads + kv_heads) * d..width;
-            let bits = |s: &[T]| s.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&buf.as_slice()[t * width..][v.clone()]),
-                bits(&x[t * width..][v])
-            );
-        }
         buf.as_mut_slice_for_test(&x);
     }
 }

@@ -412,8 +412,8 @@ fn gpu_backward_large_shapes_match_reference(gpu: Gpu) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Two small cases for compute-sanitizer (memcheck, racecheck) in the GPU check, with the
-/// default kernels and, on compute capability 9.0, the chosen-only sm90a ones.
+/// Two small cases for compute-sanitizer's four tools in the GPU check, with the default kernels
+/// and, on compute capability 9.0, the chosen-only sm90a ones.
 fn gpu_backward_sanitizer_case(gpu: Gpu) {
     let dev = Device::new(gpu);
     let sm90a = BackwardChoice {

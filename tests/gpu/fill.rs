@@ -11,7 +11,10 @@ use prefix_attn::Error;
 
 /// This module's trials (tests/gpu/main.rs runs them).
 pub fn trials() -> Vec<Trial> {
-    let mut trials = device_tests![fill_writes_every_element_on_the_device];
+    let mut trials = device_tests![
+        fill_writes_every_element_on_the_device,
+        gpu_fill_sanitizer_case
+    ];
     trials.extend(host_tests![
         no_device_is_an_error_not_a_panic,
         a_build_without_kernels_says_how_to_get_nvcc,
@@ -20,10 +23,19 @@ pub fn trials() -> Vec<Trial> {
 }
 
 fn fill_writes_every_element_on_the_device(gpu: Gpu) {
+    // An odd length so the grid-stride tail is exercised.
+    fill_on_device(&gpu, 1_000_003);
+}
+
+/// A small fill for compute-sanitizer's four tools in scripts/gpucheck/run.sh.
+fn gpu_fill_sanitizer_case(gpu: Gpu) {
+    fill_on_device(&gpu, 1_001);
+}
+
+/// Fills `count` words on the device and requires every one written; the buffer first holds a
+/// pattern that differs from the fill value.
+fn fill_on_device(gpu: &Gpu, count: usize) {
     let stream = gpu.default_stream();
-    // An odd length so the grid-stride tail is exercised; a pattern that differs from the
-    // allocation's prior contents (we upload a different one first).
-    let count = 1_000_003usize;
     let before: Vec<u32> = (0..count as u32)
         .map(|i| i.wrapping_mul(2_654_435_761))
         .collect();

@@ -591,11 +591,23 @@ fn gpu_strided_views_match_dense(gpu: Gpu) {
 }
 
 /// Two small cases (a fully padded row, a ragged d128 row with prefix sharing) for
-/// compute-sanitizer memcheck and racecheck in scripts/gpucheck/run.sh.
+/// compute-sanitizer's four tools in scripts/gpucheck/run.sh: with the default kernels and, where
+/// the default is the sm90a path (compute capability 9.0), with the sm80 path's too.
 fn gpu_sanitizer_case(gpu: Gpu) {
-    let dev = Device::new(gpu);
+    let hopper = gpu.compute_capability() == (9, 0);
     let all = matrix();
-    for case in [&all[7], &all[4]] {
-        run_case::<f16>(&dev, case).unwrap();
+    let run = |dev: &Device, kernels: &str| {
+        for case in [&all[7], &all[4]] {
+            run_case::<f16>(dev, case).unwrap_or_else(|e| panic!("{kernels}: {e}"));
+        }
+    };
+    run(&Device::new(gpu), "the default kernels");
+    if hopper {
+        let sm80 = KernelChoice {
+            arch: Some(Arch::Sm80),
+            tile: None,
+        };
+        let gpu = Gpu::new(0).expect("the same device");
+        run(&Device::with_choice(gpu, sm80), "the sm80 path");
     }
 }

@@ -30,7 +30,10 @@ pub fn trials() -> Vec<Trial> {
         rising_logits_exercise_the_online_rescale,
         bad_inputs_are_typed_errors,
     ];
-    trials.extend(device_tests![gpu_gather_matches_the_cpu_gather]);
+    trials.extend(device_tests![
+        gpu_gather_matches_the_cpu_gather,
+        gpu_gather_sanitizer_case
+    ]);
     trials
 }
 
@@ -316,20 +319,36 @@ fn bad_inputs_are_typed_errors() {
 /// The device against the CPU gather (part of the GPU check; reported as ignored without a
 /// device).
 fn gpu_gather_matches_the_cpu_gather(gpu: Gpu) {
+    // A realistic padded vocabulary as well as the small ones.
+    gather_on_device(
+        &gpu,
+        &[
+            LogitsLayout::dense(97),
+            LogitsLayout::padded(1000, 1013),
+            LogitsLayout::padded(151_936, 152_064),
+        ],
+    );
+}
+
+/// The small vocabularies only, for compute-sanitizer's four tools in scripts/gpucheck/run.sh.
+fn gpu_gather_sanitizer_case(gpu: Gpu) {
+    gather_on_device(
+        &gpu,
+        &[LogitsLayout::dense(97), LogitsLayout::padded(1000, 1013)],
+    );
+}
+
+/// The device gather of bf16 and f32 logits in each layout against the CPU gather, outputs
+/// poisoned; a wrong output length refused before any launch.
+fn gather_on_device(gpu: &Gpu, layouts: &[LogitsLayout]) {
     let stream = gpu.default_stream();
     let mut rng = StdRng::seed_from_u64(0x9a7_0400);
-    // A realistic padded vocabulary as well as the small ones.
-    let layouts = [
-        LogitsLayout::dense(97),
-        LogitsLayout::padded(1000, 1013),
-        LogitsLayout::padded(151_936, 152_064),
-    ];
-    for (i, layout) in layouts.into_iter().enumerate() {
+    for (i, &layout) in layouts.iter().enumerate() {
         let samples = samples(&mut rng, 6, layout.vocab as u32);
         let batch = Batch::shared(&samples, &BatchOptions::new(40)).unwrap();
         let map = batch.log_prob_map();
         let positions = batch.rows() * batch.n();
-        let dmap = DeviceLogProbMap::upload(&gpu, &stream, map).unwrap();
+        let dmap = DeviceLogProbMap::upload(gpu, &stream, map).unwrap();
         let poisoned = |n: usize| stream.clone_htod(&vec![POISON; n]).unwrap();
 
         // bf16: uploaded as bits, viewed as bf16 on the device.

@@ -12,6 +12,7 @@
 #![allow(dead_code)] // each binary uses a different subset
 
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use prefix_attn::cuda::Gpu;
@@ -40,8 +41,28 @@ pub fn no_device(e: &Error) -> Result<Completion, Failed> {
     }
 }
 
+/// The names of the device trials made so far ([`on_device`], [`on_device_if`]), for nets that
+/// check who runs them (tests/gpu/gpucheck_net.rs).
+static DEVICE_TRIALS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The names of the device trials made so far in this process.
+pub fn device_trial_names() -> Vec<String> {
+    DEVICE_TRIALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+fn note_device_trial(name: &str) {
+    DEVICE_TRIALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(name.to_string());
+}
+
 /// A test of device 0, given the opened [`Gpu`]; a panic in `body` fails it.
 pub fn on_device(name: &str, body: fn(Gpu)) -> Trial {
+    note_device_trial(name);
     Trial::ignorable_test(name, move || match Gpu::new(0) {
         Ok(gpu) => {
             body(gpu);
@@ -55,6 +76,7 @@ pub fn on_device(name: &str, body: fn(Gpu)) -> Trial {
 /// even under `PREFIX_ATTN_REQUIRE_GPU=1`: another device is not a missing one) when the device
 /// lacks it.
 pub fn on_device_if(name: &str, needs: fn(&Gpu) -> Result<(), String>, body: fn(Gpu)) -> Trial {
+    note_device_trial(name);
     Trial::ignorable_test(name, move || match Gpu::new(0) {
         Ok(gpu) => match needs(&gpu) {
             Ok(()) => {
