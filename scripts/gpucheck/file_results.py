@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Files one GPU check run under bench/results/<date>-<card>/ (run here, in the repository).
+"""Files one GPU check run under bench/results/<date>-<card>-<commit>/ (run here, in the repo).
 
 Usage: file_results.py RUN [--dest bench/results] [--date YYYY-MM-DD] [--card SLUG]
                            [--commit SHA] [--driver VERSION] [--max-kib 64] [--note TEXT]
@@ -87,6 +87,18 @@ def facts(root, args):
     return info
 
 
+def folder_name(root, info):
+    """<date>-<card>-<commit> (the commit's first 12 hex digits, `-dirty` when the bundle was
+    built with uncommitted changes), then `-charts` or `-python` for those modes' runs."""
+    parts = [info["date"], info["card_slug"]]
+    commit = info.get("commit", "").split()
+    if commit and re.fullmatch(r"[0-9a-f]{7,40}", commit[0]):
+        parts.append(commit[0][:12] + ("-dirty" if "uncommitted" in info["commit"] else ""))
+    base = os.path.basename(os.path.normpath(root))
+    parts += [m for m in ("charts", "python") if base.endswith("-" + m)]
+    return "-".join(parts)
+
+
 def md_table_to_csv(text):
     """The first markdown table of `text` as CSV lines, or None."""
     rows = []
@@ -122,7 +134,7 @@ def main():
         info = facts(root, args)
         if not info["date"] or not info["card_slug"]:
             sys.exit("file_results: no date or card found in the run; give --date / --card")
-        dest = os.path.join(args.dest, f"{info['date']}-{info['card_slug']}")
+        dest = os.path.join(args.dest, folder_name(root, info))
         if os.path.exists(dest):
             sys.exit(f"file_results: {dest} exists; not overwriting")
         kept, left = [], []
