@@ -216,7 +216,8 @@ typedef struct PaProbeSm90PipelineParams {
 #define PA_SM90_PLANTED_TMA_READ_EARLY 17    /* reads the TMA box before waiting */
 #define PA_SM90_PLANTED_EARLY_RELEASE 18     /* releases a stage before the wgmma reading it completes */
 #define PA_SM90_PLANTED_TMA_MISALIGNED 19    /* TMA destination not 128-byte aligned */
-#define PA_SM90_PLANTED_MODES 20
+#define PA_SM90_PLANTED_NO_PROXY_FENCE 20    /* operands by ordinary stores, wgmma without fence.proxy.async */
+#define PA_SM90_PLANTED_MODES 21
 /* Launch: 1 CTA of 256 threads, PA_SM90_PLANTED_SMEM bytes of dynamic smem. */
 #define PA_SM90_PLANTED_SMEM 16384
 typedef struct PaEmuPlantedSm90Params {

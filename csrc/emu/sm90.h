@@ -37,6 +37,9 @@ std::string mbar_name(const MbarState &m);
 // A complete-tx of `bytes` (a TMA landed). Returns an error description, or "".
 std::string mbar_complete_tx(Launch *L, MbarState *m, uint32_t bytes);
 
+// The async proxy's view of the CTA's dynamic shared memory (Sm90Cta::async_view), materialised.
+unsigned char *async_view(Launch *L);
+
 // ---- TMA (tma.cpp) ----
 // Lands (and removes) the queued copies completing on the mbarrier at `bar_offset`, or all of
 // them (bar_offset = UINT32_MAX), in issue order. Returns the first error, or "".
@@ -47,6 +50,9 @@ std::string land_tmas(Launch *L, uint32_t bar_offset);
 std::string decode_smem_desc(uint64_t desc, int major, const char *which, SmemOperand *out);
 // Checks every element address of the operands of op against shared memory.
 std::string check_wgmma_operands(const Launch *L, const WgmmaOp &op);
+// Checks that every shared-memory operand element of op is what the async proxy sees (ordinary
+// stores published by fence.proxy.async, or TMA writes). Returns an error description, or "".
+std::string check_async_visible(Launch *L, const WgmmaOp &op);
 // Computes op: reads A and B (shared memory at this moment) and C, writes D.
 void compute_wgmma(const Launch *L, const WgmmaOp &op);
 

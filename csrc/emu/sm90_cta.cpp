@@ -1,6 +1,8 @@
 // Lifecycle of the Hopper features within a CTA: reset at its start, checks at each thread's
 // exit and at its end, stall handling (copies in flight, sleeping try_waits, deadlocks) and the
 // descriptions of blocked threads. Also the shared-memory helpers the other files use.
+#include <string.h>
+
 #include <string>
 
 #include "sm90.h"
@@ -31,7 +33,21 @@ uint64_t progress_token(const Launch *L) {
     return L->sm90.epoch + L->barriers + L->collectives + L->done;
 }
 
+unsigned char *async_view(Launch *L) {
+    Sm90Cta &s = L->sm90;
+    if (!s.async_view_live) {
+        s.async_view.assign(L->smem_bytes, s.async_view_fill);
+        s.async_view_live = true;
+    }
+    return s.async_view.data();
+}
+
 namespace sm90 {
+void fence_proxy_async() {
+    Launch *L = tl_launch;
+    if (L->smem_bytes > 0) memcpy(async_view(L), L->smem, L->smem_bytes);
+}
+
 uint32_t smem_addr(const void *p) {
     Launch *L = tl_launch;
     const int64_t off = smem_offset(L, p);
@@ -66,6 +82,8 @@ void sm90_cta_begin(Launch *L) {
     s.smem_base = L->schedule == PA_EMU_SCHEDULE_ASCENDING    ? 0u
                   : L->schedule == PA_EMU_SCHEDULE_DESCENDING ? 128u
                                                               : static_cast<uint32_t>(next_random(&r) % 8) * 128u;
+    s.async_view_live = false;
+    s.async_view_fill = L->smem_bytes > 0 ? L->smem[0] : 0;  // run_cta filled it with poison
     s.mbars.clear();
     for (NamedBarrier &b : s.named) b = NamedBarrier{};
     s.tmas.clear();

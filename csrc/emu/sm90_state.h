@@ -108,6 +108,13 @@ struct WarpgroupState {
 
 struct Sm90Cta {
     uint32_t smem_base = 0;  // shared-window address of dynamic shared memory byte 0
+    // The async proxy's view of dynamic shared memory (PTX ISA, "Proxies"): what wgmma operand
+    // reads may see. TMA writes land in it and in shared memory; fence.proxy.async copies shared
+    // memory into it; ordinary stores reach only shared memory. Materialised on first use (until
+    // then it is the launch's poison byte everywhere, as shared memory was at the CTA's start).
+    std::vector<unsigned char> async_view;
+    bool async_view_live = false;
+    unsigned char async_view_fill = 0;
     std::vector<MbarState> mbars;
     NamedBarrier named[16];
     std::vector<PendingTma> tmas;

@@ -106,6 +106,7 @@ void copy_box(Launch *L, const PendingTma &p) {
     for (uint32_t d = 1; d < PA_TMA_MAX_RANK; d++) rows *= m.box_dim[d];
     unsigned char row[PA_TMA_MAX_BOX * 8];
     const uint32_t mask = swizzle_mask(m.swizzle);
+    unsigned char *view = async_view(L);  // the async proxy writes: both views see it
     for (uint32_t r = 0; r < rows; r++) {
         // coordinates of this row in dimensions 1..4
         uint32_t rest = r;
@@ -129,6 +130,7 @@ void copy_box(Launch *L, const PendingTma &p) {
             const uint32_t addr = shared_addr_of(L, off);
             const uint32_t swizzled = addr ^ (((addr >> 7) & mask) << 4);
             memcpy(L->smem + (swizzled - L->sm90.smem_base), row + c, 16);
+            memcpy(view + (swizzled - L->sm90.smem_base), row + c, 16);
         }
     }
 }

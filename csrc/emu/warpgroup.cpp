@@ -93,11 +93,21 @@ WarpgroupState *wg_arrive(Launch *L, Thread *t, WgGatherOp op, int arg, Site sit
     return &wg;
 }
 
-void run_queued(const Launch *L, WarpgroupState *wg, uint32_t below_group) {
+// Computes op after checking that the async proxy sees its shared-memory operands.
+void compute_visible(Launch *L, const WgmmaOp &op) {
+    const std::string e = check_async_visible(L, op);
+    if (!e.empty()) {
+        fail_thread(where(L, sm90_me()) + ": the wgmma.mma_async issued at " + site_str(op.site) +
+                    " reads its operands now: " + e);
+    }
+    compute_wgmma(L, op);
+}
+
+void run_queued(Launch *L, WarpgroupState *wg, uint32_t below_group) {
     size_t kept = 0;
     for (size_t i = 0; i < wg->queue.size(); i++) {
         if (wg->queue[i].group < below_group) {
-            compute_wgmma(L, wg->queue[i]);
+            compute_visible(L, wg->queue[i]);
         } else {
             if (kept != i) wg->queue[kept] = wg->queue[i];
             kept++;
@@ -157,7 +167,7 @@ void issue_mma(Launch *L, Thread *t, WarpgroupState *wg) {
                      (L->copy_timing == CopyTiming::Coin && (next_random(&L->rng) & 1u));
     if (now) {
         run_queued(L, wg, UINT32_MAX);
-        compute_wgmma(L, op);
+        compute_visible(L, op);
     } else {
         wg->queue.push_back(op);
     }

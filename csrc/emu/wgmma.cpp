@@ -121,6 +121,32 @@ std::string check_wgmma_operands(const Launch *L, const WgmmaOp &op) {
     return check_operand(L, op.b, static_cast<uint32_t>(op.n), "B");
 }
 
+std::string check_async_visible(Launch *L, const WgmmaOp &op) {
+    const unsigned char *view = async_view(L);
+    const auto operand = [&](const SmemOperand &o, uint32_t rows, const char *which) -> std::string {
+        for (uint32_t r = 0; r < rows; r++) {
+            for (uint32_t k = 0; k < 16; k++) {
+                const uint32_t a = elem_addr(o, r, k);
+                const uint32_t off = a - L->sm90.smem_base;
+                if (memcmp(L->smem + off, view + off, 2) != 0) {
+                    return "element (" + std::to_string(r) + ", " + std::to_string(k) + ") of " + which +
+                           " at shared address " + std::to_string(a) +
+                           " was written by ordinary stores after the last fence.proxy.async.shared::cta: "
+                           "wgmma reads shared memory through the async proxy, which sees an ordinary "
+                           "store only after the writing thread's fence (then a barrier) "
+                           "(fence_proxy_async_smem)";
+                }
+            }
+        }
+        return std::string();
+    };
+    if (!op.a_regs) {
+        const std::string e = operand(op.a, 64, "A");
+        if (!e.empty()) return e;
+    }
+    return operand(op.b, static_cast<uint32_t>(op.n), "B");
+}
+
 void compute_wgmma(const Launch *L, const WgmmaOp &op) {
     static thread_local double A[64][16];
     static thread_local double B[256][16];

@@ -44,6 +44,10 @@ void tma_load(void *dst, const PaTensorMap *map, void *bar, const int32_t *coord
               Site site);
 void tma_prefetch_map(const PaTensorMap *map, Site site);
 
+// fence.proxy.async.shared::cta: publishes the ordinary (generic-proxy) stores to shared memory
+// made so far to the async proxy (wgmma operand reads; TMA writes already reach both).
+void fence_proxy_async();
+
 // Warpgroup-wide instructions other than the mma: gathered like a collective of 128 threads.
 enum class WgOp : int { Fence = 1, Commit = 2, Wait = 3, SetMaxNRegInc = 4, SetMaxNRegDec = 5 };
 void warpgroup_op(WgOp op, int arg, Site site);
@@ -100,10 +104,15 @@ inline bool mbar_try_wait(void *bar, uint32_t parity, PA_SITE_DEFAULTS) {
 inline void mbar_inval(void *bar, PA_SITE_DEFAULTS) {
     emu::sm90::mbar_inval(bar, {pa_site_file, pa_site_line});
 }
-// Visibility of init and proxy ordering are not modelled: every thread and the emulated TMA see
-// each write at once (docs/testing-without-gpu.md, blind spots).
+// Visibility of an mbarrier's init is not modelled: every thread and the emulated TMA see it at
+// once (docs/testing-without-gpu.md, blind spots).
 inline void fence_mbarrier_init() {}
-inline void fence_proxy_async_smem() {}
+// Proxy ordering, generic stores before async-proxy reads: the emulator keeps the async proxy's
+// view of shared memory, which TMA writes and this fence update and which every wgmma operand
+// must match (a missing fence is reported). Lenient in one way: any thread's fence publishes
+// every thread's stores so far (the ISA asks each writing thread to fence). The other direction
+// (async reads, then ordinary stores) is not checked.
+inline void fence_proxy_async_smem() { emu::sm90::fence_proxy_async(); }
 
 // ---- named barriers 1..15 (0 is sync_threads'), counts in threads, warp granularity ----
 inline void named_barrier_sync(uint32_t id, uint32_t threads, PA_SITE_DEFAULTS) {

@@ -20,13 +20,14 @@ PA_DEVICE uint64_t desc_a(unsigned char* smem) {
 }
 PA_DEVICE uint64_t desc_b(unsigned char* at) { return pa::sm90::make_smem_desc(at, Swizzle::None, 256, 128); }
 
-// A = 1.0 everywhere, B = 0: ordinary stores, published to the tensor cores.
-PA_DEVICE void fill_operands(unsigned char* smem) {
+// A = 1.0 everywhere, B = 0: ordinary stores, published to the tensor cores (unless `publish` is
+// false: the bug of NO_PROXY_FENCE).
+PA_DEVICE void fill_operands(unsigned char* smem, bool publish = true) {
     uint32_t* a = reinterpret_cast<uint32_t*>(smem + kA);
     uint32_t* b = reinterpret_cast<uint32_t*>(smem + kB);
     for (uint32_t i = pa::thread_linear(); i < 512; i += pa::block_dim_x()) a[i] = 0x3f803f80u;
     for (uint32_t i = pa::thread_linear(); i < 128; i += pa::block_dim_x()) b[i] = 0;
-    pa::sm90::fence_proxy_async_smem();
+    if (publish) pa::sm90::fence_proxy_async_smem();
     pa::sync_threads();
 }
 
@@ -148,7 +149,8 @@ struct EmuPlantedSm90 : KernelSpec<PaEmuPlantedSm90Params, 256, 1> {
             case PA_SM90_PLANTED_NO_FENCE:
             case PA_SM90_PLANTED_NONUNIFORM_DESC:
             case PA_SM90_PLANTED_BAD_DESC:
-                fill_operands(smem);
+            case PA_SM90_PLANTED_NO_PROXY_FENCE:
+                fill_operands(smem, mode != PA_SM90_PLANTED_NO_PROXY_FENCE);
                 if (warp < 4) {
                     pa::sm90::WgAcc<16> acc;
                     for (int i = 0; i < 8; i++) acc[i] = 1.0f;

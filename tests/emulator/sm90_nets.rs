@@ -251,7 +251,22 @@ fn a_misaligned_tma_destination_is_reported() {
 }
 
 #[test]
+fn a_wgmma_reading_ordinary_stores_without_a_proxy_fence_is_reported() {
+    // The operands written by ordinary stores and published by a barrier alone: the tensor cores
+    // (async proxy) may read stale bytes. The message names the operand element and the fence.
+    let e = planted_error(PA_SM90_PLANTED_NO_PROXY_FENCE);
+    assert_contains(
+        &e,
+        &[
+            "element (0, 0) of A",
+            "fence.proxy.async.shared::cta",
+            "emu_planted_sm90.cuh:",
+        ],
+    );
+}
+
+#[test]
 fn every_planted_mode_is_tested() {
     // A new mode in pa_test_params.h must get its test here.
-    assert_eq!(PA_SM90_PLANTED_MODES, 20);
+    assert_eq!(PA_SM90_PLANTED_MODES, 21);
 }
