@@ -18,6 +18,8 @@ mod device_harness;
 mod emu_support;
 #[path = "../support/forward/mod.rs"]
 mod forward_support;
+#[path = "../support/on_threads.rs"]
+mod on_threads;
 #[path = "../support/ops.rs"]
 mod ops_support;
 

@@ -7,6 +7,7 @@
 //! A small case of each is in the compute-sanitizer step of the GPU check.
 
 use crate::forward_support::check::KernelElem;
+use crate::on_threads::failures_on_threads;
 use crate::ops_support::{check_swiglu, random, swiglu_inputs, ulp, RotaryCheck, U};
 
 use libtest_mimic::Trial;
@@ -87,30 +88,35 @@ fn swiglu_on_device<T: LayerDtype + KernelElem>(
         written(&format!("swiglu gap of row {t}"), gap, t * out_stride + ffn)?;
     }
     // Every element, on every core (the large case holds over 10^8).
+    check_swiglu_on_cores(&gu, tokens, ffn, body, out_stride)
+}
+
+/// [`check_swiglu`] over blocks of rows, one block per core (tests/support/on_threads.rs), each
+/// failure naming its block's first row (its row indices count from there).
+fn check_swiglu_on_cores<T: LayerDtype>(
+    gu: &[T],
+    tokens: usize,
+    ffn: usize,
+    out: &[T],
+    out_stride: usize,
+) -> Result<(), String> {
     let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
     let rows = tokens.div_ceil(threads);
-    std::thread::scope(|s| {
-        let checks: Vec<_> = (0..tokens)
-            .step_by(rows)
-            .map(|t0| {
-                let t1 = (t0 + rows).min(tokens);
-                let (gu, body) = (&gu, body);
-                s.spawn(move || {
-                    check_swiglu(
-                        &gu[t0 * 2 * ffn..t1 * 2 * ffn],
-                        t1 - t0,
-                        ffn,
-                        &body[t0 * out_stride..],
-                        out_stride,
-                    )
-                    .map_err(|e| format!("rows from {t0}: {e}"))
-                })
-            })
-            .collect();
-        checks
-            .into_iter()
-            .try_for_each(|h| h.join().expect("a check thread panicked"))
-    })
+    let starts: Vec<usize> = (0..tokens).step_by(rows).collect();
+    let failures = failures_on_threads(
+        &starts,
+        |t0| format!("the block from row {t0} (rows counted from it)"),
+        |t0| {
+            let t1 = (t0 + rows).min(tokens);
+            let (gate_up, block) = (&gu[t0 * 2 * ffn..t1 * 2 * ffn], &out[t0 * out_stride..]);
+            check_swiglu(gate_up, t1 - t0, ffn, block, out_stride).unwrap();
+        },
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
 }
 
 fn gpu_swiglu_matches_the_reference(gpu: Gpu) {
@@ -216,12 +222,21 @@ fn the_checks_refuse_a_wrong_element() {
         })
         .collect();
     check_swiglu(&gu, tokens, ffn, &out, ffn).unwrap();
+    check_swiglu_on_cores(&gu, tokens, ffn, &out, ffn).unwrap();
     let e = 2 * ffn + 7;
     let v = out[e].to_f64();
     out[e] = bf16::from_f64(v + 2.0 * ulp::<bf16>(v) + 16.0 * U * v.abs());
     assert!(check_swiglu(&gu, tokens, ffn, &out, ffn).is_err());
+    // The per-core check reports through panics caught on its threads: the two "panicked at"
+    // lines this test prints are those refusals.
+    let on_cores = check_swiglu_on_cores(&gu, tokens, ffn, &out, ffn).unwrap_err();
+    assert!(
+        on_cores.contains("from row 2") && on_cores.contains("[0, 7]"),
+        "{on_cores}"
+    );
     out[e] = bf16::NAN;
     assert!(check_swiglu(&gu, tokens, ffn, &out, ffn).is_err());
+    assert!(check_swiglu_on_cores(&gu, tokens, ffn, &out, ffn).is_err());
 
     let positions = positions(24, 5);
     let (heads, d, width) = (2, 16, 48); // two turned heads, one V head
