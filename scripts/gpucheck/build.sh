@@ -2,9 +2,10 @@
 # Builds HERE (no GPU needed) everything scripts/gpucheck/run.sh needs on a GPU machine, which has
 # no Rust toolchain: the release GPU test binary (tests/gpu: forward, backward, fill, log-prob
 # gather, SwiGLU, rotary, the emulator-fidelity probes), the forward and forward+backward benches,
-# the sharing bench (charts) and the scripts, into the git-ignored folder gpucheck/ (kept under 60 MiB: a device call carries
-# 64 MiB in all). Then, on the GPU machine: `bash gpucheck/run.sh` (results under $OUT), and in a
-# second call if device time allows, `bash gpucheck/run.sh charts`.
+# the sharing bench (charts) and the scripts, into the git-ignored folder gpucheck/ (kept under
+# 60 MiB: a device call carries 64 MiB in all). Then, on the GPU machine: `bash gpucheck/run.sh`
+# (results under $OUT), and in a second call if device time allows, `bash gpucheck/run.sh charts`
+# or `python` (bench/results/README.md: fitting a session's device time).
 #
 # Size: every binary embeds the whole fatbin, so the kernels are built for the lent machines'
 # architecture only (H100/H200: sm_90a; set PREFIX_ATTN_CUDA_ARCHS to override), and the binaries
